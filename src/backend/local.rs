@@ -1,0 +1,222 @@
+//! The local filesystem backend: one file per object under the repository directory.
+//!
+//! A put writes a temporary file (`.tmp-*`) in the target directory, fsyncs it, renames it into
+//! place (or hard-links it, for put-if-absent, which fails atomically when the name exists) and
+//! fsyncs the directory, so an object is either wholly there and durable or absent. A crash can
+//! leave temporary files behind; listings skip them and `repo check` reports them.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::backend::{Backend, ObjectInfo, PutMode, PutOutcome};
+use crate::error::{Error, Result};
+
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+pub struct LocalBackend {
+    root: PathBuf,
+}
+
+impl LocalBackend {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalBackend { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        let valid = !key.is_empty()
+            && key
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.starts_with(TEMP_PREFIX));
+        if !valid {
+            return Err(Error::InvalidArgument(format!(
+                "invalid object key {key:?}"
+            )));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn write_temp(&self, dir: &Path, data: &[u8]) -> Result<tempfile::NamedTempFile> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)
+            .map_err(|e| Error::io("cannot create a file in", dir, e))?;
+        tmp.write_all(data)
+            .map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io("cannot sync", tmp.path(), e))?;
+        Ok(tmp)
+    }
+}
+
+/// Creates `dir` (and parents) and makes the new entries durable.
+fn ensure_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("cannot sync directory", dir, e))
+}
+
+impl Backend for LocalBackend {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn put(&self, key: &str, data: &[u8], mode: PutMode) -> Result<PutOutcome> {
+        let path = self.path(key)?;
+        let dir = path
+            .parent()
+            .expect("object paths have a parent")
+            .to_path_buf();
+        ensure_dir(&dir)?;
+        let tmp = self.write_temp(&dir, data)?;
+        let outcome = match mode {
+            PutMode::Overwrite => {
+                tmp.persist(&path)
+                    .map_err(|e| Error::io("cannot rename into", &path, e.error))?;
+                PutOutcome::Written
+            }
+            PutMode::IfAbsent => match tmp.persist_noclobber(&path) {
+                Ok(_) => PutOutcome::Written,
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
+                    PutOutcome::AlreadyExists
+                }
+                Err(e) => return Err(Error::io("cannot link into", &path, e.error)),
+            },
+        };
+        sync_dir(&dir)?;
+        Ok(outcome)
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path(key)?;
+        fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::not_found(format!("object {key}")),
+            _ => Error::io("cannot read", &path, e),
+        })
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let path = self.path(key)?;
+        let file = File::open(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::not_found(format!("object {key}")),
+            _ => Error::io("cannot open", &path, e),
+        })?;
+        let len = usize::try_from(len).map_err(|_| Error::corrupt(key, "range too large"))?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => Error::corrupt(
+                    key,
+                    format!("shorter than {} bytes (truncated?)", offset + len as u64),
+                ),
+                _ => Error::io("cannot read", &path, e),
+            })?;
+        Ok(buf)
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        let path = self.path(key)?;
+        match fs::metadata(&path) {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot stat", &path, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        let dir_key = prefix.trim_end_matches('/');
+        let dir = self.root.join(dir_key);
+        walk_files(&dir, dir_key, &mut |key, path, size| {
+            if path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+            {
+                return Ok(());
+            }
+            f(ObjectInfo { key, size })
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        let path = self.path(key)?;
+        match fs::remove_file(&path) {
+            Ok(()) => sync_dir(path.parent().expect("object paths have a parent")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot delete", &path, e)),
+        }
+    }
+
+    fn stray_temporaries(&self) -> Result<Vec<String>> {
+        let mut found = Vec::new();
+        for top in ["packs", "snapshots", "wal", "locks"] {
+            walk_files(&self.root.join(top), top, &mut |key, path, _| {
+                if path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
+                {
+                    found.push(key);
+                }
+                Ok(())
+            })?;
+        }
+        let mut root_tmp = Vec::new();
+        for entry in
+            fs::read_dir(&self.root).map_err(|e| Error::io("cannot list", &self.root, e))?
+        {
+            let entry = entry.map_err(|e| Error::io("cannot list", &self.root, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(TEMP_PREFIX) {
+                root_tmp.push(name);
+            }
+        }
+        found.extend(root_tmp);
+        found.sort();
+        Ok(found)
+    }
+}
+
+/// Recursively visits files under `dir`, naming each by `key_prefix/relative/path`. A missing
+/// directory is an empty listing.
+fn walk_files(
+    dir: &Path,
+    key_prefix: &str,
+    f: &mut dyn FnMut(String, &Path, u64) -> Result<()>,
+) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("cannot list", dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let key = format!("{key_prefix}/{name}");
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", &path, e))?;
+        if meta.is_dir() {
+            walk_files(&path, &key, f)?;
+        } else {
+            f(key, &path, meta.len())?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! Where repository objects live: one small trait over immutable, whole-object storage.
+//!
+//! Everything except the (derived, local) index is written through [`Backend`] as complete
+//! objects that are never modified: no append, no rename visible to callers, no locks. That is
+//! what object storage offers, so an S3 backend is a second implementation, not a redesign.
+//! `put` with [`PutMode::IfAbsent`] gives the one atomic primitive the repository needs where a
+//! name must be unique (WAL records).
+
+mod local;
+
+pub use local::{sync_dir as local_sync_dir, LocalBackend, TEMP_PREFIX};
+
+use crate::error::Result;
+
+/// Whether a put may replace an existing object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutMode {
+    /// Replace whatever is there (content-addressed objects, where the same name means the same
+    /// bytes).
+    Overwrite,
+    /// Fail with [`PutOutcome::AlreadyExists`] when the name is taken, atomically.
+    IfAbsent,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    AlreadyExists,
+}
+
+/// One listed object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+}
+
+/// Immutable object storage. Keys are `/`-separated relative names such as
+/// `packs/3f/3fa2…`. Implementations are `Send + Sync`; callers parallelise.
+pub trait Backend: Send + Sync {
+    /// Where the repository lives, for messages (a path or URL).
+    fn location(&self) -> String;
+
+    /// Stores `data` under `key`; returns only once the object is durable.
+    fn put(&self, key: &str, data: &[u8], mode: PutMode) -> Result<PutOutcome>;
+
+    /// The whole object; `Error::NotFound` when it does not exist.
+    fn get(&self, key: &str) -> Result<Vec<u8>>;
+
+    /// `len` bytes from `offset`; an object shorter than that is reported as corrupt.
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
+
+    /// The object's size, or `None` when it does not exist.
+    fn size(&self, key: &str) -> Result<Option<u64>>;
+
+    /// Calls `f` for every object whose key starts with `prefix` (a directory such as
+    /// `packs/`), in no particular order. Streams: memory does not grow with the listing.
+    fn list(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()>;
+
+    /// Removes an object; removing a missing object is not an error.
+    fn delete(&self, key: &str) -> Result<()>;
+
+    /// Leftovers of interrupted writes (temporary files), for `repo check` to report.
+    fn stray_temporaries(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}

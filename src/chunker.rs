@@ -1,0 +1,135 @@
+//! Content-defined chunking with FastCDC (v2020).
+//!
+//! Cut points depend only on the bytes since the previous cut, so chunking may restart at any
+//! earlier cut point and find the same boundaries: the basis of append-aware backups. The
+//! parameters are fixed per repository at `init`; changing them would break deduplication.
+
+use std::io;
+
+use fastcdc::v2020::{FastCDC, Normalization};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::io::FileData;
+
+/// Chunk size bounds, stored in the repository config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkerParams {
+    pub min_bytes: u32,
+    pub avg_bytes: u32,
+    pub max_bytes: u32,
+}
+
+impl Default for ChunkerParams {
+    /// Chosen from measurements recorded in `docs/chunk-size.md`.
+    fn default() -> Self {
+        ChunkerParams {
+            min_bytes: 16 << 10,
+            avg_bytes: 64 << 10,
+            max_bytes: 256 << 10,
+        }
+    }
+}
+
+impl ChunkerParams {
+    /// Parameters FastCDC accepts: even sizes within its bounds, min ≤ avg ≤ max.
+    pub fn validate(&self) -> Result<()> {
+        use fastcdc::v2020 as f;
+        let (min, avg, max) = (
+            self.min_bytes as usize,
+            self.avg_bytes as usize,
+            self.max_bytes as usize,
+        );
+        let ok = (f::MINIMUM_MIN..=f::MINIMUM_MAX).contains(&min)
+            && (f::AVERAGE_MIN..=f::AVERAGE_MAX).contains(&avg)
+            && (f::MAXIMUM_MIN..=f::MAXIMUM_MAX).contains(&max)
+            && min <= avg
+            && avg <= max
+            && [min, avg, max].iter().all(|v| v % 2 == 0);
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "chunk sizes min {min}, avg {avg}, max {max} are out of FastCDC's range \
+                 (min 64..1 MiB, avg 256..4 MiB, max 1 KiB..16 MiB, even, min <= avg <= max)"
+            )))
+        }
+    }
+
+    /// Splits an in-memory buffer; returns `(offset, len)` pairs.
+    pub fn cut_all(&self, data: &[u8]) -> Vec<(usize, usize)> {
+        self.fastcdc(data).map(|c| (c.offset, c.length)).collect()
+    }
+
+    fn fastcdc<'a>(&self, data: &'a [u8]) -> FastCDC<'a> {
+        FastCDC::with_level(
+            data,
+            self.min_bytes as usize,
+            self.avg_bytes as usize,
+            self.max_bytes as usize,
+            Normalization::Level1,
+        )
+    }
+}
+
+/// Chunks handed to the sink at once: enough to keep every core busy hashing and compressing,
+/// few enough that a huge mapped file does not build a huge list.
+pub const BATCH_PIECES: usize = 256;
+
+/// One chunk of a file: its offset in the file and its bytes.
+pub struct Piece<'a> {
+    pub offset: u64,
+    pub data: &'a [u8],
+}
+
+/// Chunks `file` from `start` (which must be a cut point, e.g. 0) to the length it had at open,
+/// handing batches of consecutive chunks to `sink`. Returns the number of bytes chunked, which
+/// is less than `len - start` only when the file shrank while being read.
+pub fn chunk_file<E: From<io::Error>>(
+    params: &ChunkerParams,
+    file: &mut FileData,
+    start: u64,
+    mut sink: impl FnMut(&[Piece<'_>]) -> Result<(), E>,
+) -> Result<u64, E> {
+    let len = file.len();
+    let mut pos = start;
+    let mapped = file.is_mapped();
+    while pos < len {
+        let mut batch = Vec::with_capacity(BATCH_PIECES);
+        let window = file.window(pos)?;
+        if window.is_empty() {
+            break; // shrank underneath us
+        }
+        let expected = (len - pos).min(crate::io::READ_WINDOW_BYTES as u64);
+        // A short positional read means the file shrank: what we got is all there is.
+        let shrank = !mapped && (window.len() as u64) < expected;
+        let at_end = shrank || pos + window.len() as u64 >= len;
+        let mut consumed = 0usize;
+        for c in params.fastcdc(window) {
+            let ends_window = c.offset + c.length == window.len();
+            // A chunk cut only because the window ended is not a real boundary: re-read it
+            // at the start of the next window.
+            if ends_window && !at_end && c.length < params.max_bytes as usize {
+                break;
+            }
+            batch.push(Piece {
+                offset: pos + c.offset as u64,
+                data: &window[c.offset..c.offset + c.length],
+            });
+            consumed = c.offset + c.length;
+            if batch.len() == BATCH_PIECES {
+                sink(&batch)?;
+                batch.clear();
+            }
+        }
+        if consumed == 0 {
+            // Cannot happen with windows larger than max_bytes; guard against a stall anyway.
+            return Err(io::Error::other("chunker made no progress").into());
+        }
+        if !batch.is_empty() {
+            sink(&batch)?;
+        }
+        pos += consumed as u64;
+    }
+    Ok(pos - start)
+}

@@ -1,0 +1,71 @@
+//! Human formatting of sizes, counts, durations and JSON output.
+
+use serde::Serialize;
+
+/// `8.1 GiB`, `131 MiB`, `512 B`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else if v >= 100.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// `12,431`.
+pub fn count(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `0:42`, `1:02:03`.
+pub fn duration_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else if secs < 10 {
+        format!("{m}:{s:02}.{}", (ms % 1000) / 100)
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub fn json<T: Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(131 << 20), "131 MiB");
+        assert_eq!(bytes((81 << 30) / 10), "8.1 GiB");
+        assert_eq!(count(12431), "12,431");
+        assert_eq!(count(7), "7");
+        assert_eq!(duration_ms(42_000), "0:42");
+        assert_eq!(duration_ms(3_723_000), "1:02:03");
+    }
+}

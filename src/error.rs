@@ -1,0 +1,126 @@
+//! The library's error type and the process exit codes the CLI derives from it.
+//!
+//! Every error renders as one sentence naming the thing involved. Bytes read from disk that do
+//! not decode become `Corrupt`, never a panic.
+
+use std::io;
+use std::path::Path;
+
+/// Process exit codes, documented in `docs/cli.md`.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: i32 = 0;
+    /// The command failed; the message says why. Also `wal fetch` of a file never archived.
+    pub const FAILED: i32 = 1;
+    /// The command line could not be used: unknown options, missing or malformed arguments,
+    /// paths that do not exist, ambiguous snapshot prefixes.
+    pub const USAGE: i32 = 2;
+    /// The command finished, but some files were skipped (named on stderr): a snapshot was
+    /// written without them, or a restore left them out.
+    pub const PARTIAL: i32 = 3;
+    /// `repo check` found damage.
+    pub const DAMAGE_FOUND: i32 = 4;
+    /// The repository does not exist or is not a cairn repository.
+    pub const NO_REPOSITORY: i32 = 10;
+    /// The repository is locked by another process.
+    pub const LOCKED: i32 = 11;
+    /// The repository uses a format version this build does not understand.
+    pub const UNSUPPORTED_VERSION: i32 = 12;
+    /// A repository file that must be intact is damaged (config, snapshot, tree, pack).
+    pub const CORRUPT: i32 = 13;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path} is not a cairn repository (no config file); create one with `cairn init`")]
+    NotARepository { path: String },
+
+    #[error("{path} already holds a cairn repository")]
+    RepositoryExists { path: String },
+
+    #[error("{what} has format version {found}, but this cairn supports version {supported}")]
+    UnsupportedVersion {
+        what: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error("{what} is corrupt: {detail}")]
+    Corrupt { what: String, detail: String },
+
+    #[error("{what} not found")]
+    NotFound { what: String },
+
+    #[error("{what} {prefix:?} is ambiguous: {count} ids start with it; give more digits")]
+    Ambiguous {
+        what: String,
+        prefix: String,
+        count: usize,
+    },
+
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error("{path} is on a read-only filesystem")]
+    ReadOnly { path: String },
+
+    #[error("no space left on the device holding {path}")]
+    NoSpace { path: String },
+
+    #[error("repository is locked: {0}")]
+    Locked(String),
+
+    #[error("{context}: {source}")]
+    Io { context: String, source: io::Error },
+
+    #[error("index: {0}")]
+    Index(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an I/O error with what was being done, mapping the conditions a user must act on
+    /// (read-only filesystem, full disk) to their own variants.
+    pub fn io(context: impl Into<String>, path: &Path, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::EROFS) => Error::ReadOnly {
+                path: path.display().to_string(),
+            },
+            Some(libc::ENOSPC) => Error::NoSpace {
+                path: path.display().to_string(),
+            },
+            _ => Error::Io {
+                context: format!("{} {}", context.into(), path.display()),
+                source,
+            },
+        }
+    }
+
+    pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    /// The exit code the CLI uses for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::NotARepository { .. } => exit::NO_REPOSITORY,
+            Error::UnsupportedVersion { .. } => exit::UNSUPPORTED_VERSION,
+            Error::Corrupt { .. } => exit::CORRUPT,
+            Error::Locked(_) => exit::LOCKED,
+            Error::InvalidArgument(_) | Error::Ambiguous { .. } => exit::USAGE,
+            _ => exit::FAILED,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+}

@@ -1,0 +1,232 @@
+//! The persistent chunk index in RocksDB.
+//!
+//! Column families: `chunks` (chunk id → [`Location`]), `packs` (pack id → [`PackInfo`]).
+//! Tuned for point lookups: bloom filters, a bounded block cache, no compression (values are
+//! hashes). RocksDB admits one writing process; others open it as a *secondary* (a read-only
+//! view that follows the primary) — see `docs/design.md`, "Sharing the index".
+
+use std::path::{Path, PathBuf};
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, IteratorMode, Options,
+    WriteBatch, DB,
+};
+
+use crate::error::{Error, Result};
+use crate::id::{ChunkId, PackId};
+use crate::index::{ChunkIndex, Location, PackInfo};
+use crate::pack::BlobEntry;
+
+const CF_CHUNKS: &str = "chunks";
+const CF_PACKS: &str = "packs";
+/// Block cache shared by both column families: bounds the index's memory whatever its size.
+const BLOCK_CACHE_BYTES: usize = 32 << 20;
+const WRITE_BUFFER_BYTES: usize = 16 << 20;
+
+/// How a process holds the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The one writer.
+    Primary,
+    /// A read-only view that can catch up with a running primary.
+    Secondary,
+}
+
+pub struct RocksIndex {
+    db: DB,
+    path: PathBuf,
+    mode: OpenMode,
+    /// Keeps the secondary's private directory alive as long as the handle.
+    _secondary_dir: Option<tempfile::TempDir>,
+}
+
+fn rocks_err(path: &Path, e: rocksdb::Error) -> Error {
+    Error::Index(format!("{}: {e}", path.display()))
+}
+
+fn options(mode: OpenMode) -> Options {
+    let mut block = BlockBasedOptions::default();
+    block.set_bloom_filter(10.0, false);
+    block.set_block_cache(&Cache::new_lru_cache(BLOCK_CACHE_BYTES));
+    block.set_cache_index_and_filter_blocks(true);
+    let mut opts = Options::default();
+    opts.set_block_based_table_factory(&block);
+    opts.set_compression_type(DBCompressionType::None);
+    opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    opts.set_keep_log_file_num(2);
+    opts.set_max_log_file_size(1 << 20);
+    opts.create_if_missing(mode == OpenMode::Primary);
+    opts.create_missing_column_families(mode == OpenMode::Primary);
+    // A secondary must keep every file open to follow the primary's compactions.
+    opts.set_max_open_files(if mode == OpenMode::Secondary { -1 } else { 256 });
+    opts
+}
+
+impl RocksIndex {
+    /// Opens the index at `path`. A primary open fails with `Error::Locked` when another
+    /// process holds it.
+    pub fn open(path: &Path, mode: OpenMode) -> Result<Self> {
+        let opts = options(mode);
+        let cfs = || [CF_CHUNKS, CF_PACKS].map(|n| ColumnFamilyDescriptor::new(n, options(mode)));
+        let (db, secondary_dir) = match mode {
+            OpenMode::Primary => {
+                let db = DB::open_cf_descriptors(&opts, path, cfs()).map_err(|e| {
+                    let msg = e.to_string();
+                    if msg.contains("LOCK") || msg.contains("lock hold") {
+                        Error::Locked(format!(
+                            "index {} is held by another process",
+                            path.display()
+                        ))
+                    } else {
+                        rocks_err(path, e)
+                    }
+                })?;
+                (db, None)
+            }
+            OpenMode::Secondary => {
+                let dir = tempfile::Builder::new()
+                    .prefix("cairn-index-secondary-")
+                    .tempdir()
+                    .map_err(|e| {
+                        Error::io(
+                            "cannot create a temporary directory in",
+                            &std::env::temp_dir(),
+                            e,
+                        )
+                    })?;
+                let db = DB::open_cf_descriptors_as_secondary(&opts, path, dir.path(), cfs())
+                    .map_err(|e| rocks_err(path, e))?;
+                db.try_catch_up_with_primary()
+                    .map_err(|e| rocks_err(path, e))?;
+                (db, Some(dir))
+            }
+        };
+        Ok(RocksIndex {
+            db,
+            path: path.to_path_buf(),
+            mode,
+            _secondary_dir: secondary_dir,
+        })
+    }
+
+    pub fn mode(&self) -> OpenMode {
+        self.mode
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db
+            .cf_handle(name)
+            .expect("column families are created at open")
+    }
+
+    fn err(&self, e: rocksdb::Error) -> Error {
+        rocks_err(&self.path, e)
+    }
+
+    fn for_each_in(&self, cf: &str, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            f(&k, &v)?;
+        }
+        Ok(())
+    }
+}
+
+fn chunk_key(b: &[u8]) -> Result<ChunkId> {
+    ChunkId::from_slice(b).ok_or_else(|| Error::corrupt("index key", "not 32 bytes"))
+}
+
+impl ChunkIndex for RocksIndex {
+    fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_CHUNKS), id.as_bytes())
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => Location::decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn get_many(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
+        let keys: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
+        self.db
+            .batched_multi_get_cf(self.cf(CF_CHUNKS), keys, false)
+            .into_iter()
+            .map(|r| match r.map_err(|e| self.err(e))? {
+                Some(v) => Location::decode(&v).map(Some),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
+    fn add_pack(&self, pack: PackId, size: u64, entries: &[BlobEntry]) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        for e in entries {
+            batch.put_cf(
+                self.cf(CF_CHUNKS),
+                e.id.as_bytes(),
+                Location::new(pack, e).encode(),
+            );
+        }
+        let blobs = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        batch.put_cf(
+            self.cf(CF_PACKS),
+            pack.as_bytes(),
+            PackInfo { size, blobs }.encode(),
+        );
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    fn remove_pack(&self, pack: PackId) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        self.for_each_in(CF_CHUNKS, &mut |k, v| {
+            if v.len() >= 32 && v[..32] == pack.as_bytes()[..] {
+                batch.delete_cf(self.cf(CF_CHUNKS), k);
+            }
+            Ok(())
+        })?;
+        batch.delete_cf(self.cf(CF_PACKS), pack.as_bytes());
+        self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    fn pack_info(&self, pack: &PackId) -> Result<Option<PackInfo>> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(CF_PACKS), pack.as_bytes())
+            .map_err(|e| self.err(e))?
+        {
+            Some(v) => PackInfo::decode(&v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn for_each_pack(&self, f: &mut dyn FnMut(PackId, PackInfo) -> Result<()>) -> Result<()> {
+        self.for_each_in(CF_PACKS, &mut |k, v| {
+            let id = PackId::from_slice(k)
+                .ok_or_else(|| Error::corrupt("index pack key", "not 32 bytes"))?;
+            f(id, PackInfo::decode(v)?)
+        })
+    }
+
+    fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
+        self.for_each_in(CF_CHUNKS, &mut |k, v| {
+            f(chunk_key(k)?, Location::decode(v)?)
+        })
+    }
+
+    fn clear(&self) -> Result<()> {
+        // Keys are 32 bytes; 33 0xff bytes sorts after all of them.
+        let (start, end) = (vec![0u8; 32], vec![0xffu8; 33]);
+        for cf in [CF_CHUNKS, CF_PACKS] {
+            self.db
+                .delete_range_cf(self.cf(cf), &start, &end)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("RocksDB index at {}", self.path.display())
+    }
+}

@@ -1,0 +1,120 @@
+//! Reading file data for chunking: memory maps for quiet files, positional reads for live ones.
+//!
+//! Data directories are read while their service writes them. A memory map of a file that
+//! another process truncates raises SIGBUS when the vanished pages are touched, so only files
+//! that look quiet (not modified for [`LIVE_WINDOW_SECS`]) are mapped, and only up to the size
+//! seen at open. Files modified recently are read with `pread` into a reusable buffer instead
+//! (copy-on-read): a file that shrinks just yields a short read, never a fault.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, SystemTime};
+
+use memmap2::{Mmap, MmapOptions};
+
+/// Files whose mtime or ctime is younger than this are treated as being written.
+pub const LIVE_WINDOW_SECS: u64 = 60;
+
+/// Size of one positional-read window. Must exceed the largest chunk several times over.
+pub const READ_WINDOW_BYTES: usize = 8 << 20;
+
+/// How file data is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReadStrategy {
+    /// Map quiet files, copy live ones (the default).
+    #[default]
+    Auto,
+    /// Always copy with positional reads.
+    Copy,
+}
+
+/// A file opened for chunking, with the length it had when opened.
+pub struct FileData {
+    file: File,
+    len: u64,
+    map: Option<Mmap>,
+    buf: Vec<u8>,
+}
+
+impl FileData {
+    /// Opens `file` whose length at open was `len`; `modified` is the newer of mtime and ctime.
+    pub fn new(
+        file: File,
+        len: u64,
+        modified: SystemTime,
+        strategy: ReadStrategy,
+    ) -> io::Result<Self> {
+        let quiet = SystemTime::now()
+            .duration_since(modified)
+            .map(|age| age >= Duration::from_secs(LIVE_WINDOW_SECS))
+            .unwrap_or(false);
+        let map = if strategy == ReadStrategy::Auto && quiet && len > 0 {
+            usize::try_from(len)
+                .ok()
+                .map(|l| map_readonly(&file, l))
+                .transpose()?
+        } else {
+            None
+        };
+        Ok(FileData {
+            file,
+            len,
+            map,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Length of the file when it was opened; reads never go past it.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
+    /// The bytes from `pos` on: the whole rest for a mapped file, up to [`READ_WINDOW_BYTES`]
+    /// otherwise. An empty slice before `len()` means the file shrank while being read.
+    pub fn window(&mut self, pos: u64) -> io::Result<&[u8]> {
+        if pos >= self.len {
+            return Ok(&[]);
+        }
+        if let Some(map) = &self.map {
+            // pos < len and len fits in usize because the map was created with it.
+            return Ok(&map[pos as usize..]);
+        }
+        let want = usize::try_from((self.len - pos).min(READ_WINDOW_BYTES as u64))
+            .expect("window is bounded by READ_WINDOW_BYTES");
+        self.buf.resize(want, 0);
+        let mut filled = 0;
+        while filled < want {
+            match self
+                .file
+                .read_at(&mut self.buf[filled..], pos + filled as u64)
+            {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[..filled])
+    }
+}
+
+/// Maps the first `len` bytes of `file` read-only.
+#[allow(unsafe_code)]
+fn map_readonly(file: &File, len: usize) -> io::Result<Mmap> {
+    // SAFETY: the map is read-only and never outlives `FileData`, which owns the file. Another
+    // process may still modify the file: changed bytes are read as they are at access time
+    // (we store what we read, and the chunk ids describe exactly those bytes), and a
+    // truncation below `len` would fault on access. We map only files that have been quiet for
+    // LIVE_WINDOW_SECS; files being written are read with `pread` instead, where a
+    // truncation is a short read.
+    unsafe { MmapOptions::new().len(len).map(file) }
+}

@@ -1,0 +1,35 @@
+//! cairn: a content-addressed, deduplicating snapshot store for service data directories.
+//!
+//! Files are split with FastCDC into chunks named by their BLAKE3 hash, compressed with zstd
+//! into immutable, self-describing pack files, and indexed in RocksDB (derived data, rebuilt
+//! from the packs on demand). Directories become tree blobs; a snapshot record, written last,
+//! names the root tree.
+//!
+//! Layers (a module uses only layers below it; `tests/layering.rs` checks this):
+//!
+//! ```text
+//! interface     cli (binary only)
+//! operations    ops::{backup, restore, browse, select}
+//! repository    repo (config, layout, index sync, write session, snapshots)
+//! blocks        chunker, pack, index, snapshot, fs, backend, progress
+//! foundation    error, id, codec, io, time
+//! ```
+
+pub mod backend;
+pub mod chunker;
+pub mod codec;
+pub mod error;
+pub mod fs;
+pub mod id;
+pub mod index;
+pub mod io;
+pub mod ops;
+pub mod pack;
+pub mod progress;
+pub mod repo;
+pub mod snapshot;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use id::{ChunkId, PackId, SnapshotId};
+pub use repo::{Access, IndexKind, Repository};

@@ -1,0 +1,451 @@
+//! `snapshot create`: walk paths, store what changed, write trees and the snapshot last.
+//!
+//! Files whose size, mtime, ctime and inode match the parent snapshot's entry are taken from
+//! it without being opened. Others are chunked (FastCDC), hashed (BLAKE3) and handed to the
+//! write session, which stores only chunks the repository lacks. Entries that vanish or cannot
+//! be read are reported and left out; the snapshot is still written (exit code 3 in the CLI).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::chunker::{chunk_file, Piece};
+use crate::error::{Error, Result};
+use crate::fs::{stat, EntryKind, FileMeta};
+use crate::id::{ChunkId, SnapshotId};
+use crate::io::{FileData, ReadStrategy};
+use crate::pack::BlobKind;
+use crate::progress::Progress;
+use crate::repo::{Repository, SnapshotSpec, WriteSession};
+use crate::snapshot::{ChunkRef, Node, NodeContent, Snapshot, Summary, Tree};
+
+#[derive(Clone, Debug, Default)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    pub tags: Vec<String>,
+    /// Defaults to this machine's host name.
+    pub host: Option<String>,
+    /// Defaults to the newest snapshot with the same host and paths.
+    pub parent: Option<SnapshotSpec>,
+    /// Read every file even if it looks unchanged.
+    pub force_read: bool,
+    pub read_strategy: ReadStrategy,
+    /// Record the path of every file whose data was read (for tests and audits).
+    pub record_reads: bool,
+}
+
+/// An entry that could not be backed up.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BackupReport {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+    pub skipped: Vec<Skipped>,
+    /// Files that changed size while being read (stored as read).
+    pub changed_while_reading: Vec<String>,
+    /// With `record_reads`: every file whose data was read.
+    pub read_paths: Vec<String>,
+}
+
+pub fn backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    let time_ns = crate::time::now_ns();
+    let paths = canonical_paths(&opts.paths)?;
+    let path_bytes: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+        .collect();
+    let host = opts.host.clone().unwrap_or_else(crate::fs::hostname);
+    let parent = match &opts.parent {
+        Some(spec) => Some(repo.resolve_snapshot(spec)?),
+        None => repo.find_parent(&host, &path_bytes)?,
+    };
+    let parent_root = match &parent {
+        Some((_, snap)) if !opts.force_read => Some(repo.load_tree(&snap.root)?),
+        _ => None,
+    };
+    progress.phase("snapshot", None);
+    let session = WriteSession::new(repo);
+    let archiver = Archiver {
+        repo,
+        session: &session,
+        opts,
+        progress,
+        counters: Counters::default(),
+        log: Log::default(),
+    };
+    let root = archiver.synthetic_root(&paths, parent_root.as_ref())?;
+    session.flush()?;
+    let stats = session.stats();
+    let c = &archiver.counters;
+    let log = archiver.log.into_inner();
+    let summary = Summary {
+        files: c.files.load(Ordering::Relaxed),
+        dirs: c.dirs.load(Ordering::Relaxed),
+        symlinks: c.symlinks.load(Ordering::Relaxed),
+        bytes: c.bytes.load(Ordering::Relaxed),
+        files_read: c.files_read.load(Ordering::Relaxed),
+        bytes_read: c.bytes_read.load(Ordering::Relaxed),
+        bytes_added: stats.bytes_added,
+        bytes_stored: stats.bytes_stored,
+        chunks_added: stats.chunks_added,
+        packs_written: stats.packs_written,
+        skipped: log.skipped.len() as u64,
+        duration_ms: started.elapsed().as_millis() as u64,
+    };
+    let snapshot = Snapshot {
+        time_ns,
+        host,
+        paths: path_bytes,
+        tags: opts.tags.clone(),
+        root,
+        parent: parent.map(|(id, _)| id),
+        summary,
+        tool: format!("cairn {}", env!("CARGO_PKG_VERSION")),
+    };
+    let id = repo.save_snapshot(&snapshot)?;
+    progress.finish();
+    let mut read_paths = log.read_paths;
+    read_paths.sort();
+    Ok(BackupReport {
+        id,
+        snapshot,
+        skipped: log.skipped,
+        changed_while_reading: log.changed,
+        read_paths,
+    })
+}
+
+/// Absolute, symlink-resolved, deduplicated paths; paths inside another given path are dropped.
+fn canonical_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::InvalidArgument("no path given to back up".into()));
+    }
+    let mut out: Vec<PathBuf> = paths
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p).map_err(|e| match e.kind() {
+                io::ErrorKind::NotFound => {
+                    Error::InvalidArgument(format!("path {} does not exist", p.display()))
+                }
+                _ => Error::io("cannot access", p, e),
+            })
+        })
+        .collect::<Result<_>>()?;
+    out.sort();
+    out.dedup();
+    let all = out.clone();
+    out.retain(|p| !all.iter().any(|q| q != p && p.starts_with(q)));
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Counters {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    symlinks: AtomicU64,
+    bytes: AtomicU64,
+    files_read: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+#[derive(Default)]
+struct Log(Mutex<LogInner>);
+
+#[derive(Default)]
+struct LogInner {
+    skipped: Vec<Skipped>,
+    changed: Vec<String>,
+    read_paths: Vec<String>,
+}
+
+impl Log {
+    fn with(&self, f: impl FnOnce(&mut LogInner)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+    fn skip(&self, path: &Path, reason: impl std::fmt::Display) {
+        self.with(|l| {
+            l.skipped.push(Skipped {
+                path: path.display().to_string(),
+                reason: reason.to_string(),
+            })
+        });
+    }
+    fn into_inner(self) -> LogInner {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why one file could not be stored: its own fault (skip it) or the repository's (abort).
+enum FileFailure {
+    Source(io::Error),
+    Repo(Error),
+}
+
+impl From<io::Error> for FileFailure {
+    fn from(e: io::Error) -> Self {
+        FileFailure::Source(e)
+    }
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    session: &'a WriteSession<'a>,
+    opts: &'a BackupOptions,
+    progress: &'a dyn Progress,
+    counters: Counters,
+    log: Log,
+}
+
+/// The directories between `/` and the given paths, as a tree of names.
+#[derive(Default)]
+struct PathTrie {
+    children: BTreeMap<Vec<u8>, PathTrie>,
+    /// Set when this node is one of the given paths.
+    real: Option<PathBuf>,
+}
+
+impl Archiver<'_> {
+    /// Builds the root tree: each given path under its full name, with the directories above
+    /// it carrying their real metadata.
+    fn synthetic_root(&self, paths: &[PathBuf], parent_root: Option<&Tree>) -> Result<ChunkId> {
+        let mut trie = PathTrie::default();
+        for p in paths {
+            let mut node = &mut trie;
+            for comp in p.components().skip(1) {
+                node = node
+                    .children
+                    .entry(comp.as_os_str().as_bytes().to_vec())
+                    .or_default();
+            }
+            node.real = Some(p.clone());
+        }
+        self.store_synthetic(&trie, Path::new("/"), parent_root)
+    }
+
+    fn store_synthetic(
+        &self,
+        trie: &PathTrie,
+        at: &Path,
+        parent: Option<&Tree>,
+    ) -> Result<ChunkId> {
+        let mut tree = Tree::default();
+        for (name, child) in &trie.children {
+            let path = at.join(std::ffi::OsStr::from_bytes(name));
+            let parent_node = parent.and_then(|t| t.find(name));
+            let meta = stat(&path).map_err(|e| Error::io("cannot access", &path, e))?;
+            let node = if child.real.is_some() {
+                self.archive_entry(&path, name.clone(), meta, parent_node)?
+            } else {
+                let parent_tree = self.parent_subtree(parent_node)?;
+                let subtree = self.store_synthetic(child, &path, parent_tree.as_ref())?;
+                Some(node_from(name.clone(), &meta, NodeContent::Dir { subtree }))
+            };
+            if let Some(node) = node {
+                tree.nodes.push(node);
+            }
+        }
+        self.store_tree(tree)
+    }
+
+    fn parent_subtree(&self, parent_node: Option<&Node>) -> Result<Option<Tree>> {
+        match parent_node.and_then(Node::subtree) {
+            Some(id) => self.repo.load_tree(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn store_tree(&self, mut tree: Tree) -> Result<ChunkId> {
+        let bytes = tree.encode()?;
+        self.session.store(BlobKind::Tree, &bytes)
+    }
+
+    /// Backs up one entry; `None` when it was skipped (and logged).
+    fn archive_entry(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: FileMeta,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        match meta.kind {
+            EntryKind::Dir => {
+                self.counters.dirs.fetch_add(1, Ordering::Relaxed);
+                // A damaged parent tree only costs re-reading.
+                let parent_tree = self
+                    .parent_subtree(parent.filter(|n| n.is_dir()))
+                    .unwrap_or_default();
+                let subtree = self.archive_dir(path, parent_tree.as_ref())?;
+                Ok(Some(node_from(name, &meta, NodeContent::Dir { subtree })))
+            }
+            EntryKind::Symlink => match std::fs::read_link(path) {
+                Ok(target) => {
+                    self.counters.symlinks.fetch_add(1, Ordering::Relaxed);
+                    let target = target.as_os_str().as_bytes().to_vec();
+                    Ok(Some(node_from(
+                        name,
+                        &meta,
+                        NodeContent::Symlink { target },
+                    )))
+                }
+                Err(e) => {
+                    self.log.skip(path, e);
+                    Ok(None)
+                }
+            },
+            EntryKind::File => self.archive_file(path, name, meta, parent),
+            EntryKind::Other => Ok(None),
+        }
+    }
+
+    fn archive_dir(&self, path: &Path, parent: Option<&Tree>) -> Result<ChunkId> {
+        let mut names = Vec::new();
+        match std::fs::read_dir(path) {
+            Ok(entries) => {
+                for entry in entries {
+                    match entry {
+                        Ok(e) => names.push(e.file_name()),
+                        Err(e) => self.log.skip(path, e),
+                    }
+                }
+            }
+            Err(e) => self.log.skip(path, e),
+        }
+        names.sort();
+        let nodes: Vec<Option<Node>> = names
+            .par_iter()
+            .map(|name| {
+                let child = path.join(name);
+                let meta = match stat(&child) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        self.log.skip(&child, e);
+                        return Ok(None);
+                    }
+                };
+                let name = name.as_bytes().to_vec();
+                let parent_node = parent.and_then(|t| t.find(&name));
+                self.archive_entry(&child, name, meta, parent_node)
+            })
+            .collect::<Result<_>>()?;
+        self.store_tree(Tree {
+            nodes: nodes.into_iter().flatten().collect(),
+        })
+    }
+
+    fn archive_file(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        meta: FileMeta,
+        parent: Option<&Node>,
+    ) -> Result<Option<Node>> {
+        self.counters.files.fetch_add(1, Ordering::Relaxed);
+        if let Some(prev) = parent.filter(|p| unchanged(p, &meta)) {
+            self.counters.bytes.fetch_add(meta.size, Ordering::Relaxed);
+            self.progress.add_bytes(meta.size);
+            self.progress.add_files(1);
+            let mut node = prev.clone();
+            node.name = name;
+            node.mode = meta.mode;
+            node.uid = meta.uid;
+            node.gid = meta.gid;
+            return Ok(Some(node));
+        }
+        match self.read_file(path) {
+            Ok((meta, chunks, read)) => {
+                self.counters.bytes.fetch_add(read, Ordering::Relaxed);
+                self.progress.add_files(1);
+                let mut node = node_from(name, &meta, NodeContent::File { chunks });
+                node.size = read;
+                if read != meta.size {
+                    self.log
+                        .with(|l| l.changed.push(path.display().to_string()));
+                }
+                Ok(Some(node))
+            }
+            Err(FileFailure::Source(e)) => {
+                self.log.skip(path, e);
+                Ok(None)
+            }
+            Err(FileFailure::Repo(e)) => Err(e),
+        }
+    }
+
+    /// Reads and stores a file's data. Metadata comes from the open handle, taken before
+    /// reading, so a change during the read shows up as a change next time.
+    fn read_file(&self, path: &Path) -> Result<(FileMeta, Vec<ChunkRef>, u64), FileFailure> {
+        let file = File::open(path)?;
+        let meta = FileMeta::from_metadata(&file.metadata()?);
+        let mut data = FileData::new(file, meta.size, meta.last_change(), self.opts.read_strategy)?;
+        self.counters.files_read.fetch_add(1, Ordering::Relaxed);
+        if self.opts.record_reads {
+            self.log
+                .with(|l| l.read_paths.push(path.display().to_string()));
+        }
+        let mut chunks = Vec::new();
+        let read = chunk_file(
+            &self.repo.config().chunker,
+            &mut data,
+            0,
+            |pieces: &[Piece<'_>]| {
+                let items: Vec<(ChunkId, &[u8])> = pieces
+                    .par_iter()
+                    .map(|p| (ChunkId::of(p.data), p.data))
+                    .collect();
+                self.session
+                    .store_many(BlobKind::Data, &items)
+                    .map_err(FileFailure::Repo)?;
+                let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();
+                self.counters.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+                self.progress.add_bytes(bytes);
+                chunks.extend(items.iter().map(|(id, d)| ChunkRef {
+                    id: *id,
+                    len: d.len() as u32,
+                }));
+                Ok::<(), FileFailure>(())
+            },
+        )?;
+        Ok((meta, chunks, read))
+    }
+}
+
+/// Same size, mtime, ctime and inode as in the parent: the file is not read again.
+fn unchanged(prev: &Node, now: &FileMeta) -> bool {
+    matches!(prev.content, NodeContent::File { .. })
+        && prev.size == now.size
+        && prev.mtime_ns == now.mtime_ns
+        && prev.ctime_ns == now.ctime_ns
+        && prev.inode == now.inode
+}
+
+fn node_from(name: Vec<u8>, meta: &FileMeta, content: NodeContent) -> Node {
+    Node {
+        name,
+        mode: meta.mode,
+        uid: meta.uid,
+        gid: meta.gid,
+        mtime_ns: meta.mtime_ns,
+        ctime_ns: meta.ctime_ns,
+        inode: meta.inode,
+        size: meta.size,
+        content,
+    }
+}

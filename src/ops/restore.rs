@@ -1,0 +1,389 @@
+//! `restore`: rebuild a snapshot's files in a target directory, every chunk verified.
+//!
+//! The tree walk creates directories and symlinks at once and queues files. Files are restored
+//! in bounded batches: each batch's chunks are grouped by pack so every pack is read once,
+//! sequentially (nearby blobs coalesced into one range read), packs are processed in
+//! parallel, and chunks are written with positional writes into preallocated files. A chunk
+//! that fails verification fails the files that need it: they are removed and reported, never
+//! left with wrong bytes. Directory metadata is applied last, deepest first.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::fs::{apply_metadata, is_root, EntryKind};
+use crate::id::{ChunkId, PackId};
+use crate::index::Location;
+use crate::ops::backup::Skipped;
+use crate::ops::select::{restore_origin, Includes};
+use crate::pack::decode_blob;
+use crate::progress::Progress;
+use crate::repo::{pack_key, Repository};
+use crate::snapshot::{Node, NodeContent, Snapshot};
+
+/// Chunk references planned at once; bounds the plan's memory whatever the snapshot's size.
+const BATCH_CHUNK_REFS: usize = 32 * 1024;
+/// Files created per batch.
+const BATCH_FILES: usize = 4096;
+/// Blobs closer than this in a pack are fetched in one read.
+const COALESCE_GAP_BYTES: u64 = 256 << 10;
+/// File handles one pack task keeps open (well below common descriptor limits).
+const MAX_OPEN_FILES: usize = 64;
+/// Largest single range read.
+const MAX_READ_BYTES: u64 = 32 << 20;
+
+#[derive(Clone, Debug, Default)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    pub include: Vec<String>,
+    /// Restore owners; defaults to "when running as root".
+    pub owners: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RestoreReport {
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub bytes: u64,
+    /// Files that could not be restored (damaged or missing data); none of them was left in
+    /// the target.
+    pub failed: Vec<Skipped>,
+    pub duration_ms: u64,
+}
+
+pub fn restore(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    opts: &RestoreOptions,
+    progress: &dyn Progress,
+) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let includes = Includes::new(&opts.include)?;
+    std::fs::create_dir_all(&opts.target)
+        .map_err(|e| Error::io("cannot create", &opts.target, e))?;
+    let total: u64 = snapshot.summary.bytes;
+    progress.phase("restore", Some(total));
+    let mut r = Restorer {
+        repo,
+        includes,
+        chown: opts.owners.unwrap_or_else(is_root),
+        progress,
+        report: Mutex::new(RestoreReport::default()),
+        dirs: Vec::new(),
+        batch: Vec::new(),
+        batch_refs: 0,
+    };
+    let (_, origin) = restore_origin(repo, snapshot)?;
+    match origin.content {
+        NodeContent::Dir { .. } => {
+            r.walk(&origin, &opts.target, "", r.includes.all())?;
+            if r.includes.all() && origin.name != b"/" {
+                r.dirs.push((opts.target.clone(), origin.clone()));
+            }
+        }
+        _ => {
+            let path = opts.target.join(std::ffi::OsStr::from_bytes(&origin.name));
+            let rel = origin.name_lossy();
+            let included = r.includes.matches(&rel, &rel);
+            r.entry(&origin, &path, &rel, included)?
+        }
+    }
+    r.run_batch()?;
+    for (path, node) in r.dirs.iter().rev() {
+        if let Err(e) = apply_metadata(
+            path,
+            EntryKind::Dir,
+            node.mode,
+            node.uid,
+            node.gid,
+            node.mtime_ns,
+            r.chown,
+        ) {
+            r.fail(path, format!("cannot set metadata: {e}"));
+        }
+    }
+    progress.finish();
+    let mut report = r.report.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.failed.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(report)
+}
+
+struct FileJob {
+    path: PathBuf,
+    node: Node,
+}
+
+struct Restorer<'a> {
+    repo: &'a Repository,
+    includes: Includes,
+    chown: bool,
+    progress: &'a dyn Progress,
+    report: Mutex<RestoreReport>,
+    /// Directories created, in creation order, for metadata at the end.
+    dirs: Vec<(PathBuf, Node)>,
+    batch: Vec<FileJob>,
+    batch_refs: usize,
+}
+
+impl Restorer<'_> {
+    fn fail(&self, path: &Path, reason: impl Into<String>) {
+        let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
+        report.failed.push(Skipped {
+            path: path.display().to_string(),
+            reason: reason.into(),
+        });
+    }
+
+    fn count(&self, f: impl FnOnce(&mut RestoreReport)) {
+        f(&mut self.report.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Restores the children of directory `node` into `dir`.
+    fn walk(&mut self, node: &Node, dir: &Path, rel: &str, included: bool) -> Result<()> {
+        let tree = crate::ops::select::children(self.repo, node)?;
+        for child in &tree.nodes {
+            let name = child.name_lossy();
+            let child_rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = dir.join(std::ffi::OsStr::from_bytes(&child.name));
+            let inc = included || self.includes.matches(&child_rel, &name);
+            self.entry(child, &path, &child_rel, inc)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, node: &Node, path: &Path, rel: &str, included: bool) -> Result<()> {
+        match &node.content {
+            NodeContent::Dir { .. } => {
+                if included {
+                    std::fs::create_dir_all(path)
+                        .map_err(|e| Error::io("cannot create", path, e))?;
+                    self.dirs.push((path.to_path_buf(), node.clone()));
+                    self.count(|r| r.dirs += 1);
+                }
+                self.walk(node, path, rel, included)
+            }
+            NodeContent::Symlink { target } if included => {
+                self.ensure_parent(path)?;
+                let _ = std::fs::remove_file(path);
+                let made = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
+                    .and_then(|_| {
+                        apply_metadata(
+                            path,
+                            EntryKind::Symlink,
+                            node.mode,
+                            node.uid,
+                            node.gid,
+                            node.mtime_ns,
+                            self.chown,
+                        )
+                    });
+                match made {
+                    Ok(()) => self.count(|r| r.symlinks += 1),
+                    Err(e) => self.fail(path, format!("cannot create symlink: {e}")),
+                }
+                Ok(())
+            }
+            NodeContent::File { chunks } if included => {
+                self.ensure_parent(path)?;
+                self.batch_refs += chunks.len();
+                self.batch.push(FileJob {
+                    path: path.to_path_buf(),
+                    node: node.clone(),
+                });
+                if self.batch_refs >= BATCH_CHUNK_REFS || self.batch.len() >= BATCH_FILES {
+                    self.run_batch()?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn ensure_parent(&self, path: &Path) -> Result<()> {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                std::fs::create_dir_all(p).map_err(|e| Error::io("cannot create", p, e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Restores the queued files.
+    fn run_batch(&mut self) -> Result<()> {
+        let jobs = std::mem::take(&mut self.batch);
+        self.batch_refs = 0;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let failures: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
+        let fail = |job: usize, why: String| {
+            failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(job)
+                .or_insert(why);
+        };
+        // Create and preallocate every file, and note where each chunk goes.
+        let mut targets: HashMap<ChunkId, Vec<(usize, u64)>> = HashMap::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let _ = std::fs::remove_file(&job.path);
+            if let Err(e) = File::create(&job.path).and_then(|f| f.set_len(job.node.size)) {
+                fail(i, format!("cannot create: {e}"));
+                continue;
+            }
+            let mut offset = 0u64;
+            for c in job.node.chunks() {
+                targets.entry(c.id).or_default().push((i, offset));
+                offset += u64::from(c.len);
+            }
+        }
+        // Group chunks by pack.
+        let ids: Vec<ChunkId> = targets.keys().copied().collect();
+        let locations = self.repo.index().get_many(&ids)?;
+        let mut by_pack: HashMap<PackId, Vec<(ChunkId, Location)>> = HashMap::new();
+        for (id, loc) in ids.iter().zip(locations) {
+            match loc {
+                Some(loc) => by_pack.entry(loc.pack).or_default().push((*id, loc)),
+                None => {
+                    for (job, _) in &targets[id] {
+                        fail(
+                            *job,
+                            format!("chunk {id} is in no pack (run `cairn repo check`)"),
+                        );
+                    }
+                }
+            }
+        }
+        let by_pack: Vec<_> = by_pack.into_iter().collect();
+        by_pack.into_par_iter().for_each(|(pack, blobs)| {
+            self.restore_from_pack(pack, blobs, &jobs, &targets, &fail);
+        });
+        // Remove what failed; finish the rest.
+        let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
+        for (i, job) in jobs.iter().enumerate() {
+            if let Some(why) = failures.get(&i) {
+                let _ = std::fs::remove_file(&job.path);
+                self.fail(&job.path, why.clone());
+                continue;
+            }
+            let n = &job.node;
+            match apply_metadata(
+                &job.path,
+                EntryKind::File,
+                n.mode,
+                n.uid,
+                n.gid,
+                n.mtime_ns,
+                self.chown,
+            ) {
+                Ok(()) => self.count(|r| {
+                    r.files += 1;
+                    r.bytes += n.size;
+                }),
+                Err(e) => self.fail(&job.path, format!("cannot set metadata: {e}")),
+            }
+            self.progress.add_files(1);
+        }
+        Ok(())
+    }
+
+    /// Reads the needed blobs of one pack in offset order and writes them where they belong.
+    fn restore_from_pack(
+        &self,
+        pack: PackId,
+        mut blobs: Vec<(ChunkId, Location)>,
+        jobs: &[FileJob],
+        targets: &HashMap<ChunkId, Vec<(usize, u64)>>,
+        fail: &(dyn Fn(usize, String) + Sync),
+    ) {
+        blobs.sort_by_key(|(_, l)| l.offset);
+        let key = pack_key(&pack);
+        let what = format!("pack {pack}");
+        let mut open: HashMap<usize, File> = HashMap::new();
+        for group in coalesce(&blobs) {
+            let start = u64::from(group[0].1.offset);
+            let end = group
+                .iter()
+                .map(|(_, l)| u64::from(l.offset) + u64::from(l.stored_len))
+                .max()
+                .unwrap_or(start);
+            let bytes = match self.repo.backend().get_range(&key, start, end - start) {
+                Ok(b) => b,
+                Err(e) => {
+                    for (id, _) in group {
+                        for (job, _) in &targets[id] {
+                            fail(*job, format!("cannot read {what}: {e}"));
+                        }
+                    }
+                    continue;
+                }
+            };
+            for (id, loc) in group {
+                let from = (u64::from(loc.offset) - start) as usize;
+                let stored = &bytes[from..from + loc.stored_len as usize];
+                let raw = match decode_blob(&loc.entry(*id), stored, &what) {
+                    Ok(raw) => raw,
+                    Err(e) => {
+                        for (job, _) in &targets[id] {
+                            fail(*job, e.to_string());
+                        }
+                        continue;
+                    }
+                };
+                if open.len() > MAX_OPEN_FILES {
+                    open.clear();
+                }
+                for (job, offset) in &targets[id] {
+                    let written = match open.entry(*job) {
+                        std::collections::hash_map::Entry::Occupied(f) => {
+                            f.get().write_all_at(&raw, *offset)
+                        }
+                        std::collections::hash_map::Entry::Vacant(v) => OpenOptions::new()
+                            .write(true)
+                            .open(&jobs[*job].path)
+                            .and_then(|f| v.insert(f).write_all_at(&raw, *offset)),
+                    };
+                    match written {
+                        Ok(()) => self.progress.add_bytes(raw.len() as u64),
+                        Err(e) => fail(*job, format!("cannot write: {e}")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits offset-sorted blobs into runs that are read with one request each.
+fn coalesce(blobs: &[(ChunkId, Location)]) -> Vec<&[(ChunkId, Location)]> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    for i in 1..=blobs.len() {
+        let split = i == blobs.len() || {
+            let first = u64::from(blobs[start].1.offset);
+            let prev_end = u64::from(blobs[i - 1].1.offset) + u64::from(blobs[i - 1].1.stored_len);
+            let next = &blobs[i].1;
+            let next_end = u64::from(next.offset) + u64::from(next.stored_len);
+            u64::from(next.offset) > prev_end + COALESCE_GAP_BYTES
+                || next_end - first > MAX_READ_BYTES
+        };
+        if split {
+            groups.push(&blobs[start..i]);
+            start = i;
+        }
+    }
+    groups
+}

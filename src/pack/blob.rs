@@ -1,0 +1,117 @@
+//! Compressing one blob for a pack, and decoding one back with its id verified.
+//!
+//! Every blob a user reads passes through [`decode_blob`], which checks the decompressed length
+//! and the BLAKE3 id: a damaged pack can fail a read, never hand back wrong bytes.
+
+use std::cell::RefCell;
+
+use crate::error::{Error, Result};
+use crate::id::ChunkId;
+use crate::pack::BlobEntry;
+
+/// How a blob's bytes are stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    /// Stored as is (used when compression would not save space).
+    Raw,
+    /// zstd frame.
+    Zstd,
+}
+
+impl Codec {
+    pub fn to_u8(self) -> u8 {
+        match self {
+            Codec::Raw => 0,
+            Codec::Zstd => 1,
+        }
+    }
+    pub fn from_u8(v: u8) -> Option<Self> {
+        match v {
+            0 => Some(Codec::Raw),
+            1 => Some(Codec::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// A blob ready to append to a pack.
+pub struct EncodedBlob {
+    pub codec: Codec,
+    pub bytes: Vec<u8>,
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Compresses `data` at zstd `level`, keeping it raw when that saves nothing. Reuses one zstd
+/// context per thread so the hot path allocates only the output.
+pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
+    if level == 0 {
+        return Ok(EncodedBlob {
+            codec: Codec::Raw,
+            bytes: data.to_vec(),
+        });
+    }
+    let compressed = COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().map(|(l, _)| *l) != Some(level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, c) = slot.as_mut().expect("set just above");
+        c.compress(data)
+    });
+    let compressed =
+        compressed.map_err(|e| Error::InvalidArgument(format!("zstd compression failed: {e}")))?;
+    if compressed.len() < data.len() {
+        Ok(EncodedBlob {
+            codec: Codec::Zstd,
+            bytes: compressed,
+        })
+    } else {
+        Ok(EncodedBlob {
+            codec: Codec::Raw,
+            bytes: data.to_vec(),
+        })
+    }
+}
+
+/// Decodes a blob's stored bytes and verifies them against its id. `what` names the pack.
+pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u8>> {
+    let fail = |detail: String| Error::corrupt(format!("{what} blob {}", entry.id), detail);
+    if stored.len() != entry.stored_len as usize {
+        return Err(fail(format!(
+            "expected {} stored bytes, got {}",
+            entry.stored_len,
+            stored.len()
+        )));
+    }
+    let raw = match entry.codec {
+        Codec::Raw => stored.to_vec(),
+        Codec::Zstd => DECOMPRESSOR
+            .with(|cell| {
+                let mut slot = cell.borrow_mut();
+                if slot.is_none() {
+                    *slot = Some(zstd::bulk::Decompressor::new()?);
+                }
+                slot.as_mut()
+                    .expect("set just above")
+                    .decompress(stored, entry.raw_len as usize)
+            })
+            .map_err(|e| fail(format!("cannot decompress: {e}")))?,
+    };
+    if raw.len() != entry.raw_len as usize {
+        return Err(fail(format!(
+            "decompressed to {} bytes, expected {}",
+            raw.len(),
+            entry.raw_len
+        )));
+    }
+    if ChunkId::of(&raw) != entry.id {
+        return Err(fail(
+            "hash mismatch: content does not match its id".to_string(),
+        ));
+    }
+    Ok(raw)
+}

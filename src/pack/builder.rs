@@ -1,0 +1,80 @@
+//! Assembling one pack in memory: blobs appended after the header, the trailer added last.
+
+use crate::id::{ChunkId, PackId};
+use crate::pack::format::{encode_trailer, BlobEntry, BlobKind, HEADER_BYTES, PACK_HEADER};
+use crate::pack::EncodedBlob;
+
+/// A pack being filled. Not thread-safe by itself; the write session serialises access.
+pub struct PackBuilder {
+    bytes: Vec<u8>,
+    entries: Vec<BlobEntry>,
+    raw_bytes: u64,
+}
+
+impl Default for PackBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PackBuilder {
+    pub fn new() -> Self {
+        let mut bytes = Vec::with_capacity(HEADER_BYTES);
+        bytes.extend_from_slice(&PACK_HEADER);
+        PackBuilder {
+            bytes,
+            entries: Vec::new(),
+            raw_bytes: 0,
+        }
+    }
+
+    /// Bytes the pack would have without its trailer.
+    pub fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn blob_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends a blob. The caller keeps packs well under 4 GiB (offsets are u32).
+    pub fn add(&mut self, id: ChunkId, kind: BlobKind, raw_len: u32, blob: &EncodedBlob) {
+        let offset = u32::try_from(self.bytes.len()).expect("packs stay below 4 GiB");
+        let stored_len = u32::try_from(blob.bytes.len()).expect("blobs stay below 4 GiB");
+        self.bytes.extend_from_slice(&blob.bytes);
+        self.raw_bytes += u64::from(raw_len);
+        self.entries.push(BlobEntry {
+            id,
+            kind,
+            codec: blob.codec,
+            offset,
+            stored_len,
+            raw_len,
+        });
+    }
+
+    /// Appends the trailer and names the pack by the BLAKE3 of its bytes.
+    pub fn finish(mut self) -> FinishedPack {
+        let trailer = encode_trailer(&self.entries);
+        self.bytes.extend_from_slice(&trailer);
+        let id = PackId(crate::id::Digest::of(&self.bytes));
+        FinishedPack {
+            id,
+            bytes: self.bytes,
+            entries: self.entries,
+            raw_bytes: self.raw_bytes,
+        }
+    }
+}
+
+/// A complete pack, ready to store.
+pub struct FinishedPack {
+    pub id: PackId,
+    pub bytes: Vec<u8>,
+    pub entries: Vec<BlobEntry>,
+    pub raw_bytes: u64,
+}

@@ -1,0 +1,15 @@
+//! Pack files: many compressed blobs appended into one immutable, self-describing file.
+//!
+//! See `docs/format.md` for the byte layout. `format` encodes and decodes the header and
+//! trailer, `blob` compresses and verifies single blobs, `builder` assembles a pack in memory.
+
+mod blob;
+mod builder;
+mod format;
+
+pub use blob::{decode_blob, encode_blob, Codec, EncodedBlob};
+pub use builder::{FinishedPack, PackBuilder};
+pub use format::{
+    encode_trailer, parse_footer, parse_pack, parse_trailer, BlobEntry, BlobKind, FOOTER_BYTES,
+    HEADER_BYTES, MAX_BLOB_RAW_BYTES, PACK_HEADER, TRAILER_ENTRY_BYTES,
+};

@@ -1,0 +1,33 @@
+//! Where each kind of object lives in the backend: the one place that spells object keys.
+
+use crate::id::{PackId, SnapshotId};
+
+pub const CONFIG_KEY: &str = "config";
+pub const PACKS_DIR: &str = "packs/";
+pub const SNAPSHOTS_DIR: &str = "snapshots/";
+pub const WAL_DIR: &str = "wal/";
+pub const LOCKS_DIR: &str = "locks/";
+/// Local repositories keep their RocksDB index here (not a backend object).
+pub const LOCAL_INDEX_DIR: &str = "index";
+
+/// `packs/3f/3fa2…`: sharded by the first byte so no directory grows too large.
+pub fn pack_key(id: &PackId) -> String {
+    let hex = id.to_hex();
+    format!("{PACKS_DIR}{}/{hex}", &hex[..2])
+}
+
+pub fn snapshot_key(id: &SnapshotId) -> String {
+    format!("{SNAPSHOTS_DIR}{}", id.to_hex())
+}
+
+/// The pack id named by a key from a `packs/` listing, if it is one.
+pub fn pack_id_from_key(key: &str) -> Option<PackId> {
+    let rest = key.strip_prefix(PACKS_DIR)?;
+    let (shard, name) = rest.split_once('/')?;
+    let id: PackId = name.parse().ok()?;
+    (shard.len() == 2 && name.starts_with(shard)).then_some(id)
+}
+
+pub fn snapshot_id_from_key(key: &str) -> Option<SnapshotId> {
+    key.strip_prefix(SNAPSHOTS_DIR)?.parse().ok()
+}

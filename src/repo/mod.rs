@@ -1,0 +1,22 @@
+//! The repository: config, object layout, the shared index, and write sessions.
+//!
+//! `Repository` ties a backend to its config and chunk index; operations (`ops`) use it to read
+//! blobs and trees, list snapshots and, through a [`WriteSession`], store new data with the
+//! commit order of `docs/design.md`: packs durable → index entries → snapshot object last.
+
+mod config;
+mod index_sync;
+mod layout;
+mod open;
+mod read;
+mod session;
+mod snapshots;
+
+pub use config::{Config, RepoId, REPO_FORMAT_VERSION};
+pub use index_sync::SyncReport;
+pub use layout::{
+    pack_key, snapshot_key, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
+};
+pub use open::{repair_local_index, Access, IndexKind, InitOptions, Repository};
+pub use session::{SessionStats, WriteSession};
+pub use snapshots::SnapshotSpec;

@@ -1,0 +1,253 @@
+//! Creating and opening repositories, and choosing how this process holds the index.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::backend::{Backend, LocalBackend, PutMode, PutOutcome};
+use crate::chunker::ChunkerParams;
+use crate::error::{Error, Result};
+use crate::index::{ChunkIndex, MemIndex};
+use crate::repo::config::{Config, RepoId};
+use crate::repo::layout::{CONFIG_KEY, LOCAL_INDEX_DIR};
+
+/// Whether the caller will add data. Writers try to become the index's primary; readers follow
+/// it as a secondary so they never block a writer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// Which index implementation to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IndexKind {
+    /// RocksDB on disk (the default when built with the `rocksdb` feature).
+    #[default]
+    Persistent,
+    /// Rebuilt in memory from pack trailers at every open; for tests and small repositories.
+    Memory,
+}
+
+/// Parameters fixed at `init`.
+#[derive(Clone, Debug)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub compression_level: i32,
+    pub pack_target_bytes: u32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            compression_level: 3,
+            pack_target_bytes: 16 << 20,
+        }
+    }
+}
+
+/// An open repository.
+pub struct Repository {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) config: Config,
+    pub(crate) index: Box<dyn ChunkIndex>,
+    pub(crate) index_path: Option<PathBuf>,
+    pub(crate) access: Access,
+}
+
+impl Repository {
+    /// Creates a repository in `path` (which may exist if empty).
+    pub fn init_local(path: &Path, options: &InitOptions) -> Result<Config> {
+        if path.join(CONFIG_KEY).exists() {
+            return Err(Error::RepositoryExists {
+                path: path.display().to_string(),
+            });
+        }
+        if let Ok(mut entries) = std::fs::read_dir(path) {
+            if entries.next().is_some() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} exists and is not empty; give a new or empty directory",
+                    path.display()
+                )));
+            }
+        }
+        std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        let config = Self::init(&backend, options)?;
+        for dir in ["packs", "snapshots", "wal", "locks"] {
+            let d = path.join(dir);
+            std::fs::create_dir_all(&d).map_err(|e| Error::io("cannot create", &d, e))?;
+        }
+        crate::backend::local_sync_dir(path)?;
+        Ok(config)
+    }
+
+    /// Writes a new config to `backend`; fails if one exists.
+    pub fn init(backend: &Arc<dyn Backend>, options: &InitOptions) -> Result<Config> {
+        let config = Config {
+            id: RepoId::random()?,
+            created_ns: crate::time::now_ns(),
+            chunker: options.chunker,
+            compression_level: options.compression_level,
+            pack_target_bytes: options.pack_target_bytes,
+        };
+        config
+            .validate()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {
+            PutOutcome::Written => Ok(config),
+            PutOutcome::AlreadyExists => Err(Error::RepositoryExists {
+                path: backend.location(),
+            }),
+        }
+    }
+
+    /// Opens the local repository at `path`.
+    pub fn open_local(path: &Path, access: Access, kind: IndexKind) -> Result<Repository> {
+        if !path.join(CONFIG_KEY).is_file() {
+            return Err(Error::NotARepository {
+                path: path.display().to_string(),
+            });
+        }
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        Self::open(backend, Some(path.join(LOCAL_INDEX_DIR)), access, kind)
+    }
+
+    /// Opens a repository on any backend, with its persistent index (if any) at `index_path`,
+    /// and brings the index up to date with the packs that exist.
+    pub fn open(
+        backend: Arc<dyn Backend>,
+        index_path: Option<PathBuf>,
+        access: Access,
+        kind: IndexKind,
+    ) -> Result<Repository> {
+        let config = match backend.get(CONFIG_KEY) {
+            Ok(bytes) => Config::decode(&bytes)?,
+            Err(e) if e.is_not_found() => {
+                return Err(Error::NotARepository {
+                    path: backend.location(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let index_path = index_path.filter(|_| kind == IndexKind::Persistent);
+        let index = open_index(index_path.as_deref(), access)?;
+        let repo = Repository {
+            backend,
+            config,
+            index,
+            index_path,
+            access,
+        };
+        repo.sync_index()?;
+        Ok(repo)
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    pub fn index(&self) -> &dyn ChunkIndex {
+        self.index.as_ref()
+    }
+
+    pub fn location(&self) -> String {
+        self.backend.location()
+    }
+
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// Where the persistent index lives, if there is one.
+    pub fn index_path(&self) -> Option<&Path> {
+        self.index_path.as_deref()
+    }
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn open_index(_path: Option<&Path>, _access: Access) -> Result<Box<dyn ChunkIndex>> {
+    Ok(Box::new(MemIndex::new()))
+}
+
+#[cfg(feature = "rocksdb")]
+fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>> {
+    use crate::index::{OpenMode, OverlayIndex, RocksIndex};
+    let Some(path) = path else {
+        return Ok(Box::new(MemIndex::new()));
+    };
+    let exists = path.join("CURRENT").exists();
+    let result = if access == Access::Read && exists {
+        RocksIndex::open(path, OpenMode::Secondary)
+            .map(|db| Box::new(OverlayIndex::new(Box::new(db))) as Box<dyn ChunkIndex>)
+    } else {
+        match RocksIndex::open(path, OpenMode::Primary) {
+            Ok(db) => Ok(Box::new(db) as Box<dyn ChunkIndex>),
+            Err(Error::Locked(_)) => RocksIndex::open(path, OpenMode::Secondary)
+                .map(|db| Box::new(OverlayIndex::new(Box::new(db))) as Box<dyn ChunkIndex>),
+            Err(e) => Err(e),
+        }
+    };
+    result.map_err(|e| match e {
+        Error::Index(msg) if msg.contains("Read-only file system") => Error::ReadOnly {
+            path: path.display().to_string(),
+        },
+        Error::Index(msg) if msg.contains("No space left") => Error::NoSpace {
+            path: path.display().to_string(),
+        },
+        Error::Index(msg) => Error::Index(format!(
+            "cannot open: {msg}; if the index is damaged, `cairn repo repair index` rebuilds it"
+        )),
+        other => other,
+    })
+}
+
+/// Rebuilds a local repository's index from its pack trailers. A damaged index directory that
+/// RocksDB cannot open is moved aside and replaced; an index held by a running process is left
+/// alone (`Error::Locked`).
+pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
+    if !path.join(CONFIG_KEY).is_file() {
+        return Err(Error::NotARepository {
+            path: path.display().to_string(),
+        });
+    }
+    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+    let index_dir = path.join(LOCAL_INDEX_DIR);
+    let repo = match open_index(Some(&index_dir), Access::Write) {
+        Ok(index) if index.clear().is_ok() => Repository {
+            config: Config::decode(&backend.get(CONFIG_KEY)?)?,
+            backend,
+            index,
+            index_path: Some(index_dir),
+            access: Access::Write,
+        },
+        Ok(_) => {
+            return Err(Error::Locked(format!(
+                "index {} is in use by another process",
+                index_dir.display()
+            )))
+        }
+        Err(e @ Error::Locked(_)) => return Err(e),
+        Err(_) => {
+            let aside = path.join(format!(
+                "{LOCAL_INDEX_DIR}.damaged-{}",
+                crate::time::now_ns()
+            ));
+            std::fs::rename(&index_dir, &aside)
+                .map_err(|e| Error::io("cannot move aside", &index_dir, e))?;
+            let repo = Repository::open(
+                backend,
+                Some(index_dir),
+                Access::Write,
+                IndexKind::Persistent,
+            )?;
+            let _ = std::fs::remove_dir_all(&aside);
+            return repo.rebuild_index();
+        }
+    };
+    repo.rebuild_index()
+}

@@ -1,0 +1,41 @@
+//! Reading blobs and trees back, always verified against their ids.
+
+use crate::error::{Error, Result};
+use crate::id::ChunkId;
+use crate::index::Location;
+use crate::pack::decode_blob;
+use crate::repo::layout::pack_key;
+use crate::repo::Repository;
+use crate::snapshot::Tree;
+
+impl Repository {
+    /// Where blob `id` is stored, or a clear error when no pack holds it.
+    pub fn locate(&self, id: &ChunkId) -> Result<Location> {
+        self.index.get(id)?.ok_or_else(|| {
+            Error::not_found(format!(
+                "chunk {id} (in no pack the index knows; run `cairn repo check`)"
+            ))
+        })
+    }
+
+    /// Reads, decompresses and verifies one blob.
+    pub fn read_blob(&self, id: &ChunkId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        self.read_blob_at(id, &loc)
+    }
+
+    pub fn read_blob_at(&self, id: &ChunkId, loc: &Location) -> Result<Vec<u8>> {
+        let stored = self.backend.get_range(
+            &pack_key(&loc.pack),
+            u64::from(loc.offset),
+            u64::from(loc.stored_len),
+        )?;
+        decode_blob(&loc.entry(*id), &stored, &format!("pack {}", loc.pack))
+    }
+
+    /// Loads and decodes a directory tree.
+    pub fn load_tree(&self, id: &ChunkId) -> Result<Tree> {
+        let bytes = self.read_blob(id)?;
+        Tree::decode(&bytes, &format!("tree {id}"))
+    }
+}

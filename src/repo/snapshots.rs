@@ -1,0 +1,135 @@
+//! Finding snapshots: listing, resolving what a user typed, choosing a parent.
+
+use std::str::FromStr;
+
+use crate::backend::PutMode;
+use crate::error::{Error, Result};
+use crate::id::{is_hex_prefix, SnapshotId};
+use crate::repo::layout::{snapshot_id_from_key, snapshot_key, SNAPSHOTS_DIR};
+use crate::repo::Repository;
+use crate::snapshot::Snapshot;
+
+/// How a user names a snapshot: `latest`, or an id or unique prefix of one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotSpec {
+    Latest,
+    Prefix(String),
+}
+
+impl FromStr for SnapshotSpec {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "latest" {
+            Ok(SnapshotSpec::Latest)
+        } else if is_hex_prefix(s) {
+            Ok(SnapshotSpec::Prefix(s.to_ascii_lowercase()))
+        } else {
+            Err(Error::InvalidArgument(format!(
+                "{s:?} is not a snapshot id, id prefix or `latest`"
+            )))
+        }
+    }
+}
+
+impl Repository {
+    /// Ids of all snapshots (not their contents).
+    pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
+        let mut ids = Vec::new();
+        self.backend.list(SNAPSHOTS_DIR, &mut |obj| {
+            if let Some(id) = snapshot_id_from_key(&obj.key) {
+                ids.push(id);
+            }
+            Ok(())
+        })?;
+        ids.sort();
+        Ok(ids)
+    }
+
+    pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let bytes = self.backend.get(&snapshot_key(id)).map_err(|e| match e {
+            Error::NotFound { .. } => Error::not_found(format!("snapshot {id}")),
+            other => other,
+        })?;
+        let what = format!("snapshot {id}");
+        if SnapshotId(crate::id::Digest::of(&bytes)) != *id {
+            return Err(Error::corrupt(what, "content does not match its id"));
+        }
+        Snapshot::decode(&bytes, &what)
+    }
+
+    /// All snapshots, oldest first. Damaged ones are returned as errors in place.
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<Snapshot>)>> {
+        let mut all: Vec<_> = self
+            .snapshot_ids()?
+            .into_iter()
+            .map(|id| (id, self.load_snapshot(&id)))
+            .collect();
+        all.sort_by_key(|(id, s)| (s.as_ref().map(|s| s.time_ns).unwrap_or(i64::MIN), *id));
+        Ok(all)
+    }
+
+    /// Resolves `latest` or a unique id prefix.
+    pub fn resolve_snapshot(&self, spec: &SnapshotSpec) -> Result<(SnapshotId, Snapshot)> {
+        match spec {
+            SnapshotSpec::Latest => {
+                let mut best: Option<(SnapshotId, Snapshot)> = None;
+                for id in self.snapshot_ids()? {
+                    let snap = self.load_snapshot(&id)?;
+                    if best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
+                        best = Some((id, snap));
+                    }
+                }
+                best.ok_or_else(|| {
+                    Error::not_found("snapshot `latest` (the repository has no snapshots)")
+                })
+            }
+            SnapshotSpec::Prefix(prefix) => {
+                let matches: Vec<_> = self
+                    .snapshot_ids()?
+                    .into_iter()
+                    .filter(|id| id.to_hex().starts_with(prefix.as_str()))
+                    .collect();
+                match matches.as_slice() {
+                    [id] => Ok((*id, self.load_snapshot(id)?)),
+                    [] => Err(Error::not_found(format!("snapshot {prefix}"))),
+                    _ => Err(Error::Ambiguous {
+                        what: "snapshot id".into(),
+                        prefix: prefix.clone(),
+                        count: matches.len(),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The newest snapshot of the same host and paths: the parent for change detection.
+    pub fn find_parent(
+        &self,
+        host: &str,
+        paths: &[Vec<u8>],
+    ) -> Result<Option<(SnapshotId, Snapshot)>> {
+        let mut best: Option<(SnapshotId, Snapshot)> = None;
+        for id in self.snapshot_ids()? {
+            // A damaged snapshot is no parent; `repo check` reports it.
+            let Ok(snap) = self.load_snapshot(&id) else {
+                continue;
+            };
+            if snap.host == host
+                && snap.paths == paths
+                && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns)
+            {
+                best = Some((id, snap));
+            }
+        }
+        Ok(best)
+    }
+
+    /// Writes a snapshot object. Call only after every blob it references is durable.
+    pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
+        let bytes = snapshot.encode()?;
+        let id = SnapshotId(crate::id::Digest::of(&bytes));
+        self.backend
+            .put(&snapshot_key(&id), &bytes, PutMode::Overwrite)?;
+        Ok(id)
+    }
+}

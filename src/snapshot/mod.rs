@@ -1,0 +1,11 @@
+//! Persisted records that describe what was backed up: directory trees and snapshots.
+//!
+//! These are plain data types with their encodings; the logic that builds and walks them lives
+//! in `ops`. Both travel in the `codec` envelope with a version so old readers refuse new
+//! records clearly and new readers upgrade old ones on load.
+
+mod record;
+mod tree;
+
+pub use record::{Snapshot, Summary, SNAPSHOT_VERSION};
+pub use tree::{ChunkRef, Node, NodeContent, Tree, TREE_VERSION};
