@@ -7,7 +7,9 @@ use cairn::chunker::ChunkerParams;
 use cairn::error::{exit, Result};
 use cairn::repo::{Access, InitOptions, Repository};
 
-use super::render::{bytes, count, json};
+use cairn::ops::{self, CheckOptions, ReadData, Severity};
+
+use super::render::{bytes, count, duration_ms, json};
 use super::Context;
 
 #[derive(Args)]
@@ -26,11 +28,25 @@ pub struct InitArgs {
 
 #[derive(Subcommand)]
 pub enum RepoCommand {
+    /// Audit the repository and name what any damage affects. Exit 0 when clean, 4 when
+    /// damage was found, 1/10 when the check could not run.
+    Check(CheckArgs),
     /// Show the repository's configuration and size.
     Info,
     /// Repair derived data.
     #[command(subcommand)]
     Repair(RepairCommand),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Also read every pack and verify every chunk against its hash.
+    #[arg(long)]
+    read_data: bool,
+    /// Read only part of the packs: `N%` (a random share) or `K/M` (a fixed slice; 1/7 … 7/7
+    /// on successive days cover every pack).
+    #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
+    read_data_subset: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -90,6 +106,7 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
 
 pub fn run(ctx: &Context, cmd: RepoCommand) -> Result<i32> {
     match cmd {
+        RepoCommand::Check(args) => check(ctx, args),
         RepoCommand::Info => info(ctx),
         RepoCommand::Repair(RepairCommand::Index) => repair_index(ctx),
     }
@@ -150,4 +167,81 @@ fn repair_index(ctx: &Context) -> Result<i32> {
         ));
     }
     Ok(exit::OK)
+}
+
+fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
+    let read_data = match (&args.read_data_subset, args.read_data) {
+        (Some(subset), _) => subset.parse::<ReadData>()?,
+        (None, true) => ReadData::All,
+        (None, false) => ReadData::None,
+    };
+    let audit = Repository::open_local_for_audit(ctx.repo_path()?, cairn::IndexKind::Persistent)?;
+    let progress = ctx.progress();
+    let report = ops::check(&audit, &CheckOptions { read_data }, progress.as_ref())?;
+    if ctx.json {
+        json(&report);
+    } else {
+        for f in &report.findings {
+            let prefix = if f.severity == Severity::Warning {
+                "warning: "
+            } else {
+                ""
+            };
+            if f.affects.is_empty() {
+                println!("{prefix}{}: {}", f.object, f.problem);
+            }
+            for a in &f.affects {
+                let what = match (a.path.is_empty(), a.bytes) {
+                    (true, _) => format!("snapshot {} (lost)", &a.snapshot[..8]),
+                    (false, Some((from, to))) => format!(
+                        "snapshot {} ({}) {} bytes {from}..{to}",
+                        &a.snapshot[..8],
+                        a.time,
+                        a.path
+                    ),
+                    (false, None) => {
+                        format!("snapshot {} ({}) {}", &a.snapshot[..8], a.time, a.path)
+                    }
+                };
+                println!("{prefix}{}: {} — affects {what}", f.object, f.problem);
+            }
+        }
+        let s = &report.stats;
+        let damage = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Damage)
+            .count();
+        let warnings = report.findings.len() - damage;
+        let read = if s.packs_read > 0 {
+            format!(
+                "; read {} in {} packs, verified {} chunks",
+                bytes(s.bytes_read),
+                count(s.packs_read),
+                count(s.blobs_verified)
+            )
+        } else {
+            String::new()
+        };
+        ctx.say(format!(
+            "checked {} snapshots, {} trees, {} files ({} chunk references), {} packs, {} index entries{read} in {}",
+            count(s.snapshots),
+            count(s.trees),
+            count(s.files),
+            count(s.chunk_refs),
+            count(s.packs),
+            count(s.index_entries),
+            duration_ms(report.duration_ms)
+        ));
+        ctx.say(match (damage, warnings) {
+            (0, 0) => "no problems found".to_string(),
+            (0, w) => format!("no damage found ({w} warnings)"),
+            (d, w) => format!("DAMAGE FOUND: {d} problems ({w} warnings)"),
+        });
+    }
+    Ok(if report.damage_found() {
+        exit::DAMAGE_FOUND
+    } else {
+        exit::OK
+    })
 }

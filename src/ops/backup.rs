@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::fs::{stat, EntryKind, FileMeta};
 use crate::id::{ChunkId, SnapshotId};
 use crate::io::{FileData, ReadStrategy};
+use crate::ops::Skipped;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::repo::{Repository, SnapshotSpec, WriteSession};
@@ -40,13 +41,6 @@ pub struct BackupOptions {
     pub read_strategy: ReadStrategy,
     /// Record the path of every file whose data was read (for tests and audits).
     pub record_reads: bool,
-}
-
-/// An entry that could not be backed up.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Skipped {
-    pub path: String,
-    pub reason: String,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -2,9 +2,18 @@
 
 pub mod backup;
 pub mod browse;
+pub mod check;
 pub mod restore;
 pub mod select;
 
-pub use backup::{backup, BackupOptions, BackupReport, Skipped};
+pub use backup::{backup, BackupOptions, BackupReport};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
+pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use restore::{restore, RestoreOptions, RestoreReport};
+
+/// An entry an operation could not handle, and why; operations report these instead of failing.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}

@@ -89,6 +89,18 @@ pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u
     }
     let raw = match entry.codec {
         Codec::Raw => stored.to_vec(),
+        // The frame header must declare the length the trailer claims before we allocate it:
+        // a hostile trailer alone cannot make us reserve memory.
+        Codec::Zstd
+            if zstd::zstd_safe::get_frame_content_size(stored)
+                .ok()
+                .flatten()
+                != Some(u64::from(entry.raw_len)) =>
+        {
+            return Err(fail(
+                "zstd frame does not declare the expected length".to_string(),
+            ));
+        }
         Codec::Zstd => DECOMPRESSOR
             .with(|cell| {
                 let mut slot = cell.borrow_mut();

@@ -15,8 +15,9 @@ mod snapshots;
 pub use config::{Config, RepoId, REPO_FORMAT_VERSION};
 pub use index_sync::SyncReport;
 pub use layout::{
-    pack_key, snapshot_key, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
+    pack_id_from_key, pack_key, snapshot_key, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR,
+    WAL_DIR,
 };
-pub use open::{repair_local_index, Access, IndexKind, InitOptions, Repository};
+pub use open::{repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub use session::{SessionStats, WriteSession};
 pub use snapshots::SnapshotSpec;

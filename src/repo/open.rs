@@ -251,3 +251,93 @@ pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
     };
     repo.rebuild_index()
 }
+
+/// A repository opened for auditing, with what was wrong before the audit could start.
+pub struct AuditOpen {
+    pub repo: Repository,
+    /// The config could not be read; the audit goes on with placeholder parameters.
+    pub config_error: Option<Error>,
+    /// The persistent index is missing or unreadable; the audit goes on with an in-memory
+    /// index rebuilt from the pack trailers.
+    pub index_error: Option<String>,
+}
+
+impl Repository {
+    /// Opens a local repository for `repo check` without changing anything: the index is not
+    /// synced (so unindexed packs can be reported) and a damaged config or index is reported
+    /// instead of failing the open.
+    pub fn open_local_for_audit(path: &Path, kind: IndexKind) -> Result<AuditOpen> {
+        if !path.join(CONFIG_KEY).is_file() {
+            return Err(Error::NotARepository {
+                path: path.display().to_string(),
+            });
+        }
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        let (config, config_error) = match backend.get(CONFIG_KEY).and_then(|b| Config::decode(&b))
+        {
+            Ok(c) => (c, None),
+            Err(e) => (placeholder_config(), Some(e)),
+        };
+        let index_dir = path.join(LOCAL_INDEX_DIR);
+        let (index, index_error): (Box<dyn ChunkIndex>, _) = match audit_index(&index_dir, kind) {
+            Ok(Some(index)) => (index, None),
+            Ok(None) => (Box::new(MemIndex::new()), None),
+            Err(e) => (Box::new(MemIndex::new()), Some(e)),
+        };
+        let rebuild =
+            index_error.is_some() || kind == IndexKind::Memory || cfg!(not(feature = "rocksdb"));
+        let repo = Repository {
+            backend,
+            config,
+            index,
+            index_path: Some(index_dir),
+            access: Access::Read,
+        };
+        if rebuild {
+            repo.rebuild_index()?;
+        }
+        Ok(AuditOpen {
+            repo,
+            config_error,
+            index_error,
+        })
+    }
+}
+
+fn placeholder_config() -> Config {
+    let opts = InitOptions::default();
+    Config {
+        id: RepoId(crate::id::Digest::default()),
+        created_ns: 0,
+        chunker: opts.chunker,
+        compression_level: opts.compression_level,
+        pack_target_bytes: opts.pack_target_bytes,
+    }
+}
+
+/// The persistent index as a read-only secondary, `Ok(None)` when none is used, or why it
+/// cannot be used.
+#[cfg(feature = "rocksdb")]
+fn audit_index(
+    dir: &Path,
+    kind: IndexKind,
+) -> std::result::Result<Option<Box<dyn ChunkIndex>>, String> {
+    use crate::index::{OpenMode, RocksIndex};
+    if kind == IndexKind::Memory {
+        return Ok(None);
+    }
+    if !dir.join("CURRENT").exists() {
+        return Err(format!("index {} is missing", dir.display()));
+    }
+    RocksIndex::open(dir, OpenMode::Secondary)
+        .map(|db| Some(Box::new(db) as Box<dyn ChunkIndex>))
+        .map_err(|e| format!("index {} cannot be opened: {e}", dir.display()))
+}
+
+#[cfg(not(feature = "rocksdb"))]
+fn audit_index(
+    _dir: &Path,
+    _kind: IndexKind,
+) -> std::result::Result<Option<Box<dyn ChunkIndex>>, String> {
+    Ok(None)
+}

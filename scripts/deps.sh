@@ -1,0 +1,24 @@
+# Sourced by the other scripts: installs what building and testing cairn needs on a fresh
+# Debian machine. Each function installs only what is missing.
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# librocksdb-sys compiles RocksDB from C++ source and needs libclang for its bindings.
+ensure_build_deps() {
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "cargo is not installed: install a Rust toolchain (https://rustup.rs) first" >&2
+    exit 1
+  fi
+  apt_install libclang-dev clang g++ make
+}

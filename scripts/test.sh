@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then runs the format
+# check, clippy (warnings denied), and every test in one release build (so RocksDB is
+# compiled once): unit tests, integration and CLI tests, fault injection, fuzz-seed replays.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_build_deps
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --release --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --release

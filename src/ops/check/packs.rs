@@ -1,0 +1,255 @@
+//! Pass 1: packs and the index. Finds packs that are missing, truncated or damaged, index
+//! entries that disagree with the packs, stray and temporary files, and (with read-data)
+//! blobs whose content no longer matches their id.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::{CheckStats, Findings, ReadData, Severity};
+use crate::error::Result;
+use crate::id::{ChunkId, Digest, PackId};
+use crate::index::Location;
+use crate::pack::{decode_blob, parse_pack, BlobEntry, FOOTER_BYTES};
+use crate::progress::Progress;
+use crate::repo::{pack_key, Repository, PACKS_DIR};
+
+/// What auditing one pack found.
+#[derive(Default)]
+struct PackResult {
+    /// The pack cannot be parsed (missing trailer, checksum, truncation…).
+    broken: Option<String>,
+    /// Read-data: the bytes do not hash to the pack's name.
+    misnamed: bool,
+    /// Read-data: blobs that fail to decompress or verify.
+    bad_blobs: Vec<(ChunkId, String)>,
+    /// Index entries that claim this pack but disagree with its trailer.
+    mismatched: Vec<ChunkId>,
+    unindexed: bool,
+    bytes_read: u64,
+    blobs_verified: u64,
+}
+
+pub(super) fn audit(
+    repo: &Repository,
+    read_data: ReadData,
+    findings: &mut Findings,
+    stats: &mut CheckStats,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut listed: HashMap<PackId, u64> = HashMap::new();
+    repo.backend().list(PACKS_DIR, &mut |obj| {
+        match crate::repo::pack_id_from_key(&obj.key) {
+            Some(id) => {
+                listed.insert(id, obj.size);
+            }
+            None => {
+                findings.add(
+                    Severity::Damage,
+                    format!("file {}", obj.key),
+                    "is not a pack: a stray file where packs live (nothing references it; remove it)",
+                );
+            }
+        }
+        Ok(())
+    })?;
+    for tmp in repo.backend().stray_temporaries()? {
+        findings.add(
+            Severity::Warning,
+            format!("file {tmp}"),
+            "temporary file left by an interrupted write (safe to delete)",
+        );
+    }
+    stats.packs = listed.len() as u64;
+    let seed = crate::time::now_ns() as u64;
+    let mut packs: Vec<(PackId, u64)> = listed.iter().map(|(k, v)| (*k, *v)).collect();
+    packs.sort();
+    let results: Vec<(PackId, PackResult)> = packs
+        .par_iter()
+        .map(|(id, size)| {
+            let read = selected(read_data, id, seed);
+            let r = audit_pack(repo, id, *size, read);
+            progress.add_bytes(r.bytes_read);
+            (*id, r)
+        })
+        .collect();
+    let mut broken_packs: HashMap<PackId, usize> = HashMap::new();
+    for (id, r) in results {
+        stats.bytes_read += r.bytes_read;
+        stats.blobs_verified += r.blobs_verified;
+        stats.packs_read += u64::from(r.bytes_read > 0);
+        if let Some(why) = r.broken {
+            broken_packs.insert(
+                id,
+                findings.add(Severity::Damage, format!("pack {id}"), why),
+            );
+            continue;
+        }
+        if r.misnamed {
+            findings.add(
+                Severity::Damage,
+                format!("pack {id}"),
+                "content does not match its name (bytes changed on disk)",
+            );
+        }
+        for (chunk, why) in r.bad_blobs {
+            let idx = findings.add(Severity::Damage, format!("pack {id} chunk {chunk}"), why);
+            if repo.index().get(&chunk)?.is_some_and(|l| l.pack == id) {
+                findings.damage_chunk(chunk, idx);
+            }
+        }
+        for chunk in r.mismatched {
+            let idx = findings.add(
+                Severity::Damage,
+                format!("index entry for chunk {chunk}"),
+                format!("disagrees with the trailer of pack {id}; `cairn repo repair index` rebuilds it"),
+            );
+            findings.damage_chunk(chunk, idx);
+        }
+        if r.unindexed {
+            findings.add(
+                Severity::Warning,
+                format!("pack {id}"),
+                "is not in the index yet (written while another process held it); the next writer indexes it",
+            );
+        }
+    }
+    audit_index_entries(repo, &listed, &broken_packs, findings, stats);
+    Ok(())
+}
+
+/// Checks every index entry against the packs that exist.
+fn audit_index_entries(
+    repo: &Repository,
+    listed: &HashMap<PackId, u64>,
+    broken: &HashMap<PackId, usize>,
+    findings: &mut Findings,
+    stats: &mut CheckStats,
+) {
+    let mut missing: HashMap<PackId, usize> = HashMap::new();
+    let scan = repo.index().for_each_chunk(&mut |chunk, loc| {
+        stats.index_entries += 1;
+        let idx = match listed.get(&loc.pack) {
+            None => *missing.entry(loc.pack).or_insert_with(|| {
+                findings.add(
+                    Severity::Damage,
+                    format!("pack {}", loc.pack),
+                    "is missing: the index refers to it, but it does not exist",
+                )
+            }),
+            Some(_) if broken.contains_key(&loc.pack) => broken[&loc.pack],
+            Some(size)
+                if u64::from(loc.offset) + u64::from(loc.stored_len) + FOOTER_BYTES as u64
+                    > *size =>
+            {
+                findings.add(
+                    Severity::Damage,
+                    format!("index entry for chunk {chunk}"),
+                    format!("points past the end of pack {} ({size} bytes)", loc.pack),
+                )
+            }
+            Some(_) => return Ok(()),
+        };
+        findings.damage_chunk(chunk, idx);
+        Ok(())
+    });
+    if let Err(e) = scan {
+        findings.add(
+            Severity::Damage,
+            "index",
+            format!("cannot be read: {e}; `cairn repo repair index` rebuilds it"),
+        );
+    }
+}
+
+/// Whether read-data reads this pack.
+fn selected(read_data: ReadData, id: &PackId, seed: u64) -> bool {
+    let n = u64::from_le_bytes(id.as_bytes()[..8].try_into().expect("8 bytes"));
+    match read_data {
+        ReadData::None => false,
+        ReadData::All => true,
+        ReadData::Slice { k, of } => n % u64::from(of) == u64::from(k - 1),
+        ReadData::Percent(p) => (mix(n ^ seed) as f64) < p / 100.0 * u64::MAX as f64,
+    }
+}
+
+/// splitmix64 finaliser: a well-spread hash for the random subset.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool) -> PackResult {
+    let mut r = PackResult::default();
+    let entries = if read {
+        match read_whole_pack(repo, id, &mut r) {
+            Some(e) => e,
+            None => return r,
+        }
+    } else {
+        match repo.read_trailer(id, size) {
+            Ok(e) => e,
+            Err(e) => {
+                r.broken = Some(strip_what(&e.to_string(), id));
+                return r;
+            }
+        }
+    };
+    for e in &entries {
+        match repo.index().get(&e.id) {
+            Ok(Some(loc)) if loc.pack == *id && loc != Location::new(*id, e) => {
+                r.mismatched.push(e.id)
+            }
+            _ => {}
+        }
+    }
+    r.unindexed = matches!(repo.index().pack_info(id), Ok(None));
+    r
+}
+
+/// Reads a pack whole and verifies every blob; `None` when the pack cannot be parsed.
+fn read_whole_pack(repo: &Repository, id: &PackId, r: &mut PackResult) -> Option<Vec<BlobEntry>> {
+    let bytes = match repo.backend().get(&pack_key(id)) {
+        Ok(b) => b,
+        Err(e) => {
+            r.broken = Some(format!("cannot be read: {e}"));
+            return None;
+        }
+    };
+    r.bytes_read = bytes.len() as u64;
+    r.misnamed = Digest::of(&bytes) != id.0;
+    let what = format!("pack {id}");
+    let entries = match parse_pack(&bytes, &what) {
+        Ok(e) => e,
+        Err(e) => {
+            r.broken = Some(strip_what(&e.to_string(), id));
+            return None;
+        }
+    };
+    r.bad_blobs = entries
+        .par_iter()
+        .filter_map(|e| {
+            let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+            decode_blob(e, stored, &what)
+                .err()
+                .map(|err| (e.id, blob_problem(&err.to_string())))
+        })
+        .collect();
+    r.blobs_verified = entries.len() as u64;
+    Some(entries)
+}
+
+/// `pack X is corrupt: detail` → `is corrupt: detail` (the finding already names the pack).
+fn strip_what(msg: &str, id: &PackId) -> String {
+    msg.strip_prefix(&format!("pack {id} "))
+        .unwrap_or(msg)
+        .to_string()
+}
+
+/// `pack X blob Y is corrupt: hash mismatch: …` → `hash mismatch: …`.
+fn blob_problem(msg: &str) -> String {
+    msg.split_once("is corrupt: ")
+        .map(|(_, d)| d.to_string())
+        .unwrap_or_else(|| msg.to_string())
+}

@@ -1,0 +1,124 @@
+//! Replays the fuzz targets' committed seeds (`fuzz/seeds/<target>/`) and thousands of
+//! deterministic mutations of them on every `cargo test`: no decoder of bytes read from disk
+//! may panic. `cargo fuzz run <target>` explores further (see the README).
+
+#[path = "../fuzz/targets.rs"]
+mod targets;
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn seeds_dir(target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target)
+}
+
+fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = seeds_dir(target);
+    let mut files: Vec<_> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.iter().map(|p| fs::read(p).unwrap()).collect()
+}
+
+#[test]
+fn committed_seeds_decode_without_panicking() {
+    for (name, run) in targets::TARGETS {
+        let seeds = seeds(name);
+        assert!(seeds.len() >= 2, "fuzz/seeds/{name} needs seeds");
+        for s in &seeds {
+            run(s);
+        }
+    }
+}
+
+#[test]
+fn mutated_seeds_never_panic() {
+    let mut rng = common::Rng::new(2026);
+    for (name, run) in targets::TARGETS {
+        for seed in seeds(name) {
+            for _ in 0..400 {
+                let mut m = seed.clone();
+                match rng.below(4) {
+                    0 if !m.is_empty() => {
+                        let i = rng.below(m.len() as u64) as usize;
+                        m[i] ^= 1 << rng.below(8);
+                    }
+                    1 => m.truncate(rng.below(m.len() as u64 + 1) as usize),
+                    2 if m.len() >= 4 => {
+                        // Overwrite a length-like field with a huge value.
+                        let i = rng.below(m.len() as u64 - 3) as usize;
+                        m[i..i + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+                    }
+                    _ => {
+                        let n = rng.below(64) as usize;
+                        m.extend_from_slice(&rng.bytes(n));
+                    }
+                }
+                run(&m);
+            }
+        }
+    }
+}
+
+/// Writes fresh seeds from a real repository: `cargo test --release --test fuzz_replay --
+/// --ignored write_seeds`.
+#[test]
+#[ignore]
+fn write_seeds() {
+    use cairn::repo::{Access, IndexKind};
+    let repo = common::TestRepo::new(IndexKind::Memory);
+    let src = repo.dir.path().join("src");
+    common::write_file(&src.join("a/b.txt"), b"hello seeds");
+    common::write_file(&src.join("big.bin"), &common::Rng::new(1).bytes(100_000));
+    std::os::unix::fs::symlink("a/b.txt", src.join("link")).unwrap();
+    let report = repo.snapshot(&[&src]);
+    let r = repo.open(Access::Read);
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        fs::create_dir_all(seeds_dir(target)).unwrap();
+        fs::write(seeds_dir(target).join(name), bytes).unwrap();
+    };
+    write(
+        "config",
+        "valid",
+        &fs::read(repo.path().join("config")).unwrap(),
+    );
+    write("config", "empty", b"");
+    let snap = repo.path().join("snapshots").join(report.id.to_hex());
+    write("snapshot", "valid", &fs::read(snap).unwrap());
+    write(
+        "snapshot",
+        "wrong-kind",
+        &fs::read(repo.path().join("config")).unwrap(),
+    );
+    let root = r.read_blob(&report.snapshot.root).unwrap();
+    write("tree", "root", &root);
+    let mut tree = r.load_tree(&report.snapshot.root).unwrap();
+    let sub = tree.nodes.iter().find_map(|n| n.subtree()).unwrap();
+    write("tree", "subtree", &r.read_blob(&sub).unwrap());
+    tree.nodes.clear();
+    write("tree", "empty", &tree.encode().unwrap());
+    let (pack, _) = r.list_packs().unwrap()[0];
+    write(
+        "pack",
+        "valid",
+        &fs::read(repo.path().join(cairn::repo::pack_key(&pack))).unwrap(),
+    );
+    write("pack", "header-only", b"CRNPACK\x01");
+    let loc = r.locate(&report.snapshot.root).unwrap();
+    write("index_value", "location", &loc.encode());
+    write(
+        "index_value",
+        "pack",
+        &cairn::index::PackInfo {
+            size: 1 << 20,
+            blobs: 7,
+        }
+        .encode(),
+    );
+}
