@@ -34,9 +34,12 @@ pub fn index_value(data: &[u8]) {
     let _ = cairn::index::PackInfo::decode(data);
 }
 
+/// A fuzz target's body.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, for the replay test.
 #[allow(dead_code)]
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("config", config),
     ("pack", pack),
     ("tree", tree),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use cairn::index::Location;
-use cairn::repo::{Access, IndexKind, Repository, SnapshotSpec};
+use cairn::repo::{Access, IndexKind, Repository};
 use cairn::{ChunkId, PackId, SnapshotId};
 use common::{assert_same_tree, write_file, Rng};
 
@@ -20,6 +20,7 @@ struct Fixture {
     dir: tempfile::TempDir,
     a: SnapshotId,
     b: SnapshotId,
+    c: SnapshotId,
 }
 
 impl Fixture {
@@ -38,14 +39,15 @@ impl Fixture {
             dir,
             a: SnapshotId::default(),
             b: SnapshotId::default(),
+            c: SnapshotId::default(),
         };
         assert_eq!(code(&f.cairn(&["init"])), 0);
         let a = f.create(&src_a);
         let b = f.create(&src_b);
         write_file(&src_a.join("later.txt"), b"added after A");
-        f.create(&src_a);
+        let c = f.create(&src_a);
         let _ = repo;
-        Fixture { a, b, ..f }
+        Fixture { a, b, c, ..f }
     }
 
     fn repo(&self) -> PathBuf {
@@ -237,16 +239,26 @@ fn truncated_pack_is_found_and_only_its_files_fail_to_restore() {
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
     assert!(
-        out.contains(&format!(
-            "pack {}: is corrupt: trailer magic missing",
-            loc.pack
-        )),
+        out.contains(&format!("pack {}: is corrupt: ", loc.pack)),
         "{out}"
     );
     assert!(out.contains("a1.bin bytes"), "{out}");
+    // A's own trees were in that pack: its restore fails as a whole, naming the pack.
     let (c, _, err) = f.restore(&f.a, "restored-a");
-    assert_ne!(c, 0, "{err}");
+    assert_eq!(c, 13, "{err}");
+    assert!(
+        err.contains(&loc.pack.to_hex()) && err.contains("truncated"),
+        "{err}"
+    );
+    // C shares A's files but has its own root: only the files with lost chunks fail.
+    let (c, target, err) = f.restore(&f.c, "restored-c");
+    assert_eq!(c, 3, "{err}");
     assert!(err.contains("a1.bin"), "{err}");
+    assert!(!target.join("a1.bin").exists());
+    assert_eq!(
+        fs::read(target.join("later.txt")).unwrap(),
+        b"added after A"
+    );
     f.assert_b_restores();
 }
 
@@ -262,8 +274,23 @@ fn deleted_pack_is_named_with_every_file_it_takes() {
             || out.contains(&format!("pack {}: is missing", loc.pack)),
         "{out}"
     );
-    for name in ["a1.bin", "a2.log", "small.txt"] {
-        assert!(out.contains(name), "{name} not named: {out}");
+    // A's root tree was in the pack: all of A is named; C has its own root, so its files and
+    // the unchanged subdirectory it shares with A are named one by one.
+    assert!(
+        out.contains(&format!("affects snapshot {} (", short(&f.a)))
+            && out.contains(" / (directory and everything below)"),
+        "{out}"
+    );
+    for name in [
+        "a1.bin bytes",
+        "small.txt bytes",
+        "/sub (directory and everything below)",
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.contains(&short(&f.c)) && l.contains(name)),
+            "{name} not named: {out}"
+        );
     }
     let (c, _, err) = f.restore(&f.a, "restored-a");
     assert_ne!(c, 0, "{err}");
@@ -407,8 +434,15 @@ fn check_json_names_the_same_findings() {
         .unwrap();
     assert_eq!(missing["severity"], "damage");
     let affects = missing["affects"].as_array().unwrap();
-    assert!(affects
-        .iter()
-        .any(|a| a["snapshot"] == f.a.to_hex() && a["path"].as_str().unwrap().ends_with("a1.bin")));
-    let _ = SnapshotSpec::Latest;
+    let names = |snap: &SnapshotId, suffix: &str| {
+        affects.iter().any(|a| {
+            a["snapshot"] == snap.to_hex() && a["path"].as_str().unwrap().ends_with(suffix)
+        })
+    };
+    assert!(
+        names(&f.a, "/ (directory and everything below)"),
+        "{affects:?}"
+    );
+    assert!(names(&f.c, "a1.bin"), "{affects:?}");
+    assert!(!names(&f.b, ""), "B is not affected");
 }

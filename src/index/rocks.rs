@@ -32,6 +32,9 @@ pub enum OpenMode {
     Secondary,
 }
 
+/// Called with each raw key and value of a column family.
+type RawVisitor<'a> = dyn FnMut(&[u8], &[u8]) -> Result<()> + 'a;
+
 pub struct RocksIndex {
     db: DB,
     path: PathBuf,
@@ -123,7 +126,7 @@ impl RocksIndex {
         rocks_err(&self.path, e)
     }
 
-    fn for_each_in(&self, cf: &str, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<()>) -> Result<()> {
+    fn for_each_in(&self, cf: &str, f: &mut RawVisitor<'_>) -> Result<()> {
         for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
             let (k, v) = item.map_err(|e| self.err(e))?;
             f(&k, &v)?;

@@ -150,7 +150,16 @@ impl Restorer<'_> {
 
     /// Restores the children of directory `node` into `dir`.
     fn walk(&mut self, node: &Node, dir: &Path, rel: &str, included: bool) -> Result<()> {
-        let tree = crate::ops::select::children(self.repo, node)?;
+        let tree = match crate::ops::select::children(self.repo, node) {
+            Ok(tree) => tree,
+            // Without its root there is nothing to restore; a damaged subdirectory only
+            // costs what is below it.
+            Err(e) if rel.is_empty() => return Err(e),
+            Err(e) => {
+                self.fail(dir, format!("directory contents lost: {e}"));
+                return Ok(());
+            }
+        };
         for child in &tree.nodes {
             let name = child.name_lossy();
             let child_rel = if rel.is_empty() {
