@@ -110,4 +110,20 @@ fn main() {
     };
     let (_, secs) = time(|| ops::restore(&repo, &snap, &ropts, &NoProgress).unwrap());
     println!("| restore | {:.0} |", mb_per_s(total, secs));
+    drop(repo);
+    let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent).unwrap();
+    let copts = ops::CheckOptions {
+        read_data: ops::ReadData::All,
+    };
+    let (report, secs) = time(|| ops::check(&audit, &copts, &NoProgress).unwrap());
+    assert!(report.findings.is_empty());
+    println!(
+        "| repo check --read-data ({} MB of packs read) | {:.0} (of packs), {:.0} (of data) |",
+        report.stats.bytes_read / 1_000_000,
+        mb_per_s(report.stats.bytes_read as usize, secs),
+        mb_per_s(total, secs)
+    );
+    let copts = ops::CheckOptions::default();
+    let (_, secs) = time(|| ops::check(&audit, &copts, &NoProgress).unwrap());
+    println!("| repo check, structural ({secs:.3} s) | - |");
 }

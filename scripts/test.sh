@@ -13,3 +13,5 @@ echo "== cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --release
+echo "== fuzz (15 s per target)"
+bash scripts/fuzz.sh 15

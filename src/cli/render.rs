@@ -33,14 +33,16 @@ pub fn count(n: u64) -> String {
     out
 }
 
-/// `0:42`, `1:02:03`.
+/// `45 ms`, `4.2 s`, `0:42`, `1:02:03`.
 pub fn duration_ms(ms: u64) -> String {
     let secs = ms / 1000;
     let (h, m, s) = (secs / 3600, (secs / 60) % 60, secs % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
+    if ms < 1000 {
+        format!("{ms} ms")
     } else if secs < 10 {
-        format!("{m}:{s:02}.{}", (ms % 1000) / 100)
+        format!("{}.{} s", secs, (ms % 1000) / 100)
+    } else if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
     } else {
         format!("{m}:{s:02}")
     }
@@ -66,6 +68,8 @@ mod tests {
         assert_eq!(count(12431), "12,431");
         assert_eq!(count(7), "7");
         assert_eq!(duration_ms(42_000), "0:42");
+        assert_eq!(duration_ms(45), "45 ms");
+        assert_eq!(duration_ms(4_240), "4.2 s");
         assert_eq!(duration_ms(3_723_000), "1:02:03");
     }
 }
