@@ -67,6 +67,9 @@ pub enum Error {
     #[error("no space left on the device holding {path}")]
     NoSpace { path: String },
 
+    #[error("{0}")]
+    Conflict(String),
+
     #[error("repository is locked: {0}")]
     Locked(String),
 

@@ -25,6 +25,7 @@ pub mod index;
 pub mod io;
 pub mod ops;
 pub mod pack;
+pub mod pg;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;

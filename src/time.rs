@@ -24,6 +24,13 @@ pub fn format_ns_secs(ns: i64) -> String {
         .to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `2026-11-21 10:30:00.123456+00`: the form PostgreSQL's `recovery_target_time` reads.
+pub fn format_ns_sql(ns: i64) -> String {
+    Utc.timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S%.6f+00")
+        .to_string()
+}
+
 /// Parses a user-given timestamp into nanoseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Result<i64> {
     let t = s.trim();
@@ -40,6 +47,18 @@ pub fn parse_timestamp(s: &str) -> Result<i64> {
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return dt.timestamp_nanos_opt().ok_or_else(bad);
     }
+    // psql prints offsets as `+00` or `+05:30`; chrono wants minutes too.
+    let owned;
+    let t = match t.len().checked_sub(3).map(|i| t.split_at(i)) {
+        Some((head, tail))
+            if (tail.starts_with('+') || tail.starts_with('-'))
+                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            owned = format!("{head}{tail}:00");
+            owned.as_str()
+        }
+        _ => t,
+    };
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",
         "%Y-%m-%d %H:%M",
@@ -74,6 +93,12 @@ mod tests {
         assert_eq!(parse_timestamp("2026-11-21 10:30:00").unwrap(), want);
         assert_eq!(parse_timestamp("2026-11-21T11:30:00+01:00").unwrap(), want);
         assert_eq!(parse_timestamp("2026-11-21 11:30:00+01:00").unwrap(), want);
+        assert_eq!(parse_timestamp("2026-11-21 10:30:00+00").unwrap(), want);
+        assert_eq!(
+            parse_timestamp("2026-11-21 12:30:00.000000+02").unwrap(),
+            want
+        );
+        assert_eq!(format_ns_sql(want), "2026-11-21 10:30:00.000000+00");
         assert_eq!(
             parse_timestamp(&(want / 1_000_000_000).to_string()).unwrap(),
             want

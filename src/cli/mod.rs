@@ -7,6 +7,7 @@ mod render;
 mod repo;
 mod restore;
 mod snapshot;
+mod wal;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,9 @@ enum Command {
     Ls(browse::LsArgs),
     /// Restore a snapshot into a directory.
     Restore(restore::RestoreArgs),
+    /// Archive and fetch WAL files (PostgreSQL's archive_command / restore_command).
+    #[command(subcommand)]
+    Wal(wal::WalCommand),
     /// Inspect and maintain the repository.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
@@ -106,6 +110,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),
         Command::Ls(args) => browse::ls(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
+        Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
     }
 }

@@ -53,6 +53,12 @@ pub struct CreateArgs {
     /// Read every file, even those that look unchanged.
     #[arg(long)]
     force: bool,
+    /// Online base backup of a running PostgreSQL: connect with CONNINFO (e.g.
+    /// "host=/run/postgresql user=postgres"), wrap the snapshot of the data directory PATH in
+    /// pg_backup_start/pg_backup_stop and store backup_label in it. WAL must be archived with
+    /// `cairn wal push` for the snapshot to be restorable.
+    #[arg(long, value_name = "CONNINFO")]
+    postgres: Option<String>,
 }
 
 #[derive(Args)]
@@ -118,6 +124,7 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
         host: args.host,
         parent: args.parent.as_deref().map(str::parse).transpose()?,
         force_read: args.force,
+        postgres: args.postgres,
         ..Default::default()
     };
     let progress = ctx.progress();

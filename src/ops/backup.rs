@@ -6,7 +6,6 @@
 //! be read are reported and left out; the snapshot is still written (exit code 3 in the CLI).
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -17,15 +16,14 @@ use std::time::Instant;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::chunker::{chunk_file, Piece};
 use crate::error::{Error, Result};
 use crate::fs::{stat, EntryKind, FileMeta};
 use crate::id::{ChunkId, SnapshotId};
-use crate::io::{FileData, ReadStrategy};
+use crate::io::ReadStrategy;
 use crate::ops::Skipped;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
-use crate::repo::{Repository, SnapshotSpec, WriteSession};
+use crate::repo::{FileFailure, Repository, SnapshotSpec, WriteSession};
 use crate::snapshot::{ChunkRef, Node, NodeContent, Snapshot, Summary, Tree};
 
 #[derive(Clone, Debug, Default)]
@@ -41,6 +39,44 @@ pub struct BackupOptions {
     pub read_strategy: ReadStrategy,
     /// Record the path of every file whose data was read (for tests and audits).
     pub record_reads: bool,
+    /// Entries left out of the snapshot.
+    pub excludes: Excludes,
+    /// Take an online base backup of the PostgreSQL cluster at this connection string: the
+    /// single path must be its data directory (see `docs/pitr.md`).
+    pub postgres: Option<String>,
+}
+
+/// What a snapshot leaves out. Paths are absolute and symlink-resolved.
+#[derive(Clone, Debug, Default)]
+pub struct Excludes {
+    /// Entries skipped entirely.
+    pub paths: Vec<PathBuf>,
+    /// Directories kept, but empty.
+    pub contents_of: Vec<PathBuf>,
+    /// Names skipped wherever they appear, by prefix.
+    pub name_prefixes: Vec<String>,
+}
+
+impl Excludes {
+    fn skips(&self, path: &Path, name: &[u8]) -> bool {
+        self.paths.iter().any(|p| p == path)
+            || self
+                .name_prefixes
+                .iter()
+                .any(|p| name.starts_with(p.as_bytes()))
+            || path
+                .parent()
+                .is_some_and(|parent| self.contents_of.iter().any(|d| d == parent))
+    }
+}
+
+/// Files added to a directory of the snapshot once everything in it has been read, such as
+/// PostgreSQL's `backup_label`, which exists only after `pg_backup_stop`.
+pub struct LateFiles<'a> {
+    /// The directory (absolute, symlink-resolved) the files go into.
+    pub dir: PathBuf,
+    /// Produces (name, content) pairs; called once, after the directory's entries are read.
+    pub produce: &'a (dyn Fn() -> Result<Vec<(String, Vec<u8>)>> + Sync),
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -57,6 +93,81 @@ pub struct BackupReport {
 pub fn backup(
     repo: &Repository,
     opts: &BackupOptions,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
+    match &opts.postgres {
+        None => backup_with(repo, opts, None, progress),
+        Some(conninfo) => postgres_base_backup(repo, opts, conninfo, progress),
+    }
+}
+
+/// A snapshot of a running PostgreSQL data directory between `pg_backup_start` and
+/// `pg_backup_stop`, leaving out what PostgreSQL documents as excludable and adding the
+/// `backup_label` (and `tablespace_map`) that `pg_backup_stop` returns.
+fn postgres_base_backup(
+    repo: &Repository,
+    opts: &BackupOptions,
+    conninfo: &str,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
+    let [pgdata] = canonical_paths(&opts.paths)?.try_into().map_err(|_| {
+        Error::InvalidArgument(
+            "--postgres takes exactly one path: the cluster's data directory".into(),
+        )
+    })?;
+    if !crate::pg::is_data_directory(&pgdata) {
+        return Err(Error::InvalidArgument(format!(
+            "{} is not a PostgreSQL data directory",
+            pgdata.display()
+        )));
+    }
+    let label = format!("cairn {}", crate::time::format_ns(crate::time::now_ns()));
+    let mut session = crate::pg::BaseBackup::start(conninfo, &label)?;
+    let served = session.data_directory()?;
+    if std::fs::canonicalize(&served).ok().as_deref() != Some(pgdata.as_path()) {
+        return Err(Error::InvalidArgument(format!(
+            "the PostgreSQL server at {conninfo:?} serves {served}, not {}",
+            pgdata.display()
+        )));
+    }
+    let mut opts = opts.clone();
+    opts.excludes
+        .contents_of
+        .extend(crate::pg::EXCLUDED_CONTENTS.iter().map(|d| pgdata.join(d)));
+    opts.excludes
+        .paths
+        .extend(crate::pg::EXCLUDED_FILES.iter().map(|f| pgdata.join(f)));
+    opts.excludes.name_prefixes.extend(
+        crate::pg::EXCLUDED_NAME_PREFIXES
+            .iter()
+            .map(|p| p.to_string()),
+    );
+    let session = Mutex::new(Some(session));
+    let produce = || -> Result<Vec<(String, Vec<u8>)>> {
+        let backup = session.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let label = backup
+            .ok_or_else(|| Error::InvalidArgument("base backup already stopped".into()))?
+            .stop()?;
+        let mut files = vec![("backup_label".to_string(), label.label)];
+        files.extend(
+            label
+                .tablespace_map
+                .map(|m| ("tablespace_map".to_string(), m)),
+        );
+        Ok(files)
+    };
+    let late = LateFiles {
+        dir: pgdata,
+        produce: &produce,
+    };
+    backup_with(repo, &opts, Some(&late), progress)
+}
+
+/// [`backup`] with files added late to one directory (see [`LateFiles`]).
+pub fn backup_with(
+    repo: &Repository,
+    opts: &BackupOptions,
+    late: Option<&LateFiles<'_>>,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let started = Instant::now();
@@ -81,6 +192,7 @@ pub fn backup(
         repo,
         session: &session,
         opts,
+        late,
         progress,
         counters: Counters::default(),
         log: Log::default(),
@@ -187,22 +299,11 @@ impl Log {
     }
 }
 
-/// Why one file could not be stored: its own fault (skip it) or the repository's (abort).
-enum FileFailure {
-    Source(io::Error),
-    Repo(Error),
-}
-
-impl From<io::Error> for FileFailure {
-    fn from(e: io::Error) -> Self {
-        FileFailure::Source(e)
-    }
-}
-
 struct Archiver<'a> {
     repo: &'a Repository,
     session: &'a WriteSession<'a>,
     opts: &'a BackupOptions,
+    late: Option<&'a LateFiles<'a>>,
     progress: &'a dyn Progress,
     counters: Counters,
     log: Log,
@@ -323,6 +424,7 @@ impl Archiver<'_> {
             Err(e) => self.log.skip(path, e),
         }
         names.sort();
+        names.retain(|n| !self.opts.excludes.skips(&path.join(n), n.as_bytes()));
         let nodes: Vec<Option<Node>> = names
             .par_iter()
             .map(|name| {
@@ -339,8 +441,50 @@ impl Archiver<'_> {
                 self.archive_entry(&child, name, meta, parent_node)
             })
             .collect::<Result<_>>()?;
-        self.store_tree(Tree {
-            nodes: nodes.into_iter().flatten().collect(),
+        let mut nodes: Vec<Node> = nodes.into_iter().flatten().collect();
+        if let Some(late) = self.late.filter(|l| l.dir == path) {
+            let dir_meta = stat(path).map_err(|e| Error::io("cannot access", path, e))?;
+            for (name, content) in (late.produce)()? {
+                nodes.retain(|n| n.name != name.as_bytes());
+                nodes.push(self.store_late_file(name, &content, &dir_meta)?);
+            }
+        }
+        self.store_tree(Tree { nodes })
+    }
+
+    /// Stores a file that exists only in the snapshot, owned like its directory.
+    fn store_late_file(&self, name: String, content: &[u8], dir: &FileMeta) -> Result<Node> {
+        let items: Vec<(ChunkId, &[u8])> = self
+            .repo
+            .config()
+            .chunker
+            .cut_all(content)
+            .into_iter()
+            .map(|(o, l)| (ChunkId::of(&content[o..o + l]), &content[o..o + l]))
+            .collect();
+        self.session.store_many(BlobKind::Data, &items)?;
+        let now = crate::time::now_ns();
+        let chunks = items
+            .iter()
+            .map(|(id, d)| ChunkRef {
+                id: *id,
+                len: d.len() as u32,
+            })
+            .collect();
+        self.counters.files.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(content.len() as u64, Ordering::Relaxed);
+        Ok(Node {
+            name: name.into_bytes(),
+            mode: 0o600,
+            uid: dir.uid,
+            gid: dir.gid,
+            mtime_ns: now,
+            ctime_ns: now,
+            inode: 0,
+            size: content.len() as u64,
+            content: NodeContent::File { chunks },
         })
     }
 
@@ -383,41 +527,21 @@ impl Archiver<'_> {
         }
     }
 
-    /// Reads and stores a file's data. Metadata comes from the open handle, taken before
-    /// reading, so a change during the read shows up as a change next time.
+    /// Reads and stores a file's data.
     fn read_file(&self, path: &Path) -> Result<(FileMeta, Vec<ChunkRef>, u64), FileFailure> {
-        let file = File::open(path)?;
-        let meta = FileMeta::from_metadata(&file.metadata()?);
-        let mut data = FileData::new(file, meta.size, meta.last_change(), self.opts.read_strategy)?;
         self.counters.files_read.fetch_add(1, Ordering::Relaxed);
         if self.opts.record_reads {
             self.log
                 .with(|l| l.read_paths.push(path.display().to_string()));
         }
-        let mut chunks = Vec::new();
-        let read = chunk_file(
-            &self.repo.config().chunker,
-            &mut data,
-            0,
-            |pieces: &[Piece<'_>]| {
-                let items: Vec<(ChunkId, &[u8])> = pieces
-                    .par_iter()
-                    .map(|p| (ChunkId::of(p.data), p.data))
-                    .collect();
-                self.session
-                    .store_many(BlobKind::Data, &items)
-                    .map_err(FileFailure::Repo)?;
-                let bytes: u64 = items.iter().map(|(_, d)| d.len() as u64).sum();
-                self.counters.bytes_read.fetch_add(bytes, Ordering::Relaxed);
-                self.progress.add_bytes(bytes);
-                chunks.extend(items.iter().map(|(id, d)| ChunkRef {
-                    id: *id,
-                    len: d.len() as u32,
-                }));
-                Ok::<(), FileFailure>(())
-            },
-        )?;
-        Ok((meta, chunks, read))
+        let on_bytes = |n: u64| {
+            self.counters.bytes_read.fetch_add(n, Ordering::Relaxed);
+            self.progress.add_bytes(n);
+        };
+        let stored = self
+            .session
+            .store_file(path, self.opts.read_strategy, &on_bytes)?;
+        Ok((stored.meta, stored.chunks, stored.bytes))
     }
 }
 

@@ -5,11 +5,12 @@ pub mod browse;
 pub mod check;
 pub mod restore;
 pub mod select;
+pub mod wal;
 
-pub use backup::{backup, BackupOptions, BackupReport};
+pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
-pub use restore::{restore, RestoreOptions, RestoreReport};
+pub use restore::{restore, restore_at, PitrOptions, PitrReport, RestoreOptions, RestoreReport};
 
 /// An entry an operation could not handle, and why; operations report these instead of failing.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]

@@ -31,3 +31,16 @@ pub fn pack_id_from_key(key: &str) -> Option<PackId> {
 pub fn snapshot_id_from_key(key: &str) -> Option<SnapshotId> {
     key.strip_prefix(SNAPSHOTS_DIR)?.parse().ok()
 }
+
+/// `wal/<stream>/<name>`: one archived WAL file.
+pub fn wal_key(stream: &str, name: &str) -> String {
+    format!("{WAL_DIR}{stream}/{name}")
+}
+
+/// `wal/<stream>/`, or `wal/` for every stream.
+pub fn wal_prefix(stream: Option<&str>) -> String {
+    match stream {
+        Some(s) => format!("{WAL_DIR}{s}/"),
+        None => WAL_DIR.to_string(),
+    }
+}

@@ -6,18 +6,22 @@
 
 mod config;
 mod index_sync;
+mod ingest;
 mod layout;
 mod open;
 mod read;
 mod session;
 mod snapshots;
+mod wal;
 
 pub use config::{Config, RepoId, REPO_FORMAT_VERSION};
 pub use index_sync::SyncReport;
+pub use ingest::{hash_file, FileFailure, StoredFile};
 pub use layout::{
-    pack_id_from_key, pack_key, snapshot_key, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR,
-    WAL_DIR,
+    pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, LOCKS_DIR,
+    PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
 };
 pub use open::{repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub use session::{SessionStats, WriteSession};
 pub use snapshots::SnapshotSpec;
+pub use wal::check_wal_names;

@@ -1,4 +1,5 @@
-//! Persisted records that describe what was backed up: directory trees and snapshots.
+//! Persisted records that describe what was backed up: directory trees, snapshots and WAL
+//! catalog records.
 //!
 //! These are plain data types with their encodings; the logic that builds and walks them lives
 //! in `ops`. Both travel in the `codec` envelope with a version so old readers refuse new
@@ -6,6 +7,8 @@
 
 mod record;
 mod tree;
+mod wal;
 
 pub use record::{Snapshot, Summary, SNAPSHOT_VERSION};
 pub use tree::{ChunkRef, Node, NodeContent, Tree, TREE_VERSION};
+pub use wal::{valid_wal_name, WalRecord, WAL_RECORD_VERSION};

@@ -7,6 +7,10 @@
 //! that fails verification fails the files that need it: they are removed and reported, never
 //! left with wrong bytes. Directory metadata is applied last, deepest first.
 
+mod pitr;
+
+pub use pitr::{restore_at, PitrOptions, PitrReport};
+
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::ffi::OsStrExt;
