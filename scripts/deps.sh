@@ -22,3 +22,13 @@ ensure_build_deps() {
   fi
   apt_install libclang-dev clang g++ make
 }
+
+# What the test suite needs beyond the build: PostgreSQL (the point-in-time recovery test runs
+# a real server as the unprivileged `postgres` user) and setpriv (util-linux) to drop to it.
+ensure_test_deps() {
+  ensure_build_deps
+  if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    apt_install postgresql
+  fi
+  command -v setpriv >/dev/null 2>&1 || apt_install util-linux
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what it needs, then runs the format
+# The whole test suite, from a fresh machine: installs what it needs (the RocksDB build
+# dependencies, PostgreSQL for the point-in-time recovery test), then runs the format
 # check, clippy (warnings denied), and every test in one release build (so RocksDB is
 # compiled once): unit tests, integration and CLI tests, fault injection, fuzz-seed replays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-ensure_build_deps
+ensure_test_deps
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

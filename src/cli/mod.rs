@@ -43,6 +43,9 @@ pub struct Cli {
     /// No progress bar and no summary line (errors and warnings still go to stderr).
     #[arg(long, short, global = true)]
     quiet: bool,
+    /// Seconds to wait for a conflicting lock (a running prune) before giving up with exit 11.
+    #[arg(long, global = true, default_value_t = 60, value_name = "SECS")]
+    lock_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -69,6 +72,7 @@ enum Command {
 /// Global options every command sees.
 pub struct Context {
     repo: Option<PathBuf>,
+    lock_wait: u64,
     pub json: bool,
     pub quiet: bool,
 }
@@ -83,7 +87,9 @@ impl Context {
     }
 
     pub fn open(&self, access: Access) -> Result<Repository> {
-        Repository::open_local(self.repo_path()?, access, IndexKind::Persistent)
+        let mut repo = Repository::open_local(self.repo_path()?, access, IndexKind::Persistent)?;
+        repo.set_lock_wait(std::time::Duration::from_secs(self.lock_wait));
+        Ok(repo)
     }
 
     pub fn progress(&self) -> Box<dyn cairn::progress::Progress> {
@@ -102,6 +108,7 @@ impl Context {
 pub fn run(cli: Cli) -> Result<i32> {
     let ctx = Context {
         repo: cli.repo,
+        lock_wait: cli.lock_wait,
         json: cli.json,
         quiet: cli.quiet,
     };

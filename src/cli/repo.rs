@@ -36,6 +36,13 @@ pub enum RepoCommand {
     /// Repair derived data.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Remove locks left by processes that are gone (detected automatically on this host) or
+    /// not refreshed for 30 minutes; with --all, every lock.
+    Unlock {
+        /// Remove every lock. Make sure no cairn process uses the repository first.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Args)]
@@ -108,6 +115,7 @@ pub fn run(ctx: &Context, cmd: RepoCommand) -> Result<i32> {
     match cmd {
         RepoCommand::Check(args) => check(ctx, args),
         RepoCommand::Info => info(ctx),
+        RepoCommand::Unlock { all } => unlock(ctx, all),
         RepoCommand::Repair(RepairCommand::Index) => repair_index(ctx),
     }
 }
@@ -244,4 +252,18 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
     } else {
         exit::OK
     })
+}
+
+fn unlock(ctx: &Context, all: bool) -> Result<i32> {
+    let repo = ctx.open(Access::Read)?;
+    let removed = repo.unlock(all)?;
+    if ctx.json {
+        json(&removed);
+    } else {
+        for r in &removed {
+            ctx.say(format!("removed {r}"));
+        }
+        ctx.say(format!("{} locks removed", removed.len()));
+    }
+    Ok(exit::OK)
 }

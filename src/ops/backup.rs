@@ -23,7 +23,7 @@ use crate::io::ReadStrategy;
 use crate::ops::Skipped;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
-use crate::repo::{FileFailure, Repository, SnapshotSpec, WriteSession};
+use crate::repo::{FileFailure, LockKind, Repository, SnapshotSpec, WriteSession};
 use crate::snapshot::{ChunkRef, Node, NodeContent, Snapshot, Summary, Tree};
 
 #[derive(Clone, Debug, Default)]
@@ -170,6 +170,7 @@ pub fn backup_with(
     late: Option<&LateFiles<'_>>,
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
+    let _lock = repo.lock(LockKind::Shared, "snapshot create")?;
     let started = Instant::now();
     let time_ns = crate::time::now_ns();
     let paths = canonical_paths(&opts.paths)?;

@@ -13,7 +13,9 @@ use serde::Serialize;
 use crate::backend::{PutMode, PutOutcome};
 use crate::error::{Error, Result};
 use crate::io::ReadStrategy;
-use crate::repo::{hash_file, wal_key, FileFailure, Repository, SessionStats, WriteSession};
+use crate::repo::{
+    hash_file, wal_key, FileFailure, LockKind, Repository, SessionStats, WriteSession,
+};
 use crate::snapshot::WalRecord;
 
 /// The stream WAL goes to when none is named.
@@ -45,6 +47,7 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         already_archived: already,
         added,
     };
+    let _lock = repo.lock(LockKind::Shared, "wal push")?;
     if let Some(existing) = repo.find_wal(stream, &name)? {
         same_or_conflict(repo, &existing, path)?;
         return Ok(report(&existing, true, SessionStats::default()));

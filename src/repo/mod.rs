@@ -8,6 +8,7 @@ mod config;
 mod index_sync;
 mod ingest;
 mod layout;
+mod lock;
 mod open;
 mod read;
 mod session;
@@ -21,6 +22,7 @@ pub use layout::{
     pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, LOCKS_DIR,
     PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
 };
+pub use lock::{list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
 pub use open::{repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub use session::{SessionStats, WriteSession};
 pub use snapshots::SnapshotSpec;

@@ -53,7 +53,12 @@ pub struct Repository {
     pub(crate) index: Box<dyn ChunkIndex>,
     pub(crate) index_path: Option<PathBuf>,
     pub(crate) access: Access,
+    /// How long taking a lock waits for conflicting ones.
+    pub(crate) lock_wait: std::time::Duration,
 }
+
+/// Default wait for a conflicting lock (a running prune) before giving up.
+pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Repository {
     /// Creates a repository in `path` (which may exist if empty).
@@ -138,6 +143,7 @@ impl Repository {
             index,
             index_path,
             access,
+            lock_wait: DEFAULT_LOCK_WAIT,
         };
         repo.sync_index()?;
         Ok(repo)
@@ -224,6 +230,7 @@ pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
             index,
             index_path: Some(index_dir),
             access: Access::Write,
+            lock_wait: DEFAULT_LOCK_WAIT,
         },
         Ok(_) => {
             return Err(Error::Locked(format!(
@@ -292,6 +299,7 @@ impl Repository {
             index,
             index_path: Some(index_dir),
             access: Access::Read,
+            lock_wait: DEFAULT_LOCK_WAIT,
         };
         if rebuild {
             repo.rebuild_index()?;

@@ -168,8 +168,10 @@ pub fn check(
     opts: &CheckOptions,
     progress: &dyn Progress,
 ) -> Result<CheckReport> {
+    let _lock = audit.repo.lock_for_reading("repo check")?;
     let started = Instant::now();
     let mut findings = Findings::default();
+    audit_locks(&audit.repo, &mut findings)?;
     let mut stats = CheckStats::default();
     if let Some(e) = &audit.config_error {
         findings.add(Severity::Damage, "config", e.to_string());
@@ -197,6 +199,45 @@ pub fn check(
         stats,
         duration_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+/// Locks of processes that are gone, and locks nobody has refreshed for a long time.
+fn audit_locks(repo: &crate::repo::Repository, findings: &mut Findings) -> Result<()> {
+    let now = crate::time::now_ns();
+    for (key, rec) in crate::repo::list_locks(repo.backend().as_ref())? {
+        match rec {
+            Ok(r) if r.provably_stale() => {
+                findings.add(
+                    Severity::Warning,
+                    format!("lock {key}"),
+                    format!(
+                        "{} is stale: its process is gone (the next writer removes it)",
+                        r.describe()
+                    ),
+                );
+            }
+            Ok(r) if r.expired(now) => {
+                findings.add(
+                    Severity::Warning,
+                    format!("lock {key}"),
+                    format!(
+                        "{} has not been refreshed since {}: `cairn repo unlock` removes it",
+                        r.describe(),
+                        crate::time::format_ns_secs(r.heartbeat_ns)
+                    ),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                findings.add(
+                    Severity::Warning,
+                    format!("lock {key}"),
+                    format!("cannot be read: {e}"),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -70,6 +70,7 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    let _lock = repo.lock_for_reading("restore")?;
     let started = Instant::now();
     let includes = Includes::new(&opts.include)?;
     std::fs::create_dir_all(&opts.target)

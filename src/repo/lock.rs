@@ -1,0 +1,290 @@
+//! Repository locks: small objects in `locks/`, so they work on object storage too.
+//!
+//! Writers and readers hold *shared* locks, which never conflict with each other; `prune` holds
+//! an *exclusive* lock, which conflicts with everything, so it can never delete what a
+//! concurrent writer is about to reference. A lock records host, boot id, pid and the pid's
+//! start time, and a heartbeat refreshed every [`HEARTBEAT_SECS`]:
+//!
+//! * a lock of a process on this host (same boot) that no longer runs is **provably stale** and
+//!   removed automatically by whoever meets it;
+//! * a lock whose heartbeat is older than [`EXPIRED_AFTER_SECS`] is **expired**: it no longer
+//!   blocks anyone (so a vanished host never blocks hourly backups for good) but stays until
+//!   `cairn repo unlock` removes it. An exclusive holder re-checks its own lock before every
+//!   destructive step and stops if it has expired or been removed.
+//!
+//! Acquiring writes the lock first and then looks for conflicts, so two processes racing for
+//! conflicting locks both see each other and back off (with jitter) rather than both proceed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, PutMode};
+use crate::codec::{self, RecordKind};
+use crate::error::{Error, Result};
+use crate::repo::{Repository, LOCKS_DIR};
+
+pub const LOCK_VERSION: u16 = 1;
+pub const HEARTBEAT_SECS: u64 = 60;
+pub const EXPIRED_AFTER_SECS: i64 = 30 * 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockKind {
+    Shared,
+    Exclusive,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub kind: LockKind,
+    pub command: String,
+    pub host: String,
+    pub boot_id: String,
+    pub pid: u32,
+    /// The process's start time (clock ticks since boot), to tell a reused pid apart.
+    pub pid_start: u64,
+    pub created_ns: i64,
+    pub heartbeat_ns: i64,
+}
+
+impl LockRecord {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        codec::seal(RecordKind::Lock, LOCK_VERSION, self)
+    }
+
+    pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        codec::unseal(bytes, RecordKind::Lock, LOCK_VERSION, what)
+    }
+
+    /// Its process is known to be gone: same host and boot, and the pid is not running (or is
+    /// running a different process).
+    pub fn provably_stale(&self) -> bool {
+        self.host == crate::fs::hostname()
+            && self.boot_id == boot_id()
+            && process_start(self.pid) != Some(self.pid_start)
+    }
+
+    pub fn expired(&self, now_ns: i64) -> bool {
+        now_ns.saturating_sub(self.heartbeat_ns) > EXPIRED_AFTER_SECS * 1_000_000_000
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "{} lock of `{}` (pid {} on {}, since {})",
+            match self.kind {
+                LockKind::Shared => "shared",
+                LockKind::Exclusive => "exclusive",
+            },
+            self.command,
+            self.pid,
+            self.host,
+            crate::time::format_ns_secs(self.created_ns)
+        )
+    }
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Field 22 of `/proc/<pid>/stat`: when the process started.
+fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// A held lock; released (deleted) on drop. Its heartbeat runs in a background thread.
+pub struct LockGuard {
+    backend: Arc<dyn Backend>,
+    key: String,
+    record: Arc<Mutex<LockRecord>>,
+    stop: Arc<AtomicBool>,
+    heartbeat: Option<JoinHandle<()>>,
+}
+
+impl LockGuard {
+    pub fn record(&self) -> LockRecord {
+        self.record
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Confirms the lock is still held and not expired; call before destructive steps.
+    pub fn verify(&self) -> Result<()> {
+        let bytes = self
+            .backend
+            .get(&self.key)
+            .map_err(|_| Error::Locked("our lock was removed; stopping".into()))?;
+        let r = LockRecord::decode(&bytes, &self.key)?;
+        if r.expired(crate::time::now_ns()) {
+            return Err(Error::Locked("our lock expired; stopping".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.heartbeat.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+        let _ = self.backend.delete(&self.key);
+    }
+}
+
+/// Every lock in the repository: key and record (or why it cannot be read).
+pub fn list_locks(backend: &dyn Backend) -> Result<Vec<(String, Result<LockRecord>)>> {
+    let mut keys = Vec::new();
+    backend.list(LOCKS_DIR, &mut |o| {
+        keys.push(o.key);
+        Ok(())
+    })?;
+    Ok(keys
+        .into_iter()
+        .filter_map(|k| match backend.get(&k) {
+            Ok(b) => Some((k.clone(), LockRecord::decode(&b, &format!("lock {k}")))),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => Some((k, Err(e))),
+        })
+        .collect())
+}
+
+impl Repository {
+    /// Takes a lock of `kind` for `command`, waiting up to the repository's lock wait for
+    /// conflicting locks to go. Removes provably stale locks it meets.
+    pub fn lock(&self, kind: LockKind, command: &str) -> Result<LockGuard> {
+        let now = crate::time::now_ns();
+        let pid = std::process::id();
+        let record = LockRecord {
+            kind,
+            command: command.to_string(),
+            host: crate::fs::hostname(),
+            boot_id: boot_id(),
+            pid,
+            pid_start: process_start(pid).unwrap_or(0),
+            created_ns: now,
+            heartbeat_ns: now,
+        };
+        let key = format!("{LOCKS_DIR}{}", crate::repo::RepoId::random()?.0.to_hex());
+        let deadline = Instant::now() + self.lock_wait;
+        let mut attempt = 0u32;
+        loop {
+            self.backend
+                .put(&key, &record.encode()?, PutMode::Overwrite)?;
+            let conflicts = self.conflicts(&key, kind)?;
+            if conflicts.is_empty() {
+                return Ok(self.guard(key, record));
+            }
+            let _ = self.backend.delete(&key);
+            if Instant::now() >= deadline {
+                return Err(Error::Locked(format!(
+                    "{}; if that process is gone, `cairn repo unlock` removes it",
+                    conflicts.join("; ")
+                )));
+            }
+            attempt += 1;
+            // Back off with jitter so racing processes do not collide again.
+            let jitter = u64::from(pid.wrapping_mul(2_654_435_761) ^ attempt) % 400;
+            std::thread::sleep(Duration::from_millis(200 + jitter));
+        }
+    }
+
+    /// Descriptions of live locks (other than `own`) that conflict with `kind`; clears
+    /// provably stale ones on the way.
+    fn conflicts(&self, own: &str, kind: LockKind) -> Result<Vec<String>> {
+        let now = crate::time::now_ns();
+        let mut found = Vec::new();
+        for (key, rec) in list_locks(self.backend.as_ref())? {
+            if key == own {
+                continue;
+            }
+            let Ok(rec) = rec else { continue };
+            if rec.provably_stale() {
+                let _ = self.backend.delete(&key);
+                continue;
+            }
+            let conflicting = kind == LockKind::Exclusive || rec.kind == LockKind::Exclusive;
+            if conflicting && !rec.expired(now) {
+                found.push(format!("repository held by a {}", rec.describe()));
+            }
+        }
+        Ok(found)
+    }
+
+    fn guard(&self, key: String, record: LockRecord) -> LockGuard {
+        let record = Arc::new(Mutex::new(record));
+        let stop = Arc::new(AtomicBool::new(false));
+        let heartbeat = {
+            let (backend, key, record, stop) = (
+                self.backend.clone(),
+                key.clone(),
+                record.clone(),
+                stop.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(Duration::from_secs(HEARTBEAT_SECS));
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
+                    r.heartbeat_ns = crate::time::now_ns();
+                    if let Ok(bytes) = r.encode() {
+                        let _ = backend.put(&key, &bytes, PutMode::Overwrite);
+                    }
+                }
+            })
+        };
+        LockGuard {
+            backend: self.backend.clone(),
+            key,
+            record,
+            stop,
+            heartbeat: Some(heartbeat),
+        }
+    }
+
+    /// Removes locks: provably stale ones, or with `all` every lock (after the operator made
+    /// sure no cairn process uses the repository). Returns what was removed.
+    pub fn unlock(&self, all: bool) -> Result<Vec<String>> {
+        let now = crate::time::now_ns();
+        let mut removed = Vec::new();
+        for (key, rec) in list_locks(self.backend.as_ref())? {
+            let remove = match &rec {
+                Ok(r) => all || r.provably_stale() || r.expired(now),
+                Err(_) => true,
+            };
+            if remove {
+                self.backend.delete(&key)?;
+                removed.push(match rec {
+                    Ok(r) => r.describe(),
+                    Err(e) => format!("unreadable lock {key}: {e}"),
+                });
+            }
+        }
+        Ok(removed)
+    }
+
+    /// A shared lock for a reader; on a read-only repository readers go ahead without one.
+    pub fn lock_for_reading(&self, command: &str) -> Result<Option<LockGuard>> {
+        match self.lock(LockKind::Shared, command) {
+            Ok(g) => Ok(Some(g)),
+            Err(Error::ReadOnly { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// How long `lock` waits for conflicting locks.
+    pub fn set_lock_wait(&mut self, wait: Duration) {
+        self.lock_wait = wait;
+    }
+}
