@@ -8,7 +8,7 @@ secs="${1:-30}"
 shift || true
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install --locked cargo-fuzz
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(config pack tree snapshot index_value)
+[ ${#targets[@]} -gt 0 ] || targets=(config pack tree snapshot index_value wal_record lock)
 cargo fuzz build --sanitizer=none -O
 for t in "${targets[@]}"; do
   mkdir -p "fuzz/corpus/$t"

@@ -112,6 +112,31 @@ fn write_seeds() {
     write("pack", "header-only", b"CRNPACK\x01");
     let loc = r.locate(&report.snapshot.root).unwrap();
     write("index_value", "location", &loc.encode());
+    // Payload-only seeds, for the decoders behind the envelope checksum.
+    let payload = |sealed: &[u8]| sealed[12..sealed.len() - 32].to_vec();
+    write("config", "payload", &payload(&fs::read(repo.path().join("config")).unwrap()));
+    write("snapshot", "payload", &payload(&fs::read(repo.path().join("snapshots").join(report.id.to_hex())).unwrap()));
+    write("tree", "payload", &payload(&root));
+    let wal = repo.dir.path().join("000000010000000000000001");
+    common::write_file(&wal, &common::Rng::new(3).bytes(70_000));
+    cairn::ops::wal::push(&r, &wal, "pg").unwrap();
+    let record = fs::read(repo.path().join("wal/pg/000000010000000000000001")).unwrap();
+    write("wal_record", "valid", &record);
+    write("wal_record", "payload", &payload(&record));
+    let lock = cairn::repo::LockRecord {
+        kind: cairn::repo::LockKind::Exclusive,
+        command: "prune".into(),
+        host: "db1".into(),
+        boot_id: "b".into(),
+        pid: 42,
+        pid_start: 7,
+        created_ns: 1,
+        heartbeat_ns: 2,
+    }
+    .encode()
+    .unwrap();
+    write("lock", "valid", &lock);
+    write("lock", "payload", &payload(&lock));
     write(
         "index_value",
         "pack",
