@@ -24,9 +24,9 @@ impl Default for ChunkerParams {
     /// Chosen from measurements recorded in `docs/chunk-size.md`.
     fn default() -> Self {
         ChunkerParams {
-            min_bytes: 16 << 10,
-            avg_bytes: 64 << 10,
-            max_bytes: 256 << 10,
+            min_bytes: 8 << 10,
+            avg_bytes: 32 << 10,
+            max_bytes: 128 << 10,
         }
     }
 }

@@ -31,6 +31,59 @@ pub fn format_ns_sql(ns: i64) -> String {
         .to_string()
 }
 
+/// `90d`, `36h`, `15m`, `2h30m`: parses a duration into nanoseconds. Units: s, m, h, d, w,
+/// y (365 days).
+pub fn parse_duration(s: &str) -> Result<i64> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "cannot read duration {s:?}: use forms like 90d, 36h, 2h30m, 1y"
+        ))
+    };
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in s.trim().chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit: i64 = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            'y' => 365 * 86_400,
+            _ => return Err(bad()),
+        };
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !num.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    total.checked_mul(1_000_000_000).ok_or_else(bad)
+}
+
+/// `2d3h` style, the inverse of [`parse_duration`] (to whole seconds).
+pub fn format_duration_ns(ns: i64) -> String {
+    let mut secs = ns / 1_000_000_000;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    if out.is_empty() {
+        out.push_str("0s");
+    }
+    out
+}
+
 /// Parses a user-given timestamp into nanoseconds since the epoch.
 pub fn parse_timestamp(s: &str) -> Result<i64> {
     let t = s.trim();
@@ -104,6 +157,19 @@ mod tests {
             want
         );
         assert_eq!(format_ns(want), "2026-11-21T10:30:00Z");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90d").unwrap(), 90 * 86_400 * 1_000_000_000);
+        assert_eq!(parse_duration("2h30m").unwrap(), 9000 * 1_000_000_000);
+        assert_eq!(
+            format_duration_ns(parse_duration("2h30m").unwrap()),
+            "2h30m"
+        );
+        for bad in ["", "5", "h", "3x", "-1d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -114,8 +114,16 @@ fn write_seeds() {
     write("index_value", "location", &loc.encode());
     // Payload-only seeds, for the decoders behind the envelope checksum.
     let payload = |sealed: &[u8]| sealed[12..sealed.len() - 32].to_vec();
-    write("config", "payload", &payload(&fs::read(repo.path().join("config")).unwrap()));
-    write("snapshot", "payload", &payload(&fs::read(repo.path().join("snapshots").join(report.id.to_hex())).unwrap()));
+    write(
+        "config",
+        "payload",
+        &payload(&fs::read(repo.path().join("config")).unwrap()),
+    );
+    write(
+        "snapshot",
+        "payload",
+        &payload(&fs::read(repo.path().join("snapshots").join(report.id.to_hex())).unwrap()),
+    );
     write("tree", "payload", &payload(&root));
     let wal = repo.dir.path().join("000000010000000000000001");
     common::write_file(&wal, &common::Rng::new(3).bytes(70_000));

@@ -163,6 +163,24 @@ impl Backend for LocalBackend {
         }
     }
 
+    fn delete_temporary(&self, key: &str) -> Result<()> {
+        let is_temp = key
+            .rsplit('/')
+            .next()
+            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        if !is_temp || key.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(Error::InvalidArgument(format!(
+                "{key:?} is not a temporary file"
+            )));
+        }
+        let path = self.root.join(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io("cannot delete", &path, e)),
+        }
+    }
+
     fn stray_temporaries(&self) -> Result<Vec<String>> {
         let mut found = Vec::new();
         for top in ["packs", "snapshots", "wal", "locks"] {

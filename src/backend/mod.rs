@@ -64,4 +64,9 @@ pub trait Backend: Send + Sync {
     fn stray_temporaries(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
+
+    /// Deletes one of the leftovers [`Backend::stray_temporaries`] named.
+    fn delete_temporary(&self, _key: &str) -> Result<()> {
+        Ok(())
+    }
 }

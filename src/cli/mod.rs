@@ -2,6 +2,7 @@
 //! options, calls the library, and renders the report. No repository logic lives here.
 
 mod browse;
+mod lifecycle;
 mod progress;
 mod render;
 mod repo;
@@ -61,6 +62,10 @@ enum Command {
     Ls(browse::LsArgs),
     /// Restore a snapshot into a directory.
     Restore(restore::RestoreArgs),
+    /// Remove snapshots (and WAL) by a retention policy.
+    Forget(lifecycle::ForgetArgs),
+    /// Delete data no snapshot or WAL record references.
+    Prune(lifecycle::PruneArgs),
     /// Archive and fetch WAL files (PostgreSQL's archive_command / restore_command).
     #[command(subcommand)]
     Wal(wal::WalCommand),
@@ -117,6 +122,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),
         Command::Ls(args) => browse::ls(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
+        Command::Forget(args) => lifecycle::forget(&ctx, args),
+        Command::Prune(args) => lifecycle::prune(&ctx, args),
         Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
     }

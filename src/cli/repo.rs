@@ -19,7 +19,7 @@ pub struct InitArgs {
     compression: i32,
     /// Average chunk size in KiB (min is a quarter, max four times). Fixed for the
     /// repository's life: changing it would break deduplication.
-    #[arg(long, default_value_t = 64, value_name = "KIB")]
+    #[arg(long, default_value_t = 32, value_name = "KIB")]
     chunk_kib: u32,
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "MIB")]

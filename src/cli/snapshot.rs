@@ -59,6 +59,9 @@ pub struct CreateArgs {
     /// `cairn wal push` for the snapshot to be restorable.
     #[arg(long, value_name = "CONNINFO")]
     postgres: Option<String>,
+    /// Record this time as the snapshot's instead of now (e.g. when importing old backups).
+    #[arg(long, value_name = "TIME")]
+    time: Option<String>,
 }
 
 #[derive(Args)]
@@ -125,6 +128,11 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
         parent: args.parent.as_deref().map(str::parse).transpose()?,
         force_read: args.force,
         postgres: args.postgres,
+        time_ns: args
+            .time
+            .as_deref()
+            .map(cairn::time::parse_timestamp)
+            .transpose()?,
         ..Default::default()
     };
     let progress = ctx.progress();

@@ -48,7 +48,7 @@ impl ChunkIndex for MemIndex {
         Ok(())
     }
 
-    fn remove_pack(&self, pack: PackId) -> Result<()> {
+    fn remove_pack(&self, pack: PackId, _ids: Option<&[ChunkId]>) -> Result<()> {
         let mut inner = self.write();
         inner.packs.remove(&pack);
         inner.chunks.retain(|_, loc| loc.pack != pack);

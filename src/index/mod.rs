@@ -6,12 +6,14 @@
 //! in memory except `MemIndex`, which is only used for small or temporary sets.
 
 mod location;
+mod marks;
 mod memory;
 mod overlay;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 
 pub use location::{Location, PackInfo, LOCATION_BYTES, PACK_INFO_BYTES};
+pub use marks::MarkSet;
 pub use memory::MemIndex;
 pub use overlay::OverlayIndex;
 #[cfg(feature = "rocksdb")]
@@ -34,8 +36,19 @@ pub trait ChunkIndex: Send + Sync {
     /// Records a durable pack and all its blobs, atomically.
     fn add_pack(&self, pack: PackId, size: u64, entries: &[BlobEntry]) -> Result<()>;
 
-    /// Forgets a pack and every chunk entry that points into it.
-    fn remove_pack(&self, pack: PackId) -> Result<()>;
+    /// Forgets a pack and every chunk entry that points into it. `ids`, when given, are the
+    /// pack's blobs (from its trailer), which spares a scan of the whole index.
+    fn remove_pack(&self, pack: PackId, ids: Option<&[ChunkId]>) -> Result<()>;
+
+    /// Whether this handle writes the shared index (false for a guest's overlay).
+    fn shared_writer(&self) -> bool {
+        true
+    }
+
+    /// Makes written entries durable (the index is derived, so this only saves a rebuild).
+    fn persist(&self) -> Result<()> {
+        Ok(())
+    }
 
     fn pack_info(&self, pack: &PackId) -> Result<Option<PackInfo>>;
 

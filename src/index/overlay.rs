@@ -62,8 +62,8 @@ impl ChunkIndex for OverlayIndex {
         self.overlay.add_pack(pack, size, entries)
     }
 
-    fn remove_pack(&self, pack: PackId) -> Result<()> {
-        self.overlay.remove_pack(pack)?;
+    fn remove_pack(&self, pack: PackId, ids: Option<&[ChunkId]>) -> Result<()> {
+        self.overlay.remove_pack(pack, ids)?;
         self.hidden
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -181,16 +181,34 @@ impl ChunkIndex for RocksIndex {
         self.db.write(batch).map_err(|e| self.err(e))
     }
 
-    fn remove_pack(&self, pack: PackId) -> Result<()> {
+    fn remove_pack(&self, pack: PackId, ids: Option<&[ChunkId]>) -> Result<()> {
         let mut batch = WriteBatch::default();
-        self.for_each_in(CF_CHUNKS, &mut |k, v| {
-            if v.len() >= 32 && v[..32] == pack.as_bytes()[..] {
-                batch.delete_cf(self.cf(CF_CHUNKS), k);
+        let points_here = |v: &[u8]| v.len() >= 32 && v[..32] == pack.as_bytes()[..];
+        match ids {
+            Some(ids) => {
+                for id in ids {
+                    let v = self
+                        .db
+                        .get_pinned_cf(self.cf(CF_CHUNKS), id.as_bytes())
+                        .map_err(|e| self.err(e))?;
+                    if v.is_some_and(|v| points_here(&v)) {
+                        batch.delete_cf(self.cf(CF_CHUNKS), id.as_bytes());
+                    }
+                }
             }
-            Ok(())
-        })?;
+            None => self.for_each_in(CF_CHUNKS, &mut |k, v| {
+                if points_here(v) {
+                    batch.delete_cf(self.cf(CF_CHUNKS), k);
+                }
+                Ok(())
+            })?,
+        }
         batch.delete_cf(self.cf(CF_PACKS), pack.as_bytes());
         self.db.write(batch).map_err(|e| self.err(e))
+    }
+
+    fn persist(&self) -> Result<()> {
+        self.db.flush_wal(true).map_err(|e| self.err(e))
     }
 
     fn pack_info(&self, pack: &PackId) -> Result<Option<PackInfo>> {

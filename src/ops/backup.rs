@@ -41,6 +41,8 @@ pub struct BackupOptions {
     pub record_reads: bool,
     /// Entries left out of the snapshot.
     pub excludes: Excludes,
+    /// Record this time instead of now (importing old backups; tests).
+    pub time_ns: Option<i64>,
     /// Take an online base backup of the PostgreSQL cluster at this connection string: the
     /// single path must be its data directory (see `docs/pitr.md`).
     pub postgres: Option<String>,
@@ -172,7 +174,7 @@ pub fn backup_with(
 ) -> Result<BackupReport> {
     let _lock = repo.lock(LockKind::Shared, "snapshot create")?;
     let started = Instant::now();
-    let time_ns = crate::time::now_ns();
+    let time_ns = opts.time_ns.unwrap_or_else(crate::time::now_ns);
     let paths = canonical_paths(&opts.paths)?;
     let path_bytes: Vec<Vec<u8>> = paths
         .iter()

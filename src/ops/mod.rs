@@ -3,6 +3,8 @@
 pub mod backup;
 pub mod browse;
 pub mod check;
+pub mod forget;
+pub mod prune;
 pub mod restore;
 pub mod select;
 pub mod wal;
@@ -10,6 +12,8 @@ pub mod wal;
 pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
+pub use forget::{forget, Decision, ForgetOptions, ForgetReport, KeepPolicy};
+pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{restore, restore_at, PitrOptions, PitrReport, RestoreOptions, RestoreReport};
 
 /// An entry an operation could not handle, and why; operations report these instead of failing.

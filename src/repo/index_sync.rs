@@ -60,7 +60,7 @@ impl Repository {
                 unknown = self.list_packs()?;
             } else {
                 for id in vanished {
-                    self.index.remove_pack(id)?;
+                    self.index.remove_pack(id, None)?;
                 }
             }
         }

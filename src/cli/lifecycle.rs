@@ -1,0 +1,170 @@
+//! `cairn forget` and `cairn prune`.
+
+use clap::Args;
+
+use cairn::error::{exit, Result};
+use cairn::ops::{self, ForgetOptions, KeepPolicy, PruneOptions};
+use cairn::repo::Access;
+
+use super::render::{bytes, count, json};
+use super::Context;
+
+#[derive(Args)]
+pub struct ForgetArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_last: u32,
+    /// Keep the newest snapshot of each of the N most recent hours that have one (UTC).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_hourly: u32,
+    /// … of each of the N most recent days (UTC).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_daily: u32,
+    /// … of each of the N most recent ISO weeks.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_weekly: u32,
+    /// … of each of the N most recent months.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_monthly: u32,
+    /// … of each of the N most recent years.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    keep_yearly: u32,
+    /// Keep every snapshot taken within DURATION (e.g. 36h, 14d) of the group's newest one.
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep point-in-time restore possible to any second within DURATION before now: keeps
+    /// the snapshot before the window and the WAL after it; forgets WAL no kept snapshot can use.
+    #[arg(long, value_name = "DURATION")]
+    keep_wal_within: Option<String>,
+    /// Only snapshots of this host.
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots with this tag.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Only snapshots of this (absolute) path.
+    #[arg(long)]
+    path: Option<String>,
+    /// Print what would be forgotten; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run `prune` afterwards.
+    #[arg(long)]
+    prune: bool,
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Print the plan; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Repack a pack when more than this percentage of it is unused.
+    #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
+    max_unused: f64,
+}
+
+pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
+    let parse = |d: &Option<String>| d.as_deref().map(cairn::time::parse_duration).transpose();
+    let opts = ForgetOptions {
+        policy: KeepPolicy {
+            last: args.keep_last,
+            hourly: args.keep_hourly,
+            daily: args.keep_daily,
+            weekly: args.keep_weekly,
+            monthly: args.keep_monthly,
+            yearly: args.keep_yearly,
+            within_ns: parse(&args.keep_within)?,
+        },
+        host: args.host,
+        tag: args.tag,
+        path: args.path,
+        keep_wal_within_ns: parse(&args.keep_wal_within)?,
+        dry_run: args.dry_run,
+        now_ns: None,
+    };
+    let repo = ctx.open(Access::Write)?;
+    let report = ops::forget(&repo, &opts)?;
+    let prune = if args.prune && !args.dry_run {
+        Some(ops::prune(
+            &repo,
+            &PruneOptions::default(),
+            ctx.progress().as_ref(),
+        )?)
+    } else {
+        None
+    };
+    if ctx.json {
+        json(&serde_json::json!({ "forget": report, "prune": prune }));
+        return Ok(exit::OK);
+    }
+    for d in &report.snapshots {
+        let verdict = if d.keep { "keep  " } else { "remove" };
+        let why = if d.keep {
+            d.reasons.join(", ")
+        } else {
+            String::new()
+        };
+        println!(
+            "{verdict}  {}  {}  {}  {}  {why}",
+            &d.id[..8],
+            d.time,
+            d.host,
+            d.paths.join(" ")
+        );
+    }
+    for w in &report.wal_forgotten {
+        println!("remove  WAL {w}");
+    }
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    ctx.say(format!(
+        "{verb} {} of {} snapshots and {} WAL files ({} kept)",
+        report.forgotten(),
+        report.snapshots.len(),
+        report.wal_forgotten.len(),
+        report.wal_kept
+    ));
+    if let Some(p) = &prune {
+        print_prune(ctx, p);
+    }
+    Ok(exit::OK)
+}
+
+pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
+    let repo = ctx.open(Access::Write)?;
+    let opts = PruneOptions {
+        max_unused_percent: args.max_unused,
+        dry_run: args.dry_run,
+    };
+    let plan = ops::prune(&repo, &opts, ctx.progress().as_ref())?;
+    if ctx.json {
+        json(&plan);
+    } else {
+        print_prune(ctx, &plan);
+    }
+    Ok(exit::OK)
+}
+
+fn print_prune(ctx: &Context, p: &ops::PrunePlan) {
+    ctx.say(format!(
+        "marked data of {} snapshots and {} WAL files; {} packs hold {} ({} used, {} unused)",
+        count(p.snapshots),
+        count(p.wal_records),
+        count(p.packs),
+        bytes(p.pack_bytes),
+        bytes(p.used_bytes),
+        bytes(p.unused_bytes)
+    ));
+    let verb = if p.dry_run { "would" } else { "did" };
+    ctx.say(format!(
+        "{verb} delete {} packs, repack {} packs ({} copied), remove {} temporary files: {} freed",
+        count(p.delete.len() as u64),
+        count(p.repack.len() as u64),
+        bytes(p.repack_bytes),
+        count(p.temporary_files.len() as u64),
+        bytes(p.freed_bytes)
+    ));
+}
