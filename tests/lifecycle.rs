@@ -421,7 +421,7 @@ fn concurrent_writers_readers_and_prune_all_succeed() {
     }
     ok(&p, &["snapshot", "create", dirs[2].to_str().unwrap()]);
     let reader_target = repo.dir.path().join("reader");
-    let mut children = vec![
+    let mut children = [
         spawn(&p, &["snapshot", "create", dirs[0].to_str().unwrap()]),
         spawn(&p, &["snapshot", "create", dirs[1].to_str().unwrap()]),
         spawn(
