@@ -35,17 +35,10 @@ struct Outcome {
 fn snapshot(repo_path: &Path, data: &Path) -> Snap {
     let repo = Repository::open_local(repo_path, Access::Write, IndexKind::Memory).unwrap();
     let t = Instant::now();
-    let opts = BackupOptions {
-        paths: vec![data.to_path_buf()],
-        ..Default::default()
-    };
+    let opts = BackupOptions { paths: vec![data.to_path_buf()], ..Default::default() };
     let r = ops::backup(&repo, &opts, &NoProgress).unwrap();
     let s = r.snapshot.summary;
-    (
-        s.bytes_stored,
-        s.chunks_added,
-        s.bytes_read as f64 / 1e6 / t.elapsed().as_secs_f64(),
-    )
+    (s.bytes_stored, s.chunks_added, s.bytes_read as f64 / 1e6 / t.elapsed().as_secs_f64())
 }
 
 /// (bytes stored, chunks added, MB/s) of one snapshot.
@@ -54,19 +47,8 @@ type Snap = (u64, u64, f64);
 fn run(avg: u32, scenario: &dyn Fn(&Path, &mut dyn FnMut() -> Snap)) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let repo_path = dir.path().join("repo");
-    let chunker = ChunkerParams {
-        min_bytes: avg / 4,
-        avg_bytes: avg,
-        max_bytes: avg * 4,
-    };
-    Repository::init_local(
-        &repo_path,
-        &InitOptions {
-            chunker,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let chunker = ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg * 4 };
+    Repository::init_local(&repo_path, &InitOptions { chunker, ..Default::default() }).unwrap();
     let data = dir.path().join("data");
     fs::create_dir_all(&data).unwrap();
     let mut results = Vec::new();
@@ -94,11 +76,7 @@ fn segments(data: &Path, snap: &mut dyn FnMut() -> Snap) {
         let mut left = 8 << 20;
         while left > 0 {
             let n = left.min(SEGMENT - len);
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(data.join(format!("seg-{active}")))
-                .unwrap();
+            let mut f = OpenOptions::new().create(true).append(true).open(data.join(format!("seg-{active}"))).unwrap();
             f.write_all(&rng.events(n)).unwrap();
             left -= n;
             len += n;
@@ -132,14 +110,7 @@ fn main() {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     println!("| avg chunk | (a) first stored MiB | (a) mean hourly MiB (8 MiB appended) | (a) chunks | (a) MB/s | (b) first stored MiB | (b) mean hourly MiB (2% of pages) | (b) chunks |");
     println!("|---|---|---|---|---|---|---|---|");
-    for avg in [
-        16u32 << 10,
-        32 << 10,
-        64 << 10,
-        128 << 10,
-        256 << 10,
-        1 << 20,
-    ] {
+    for avg in [16u32 << 10, 32 << 10, 64 << 10, 128 << 10, 256 << 10, 1 << 20] {
         let a = run(avg, &segments);
         let b = run(avg, &database);
         let mean = |v: &[u64]| mib(v.iter().sum::<u64>()) / v.len() as f64;

@@ -27,10 +27,7 @@ fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
 }
 
 fn main() {
-    let mb: usize = std::env::var("CAIRN_BENCH_MB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(512);
+    let mb: usize = std::env::var("CAIRN_BENCH_MB").ok().and_then(|v| v.parse().ok()).unwrap_or(512);
     let mut rng = common::Rng::new(42);
     let events = rng.events(mb << 20);
     let random = rng.bytes(64 << 20);
@@ -43,33 +40,15 @@ fn main() {
     println!("|---|---|");
 
     let (cuts, secs) = time(|| params.cut_all(&events));
-    println!(
-        "| FastCDC chunking (1 core) | {:.0} |",
-        mb_per_s(events.len(), secs)
-    );
-    let (_, secs) = time(|| {
-        cuts.iter().fold(0u8, |acc, (o, l)| {
-            acc ^ ChunkId::of(&events[*o..o + l]).as_bytes()[0]
-        })
-    });
-    println!(
-        "| BLAKE3 of chunks (1 core) | {:.0} |",
-        mb_per_s(events.len(), secs)
-    );
-    let (_, secs) = time(|| {
-        cuts.par_iter()
-            .map(|(o, l)| ChunkId::of(&events[*o..o + l]).as_bytes()[0])
-            .reduce(|| 0, |a, b| a ^ b)
-    });
-    println!(
-        "| BLAKE3 of chunks (all cores) | {:.0} |",
-        mb_per_s(events.len(), secs)
-    );
+    println!("| FastCDC chunking (1 core) | {:.0} |", mb_per_s(events.len(), secs));
+    let (_, secs) = time(|| cuts.iter().fold(0u8, |acc, (o, l)| acc ^ ChunkId::of(&events[*o..o + l]).as_bytes()[0]));
+    println!("| BLAKE3 of chunks (1 core) | {:.0} |", mb_per_s(events.len(), secs));
+    let (_, secs) =
+        time(|| cuts.par_iter().map(|(o, l)| ChunkId::of(&events[*o..o + l]).as_bytes()[0]).reduce(|| 0, |a, b| a ^ b));
+    println!("| BLAKE3 of chunks (all cores) | {:.0} |", mb_per_s(events.len(), secs));
     for level in [1, 3, 6] {
         let (stored, secs) = time(|| {
-            cuts.par_iter()
-                .map(|(o, l)| encode_blob(&events[*o..o + l], level).unwrap().bytes.len())
-                .sum::<usize>()
+            cuts.par_iter().map(|(o, l)| encode_blob(&events[*o..o + l], level).unwrap().bytes.len()).sum::<usize>()
         });
         println!(
             "| zstd level {level} (all cores, ratio {:.2}) | {:.0} |",
@@ -88,10 +67,7 @@ fn main() {
     let repo_path = dir.path().join("repo");
     Repository::init_local(&repo_path, &InitOptions::default()).unwrap();
     let repo = Repository::open_local(&repo_path, Access::Write, IndexKind::Persistent).unwrap();
-    let opts = BackupOptions {
-        paths: vec![data.clone()],
-        ..Default::default()
-    };
+    let opts = BackupOptions { paths: vec![data.clone()], ..Default::default() };
     let (report, secs) = time(|| ops::backup(&repo, &opts, &NoProgress).unwrap());
     println!(
         "| snapshot create, first (page cache warm; {} stored) | {:.0} |",
@@ -104,17 +80,12 @@ fn main() {
     let repo = Repository::open_local(&repo_path, Access::Read, IndexKind::Persistent).unwrap();
     let (_, snap) = repo.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let target = dir.path().join("restored");
-    let ropts = RestoreOptions {
-        target,
-        ..Default::default()
-    };
+    let ropts = RestoreOptions { target, ..Default::default() };
     let (_, secs) = time(|| ops::restore(&repo, &snap, &ropts, &NoProgress).unwrap());
     println!("| restore | {:.0} |", mb_per_s(total, secs));
     drop(repo);
     let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent).unwrap();
-    let copts = ops::CheckOptions {
-        read_data: ops::ReadData::All,
-    };
+    let copts = ops::CheckOptions { read_data: ops::ReadData::All };
     let (report, secs) = time(|| ops::check(&audit, &copts, &NoProgress).unwrap());
     assert!(report.findings.is_empty());
     println!(

@@ -15,12 +15,7 @@ fn main() {
     let repo = dir.path().join("repo");
     let cairn = env!("CARGO_BIN_EXE_cairn");
     let run = |args: &[&str]| {
-        let o = Command::new(cairn)
-            .arg("--repo")
-            .arg(&repo)
-            .args(args)
-            .output()
-            .unwrap();
+        let o = Command::new(cairn).arg("--repo").arg(&repo).args(args).output().unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     run(&["init"]);

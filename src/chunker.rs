@@ -23,11 +23,7 @@ pub struct ChunkerParams {
 impl Default for ChunkerParams {
     /// Chosen from measurements recorded in `docs/chunk-size.md`.
     fn default() -> Self {
-        ChunkerParams {
-            min_bytes: 8 << 10,
-            avg_bytes: 32 << 10,
-            max_bytes: 128 << 10,
-        }
+        ChunkerParams { min_bytes: 8 << 10, avg_bytes: 32 << 10, max_bytes: 128 << 10 }
     }
 }
 
@@ -35,11 +31,7 @@ impl ChunkerParams {
     /// Parameters FastCDC accepts: even sizes within its bounds, min ≤ avg ≤ max.
     pub fn validate(&self) -> Result<()> {
         use fastcdc::v2020 as f;
-        let (min, avg, max) = (
-            self.min_bytes as usize,
-            self.avg_bytes as usize,
-            self.max_bytes as usize,
-        );
+        let (min, avg, max) = (self.min_bytes as usize, self.avg_bytes as usize, self.max_bytes as usize);
         let ok = (f::MINIMUM_MIN..=f::MINIMUM_MAX).contains(&min)
             && (f::AVERAGE_MIN..=f::AVERAGE_MAX).contains(&avg)
             && (f::MAXIMUM_MIN..=f::MAXIMUM_MAX).contains(&max)
@@ -112,10 +104,7 @@ pub fn chunk_file<E: From<io::Error>>(
             if ends_window && !at_end && c.length < params.max_bytes as usize {
                 break;
             }
-            batch.push(Piece {
-                offset: pos + c.offset as u64,
-                data: &window[c.offset..c.offset + c.length],
-            });
+            batch.push(Piece { offset: pos + c.offset as u64, data: &window[c.offset..c.offset + c.length] });
             consumed = c.offset + c.length;
             if batch.len() == BATCH_PIECES {
                 sink(&batch)?;

@@ -66,16 +66,12 @@ fn options() -> impl Options {
 
 /// Serializes a value with the pinned configuration (no envelope).
 pub fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    options()
-        .serialize(value)
-        .map_err(|e| Error::InvalidArgument(format!("cannot encode record: {e}")))
+    options().serialize(value).map_err(|e| Error::InvalidArgument(format!("cannot encode record: {e}")))
 }
 
 /// Deserializes a value with the pinned configuration; `what` names it in errors.
 pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
-    options()
-        .deserialize(bytes)
-        .map_err(|e| Error::corrupt(what, format!("cannot decode: {e}")))
+    options().deserialize(bytes).map_err(|e| Error::corrupt(what, format!("cannot decode: {e}")))
 }
 
 /// Wraps `value` in an envelope of `kind` at `version`.
@@ -105,10 +101,7 @@ pub struct Opened<'a> {
 /// in errors (e.g. `snapshot 41ab…`).
 pub fn open<'a>(bytes: &'a [u8], kind: RecordKind, what: &str) -> Result<Opened<'a>> {
     if bytes.len() < HEADER_BYTES + CHECKSUM_BYTES {
-        return Err(Error::corrupt(
-            what,
-            format!("only {} bytes, too short", bytes.len()),
-        ));
+        return Err(Error::corrupt(what, format!("only {} bytes, too short", bytes.len())));
     }
     if bytes[..MAGIC_LEN] != ENVELOPE_MAGIC {
         return Err(Error::corrupt(what, "not a cairn record (bad magic)"));
@@ -117,43 +110,26 @@ pub fn open<'a>(bytes: &'a [u8], kind: RecordKind, what: &str) -> Result<Opened<
     if found_kind != kind as u8 {
         return Err(Error::corrupt(
             what,
-            format!(
-                "holds record kind {found_kind}, expected {} ({})",
-                kind as u8,
-                kind.name()
-            ),
+            format!("holds record kind {found_kind}, expected {} ({})", kind as u8, kind.name()),
         ));
     }
     let version = u16::from_le_bytes([bytes[6], bytes[7]]);
     let payload_len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
-    let body_end = HEADER_BYTES
-        .checked_add(payload_len)
-        .filter(|&e| e + CHECKSUM_BYTES == bytes.len());
+    let body_end = HEADER_BYTES.checked_add(payload_len).filter(|&e| e + CHECKSUM_BYTES == bytes.len());
     let Some(body_end) = body_end else {
         return Err(Error::corrupt(
             what,
-            format!(
-                "length field says {payload_len} payload bytes, file has {}",
-                bytes.len()
-            ),
+            format!("length field says {payload_len} payload bytes, file has {}", bytes.len()),
         ));
     };
     if Digest::of(&bytes[..body_end]).0 != bytes[body_end..] {
         return Err(Error::corrupt(what, "checksum mismatch"));
     }
-    Ok(Opened {
-        version,
-        payload: &bytes[HEADER_BYTES..body_end],
-    })
+    Ok(Opened { version, payload: &bytes[HEADER_BYTES..body_end] })
 }
 
 /// Opens an envelope and decodes its payload, rejecting versions newer than `supported`.
-pub fn unseal<T: DeserializeOwned>(
-    bytes: &[u8],
-    kind: RecordKind,
-    supported: u16,
-    what: &str,
-) -> Result<T> {
+pub fn unseal<T: DeserializeOwned>(bytes: &[u8], kind: RecordKind, supported: u16, what: &str) -> Result<T> {
     let opened = open(bytes, kind, what)?;
     if opened.version == 0 || opened.version > supported {
         return Err(Error::UnsupportedVersion {

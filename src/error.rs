@@ -39,11 +39,7 @@ pub enum Error {
     RepositoryExists { path: String },
 
     #[error("{what} has format version {found}, but this cairn supports version {supported}")]
-    UnsupportedVersion {
-        what: String,
-        found: u32,
-        supported: u32,
-    },
+    UnsupportedVersion { what: String, found: u32, supported: u32 },
 
     #[error("{what} is corrupt: {detail}")]
     Corrupt { what: String, detail: String },
@@ -52,11 +48,7 @@ pub enum Error {
     NotFound { what: String },
 
     #[error("{what} {prefix:?} is ambiguous: {count} ids start with it; give more digits")]
-    Ambiguous {
-        what: String,
-        prefix: String,
-        count: usize,
-    },
+    Ambiguous { what: String, prefix: String, count: usize },
 
     #[error("{0}")]
     InvalidArgument(String),
@@ -86,25 +78,20 @@ impl Error {
     /// Wraps an I/O error with what was being done, mapping the conditions a user must act on
     /// (read-only filesystem, full disk) to their own variants.
     pub fn io(context: impl Into<String>, path: &Path, source: io::Error) -> Self {
-        match source.raw_os_error() {
-            Some(libc::EROFS) => Error::ReadOnly {
-                path: path.display().to_string(),
-            },
-            Some(libc::ENOSPC) => Error::NoSpace {
-                path: path.display().to_string(),
-            },
-            _ => Error::Io {
-                context: format!("{} {}", context.into(), path.display()),
-                source,
-            },
+        // Kinds survive wrapping (tempfile adds the path) where raw OS codes do not.
+        match (source.raw_os_error(), source.kind()) {
+            (Some(libc::EROFS), _) | (_, io::ErrorKind::ReadOnlyFilesystem) => {
+                Error::ReadOnly { path: path.display().to_string() }
+            }
+            (Some(libc::ENOSPC), _) | (_, io::ErrorKind::StorageFull) => {
+                Error::NoSpace { path: path.display().to_string() }
+            }
+            _ => Error::Io { context: format!("{} {}", context.into(), path.display()), source },
         }
     }
 
     pub fn corrupt(what: impl Into<String>, detail: impl Into<String>) -> Self {
-        Error::Corrupt {
-            what: what.into(),
-            detail: detail.into(),
-        }
+        Error::Corrupt { what: what.into(), detail: detail.into() }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {

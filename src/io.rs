@@ -39,30 +39,17 @@ pub struct FileData {
 
 impl FileData {
     /// Opens `file` whose length at open was `len`; `modified` is the newer of mtime and ctime.
-    pub fn new(
-        file: File,
-        len: u64,
-        modified: SystemTime,
-        strategy: ReadStrategy,
-    ) -> io::Result<Self> {
+    pub fn new(file: File, len: u64, modified: SystemTime, strategy: ReadStrategy) -> io::Result<Self> {
         let quiet = SystemTime::now()
             .duration_since(modified)
             .map(|age| age >= Duration::from_secs(LIVE_WINDOW_SECS))
             .unwrap_or(false);
         let map = if strategy == ReadStrategy::Auto && quiet && len > 0 {
-            usize::try_from(len)
-                .ok()
-                .map(|l| map_readonly(&file, l))
-                .transpose()?
+            usize::try_from(len).ok().map(|l| map_readonly(&file, l)).transpose()?
         } else {
             None
         };
-        Ok(FileData {
-            file,
-            len,
-            map,
-            buf: Vec::new(),
-        })
+        Ok(FileData { file, len, map, buf: Vec::new() })
     }
 
     /// Length of the file when it was opened; reads never go past it.
@@ -93,10 +80,7 @@ impl FileData {
         self.buf.resize(want, 0);
         let mut filled = 0;
         while filled < want {
-            match self
-                .file
-                .read_at(&mut self.buf[filled..], pos + filled as u64)
-            {
+            match self.file.read_at(&mut self.buf[filled..], pos + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

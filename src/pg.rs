@@ -32,8 +32,8 @@ impl BaseBackup {
     /// Connects with `conninfo` (`host=/run/postgresql user=postgres` or a URL) and starts a
     /// backup labelled `label`, asking for an immediate checkpoint.
     pub fn start(conninfo: &str, label: &str) -> Result<Self> {
-        let mut client = postgres::Client::connect(conninfo, postgres::NoTls)
-            .map_err(|e| pg_err("cannot connect", e))?;
+        let mut client =
+            postgres::Client::connect(conninfo, postgres::NoTls).map_err(|e| pg_err("cannot connect", e))?;
         let row = client
             .query_one("SELECT current_setting('server_version_num')::int", &[])
             .map_err(|e| pg_err("cannot read the server version", e))?;
@@ -43,9 +43,7 @@ impl BaseBackup {
         } else {
             "SELECT pg_start_backup($1, true, false)::text"
         };
-        client
-            .query_one(sql, &[&label])
-            .map_err(|e| pg_err("cannot start the backup", e))?;
+        client.query_one(sql, &[&label]).map_err(|e| pg_err("cannot start the backup", e))?;
         Ok(BaseBackup { client, version })
     }
 
@@ -65,10 +63,7 @@ impl BaseBackup {
         } else {
             "SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, true)"
         };
-        let row = self
-            .client
-            .query_one(sql, &[])
-            .map_err(|e| pg_err("cannot stop the backup", e))?;
+        let row = self.client.query_one(sql, &[]).map_err(|e| pg_err("cannot stop the backup", e))?;
         let map: Option<String> = row.get(2);
         Ok(BackupLabel {
             stop_lsn: row.get(0),
@@ -80,16 +75,8 @@ impl BaseBackup {
 
 /// Directories whose contents a base backup leaves out (PostgreSQL recreates them or they
 /// hold only transient state); the directories themselves are kept.
-pub const EXCLUDED_CONTENTS: &[&str] = &[
-    "pg_wal",
-    "pg_dynshmem",
-    "pg_notify",
-    "pg_replslot",
-    "pg_serial",
-    "pg_snapshots",
-    "pg_stat_tmp",
-    "pg_subtrans",
-];
+pub const EXCLUDED_CONTENTS: &[&str] =
+    &["pg_wal", "pg_dynshmem", "pg_notify", "pg_replslot", "pg_serial", "pg_snapshots", "pg_stat_tmp", "pg_subtrans"];
 
 /// Files in the data directory's top level a base backup leaves out.
 pub const EXCLUDED_FILES: &[&str] = &[

@@ -14,31 +14,23 @@ pub fn now_ns() -> i64 {
 
 /// `2026-11-21T10:30:00Z` (sub-second digits only when present).
 pub fn format_ns(ns: i64) -> String {
-    Utc.timestamp_nanos(ns)
-        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
+    Utc.timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// Like [`format_ns`] but to whole seconds, for tables.
 pub fn format_ns_secs(ns: i64) -> String {
-    Utc.timestamp_nanos(ns)
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
+    Utc.timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 /// `2026-11-21 10:30:00.123456+00`: the form PostgreSQL's `recovery_target_time` reads.
 pub fn format_ns_sql(ns: i64) -> String {
-    Utc.timestamp_nanos(ns)
-        .format("%Y-%m-%d %H:%M:%S%.6f+00")
-        .to_string()
+    Utc.timestamp_nanos(ns).format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
 /// `90d`, `36h`, `15m`, `2h30m`: parses a duration into nanoseconds. Units: s, m, h, d, w,
 /// y (365 days).
 pub fn parse_duration(s: &str) -> Result<i64> {
-    let bad = || {
-        Error::InvalidArgument(format!(
-            "cannot read duration {s:?}: use forms like 90d, 36h, 2h30m, 1y"
-        ))
-    };
+    let bad = || Error::InvalidArgument(format!("cannot read duration {s:?}: use forms like 90d, 36h, 2h30m, 1y"));
     let mut total: i64 = 0;
     let mut num = String::new();
     for c in s.trim().chars() {
@@ -57,10 +49,7 @@ pub fn parse_duration(s: &str) -> Result<i64> {
         };
         let n: i64 = num.parse().map_err(|_| bad())?;
         num.clear();
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
     }
     if !num.is_empty() || total == 0 {
         return Err(bad());
@@ -104,30 +93,19 @@ pub fn parse_timestamp(s: &str) -> Result<i64> {
     let owned;
     let t = match t.len().checked_sub(3).map(|i| t.split_at(i)) {
         Some((head, tail))
-            if (tail.starts_with('+') || tail.starts_with('-'))
-                && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            if (tail.starts_with('+') || tail.starts_with('-')) && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
         {
             owned = format!("{head}{tail}:00");
             owned.as_str()
         }
         _ => t,
     };
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ] {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, fmt) {
             return naive.and_utc().timestamp_nanos_opt().ok_or_else(bad);
         }
     }
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%d %H:%M%:z",
-        "%Y-%m-%d %H:%M:%S%.f%z",
-        "%Y-%m-%d %H:%M%z",
-    ] {
+    for fmt in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M%:z", "%Y-%m-%d %H:%M:%S%.f%z", "%Y-%m-%d %H:%M%z"] {
         if let Ok(dt) = DateTime::parse_from_str(t, fmt) {
             return dt.timestamp_nanos_opt().ok_or_else(bad);
         }
@@ -147,15 +125,9 @@ mod tests {
         assert_eq!(parse_timestamp("2026-11-21T11:30:00+01:00").unwrap(), want);
         assert_eq!(parse_timestamp("2026-11-21 11:30:00+01:00").unwrap(), want);
         assert_eq!(parse_timestamp("2026-11-21 10:30:00+00").unwrap(), want);
-        assert_eq!(
-            parse_timestamp("2026-11-21 12:30:00.000000+02").unwrap(),
-            want
-        );
+        assert_eq!(parse_timestamp("2026-11-21 12:30:00.000000+02").unwrap(), want);
         assert_eq!(format_ns_sql(want), "2026-11-21 10:30:00.000000+00");
-        assert_eq!(
-            parse_timestamp(&(want / 1_000_000_000).to_string()).unwrap(),
-            want
-        );
+        assert_eq!(parse_timestamp(&(want / 1_000_000_000).to_string()).unwrap(), want);
         assert_eq!(format_ns(want), "2026-11-21T10:30:00Z");
     }
 
@@ -163,10 +135,7 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("90d").unwrap(), 90 * 86_400 * 1_000_000_000);
         assert_eq!(parse_duration("2h30m").unwrap(), 9000 * 1_000_000_000);
-        assert_eq!(
-            format_duration_ns(parse_duration("2h30m").unwrap()),
-            "2h30m"
-        );
+        assert_eq!(format_duration_ns(parse_duration("2h30m").unwrap()), "2h30m");
         for bad in ["", "5", "h", "3x", "-1d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
@@ -174,13 +143,7 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in [
-            "",
-            "yesterday",
-            "2026-13-01 00:00",
-            "2026-11-21 25:00",
-            "99999999999999999999",
-        ] {
+        for bad in ["", "yesterday", "2026-13-01 00:00", "2026-11-21 25:00", "99999999999999999999"] {
             assert!(parse_timestamp(bad).is_err(), "{bad}");
         }
     }

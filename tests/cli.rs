@@ -15,12 +15,7 @@ struct Cairn {
 
 impl Cairn {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--repo")
-            .arg(&self.repo)
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(&self.repo).args(args).output().unwrap()
     }
 }
 
@@ -38,9 +33,7 @@ fn stdout(o: &Output) -> String {
 
 fn setup() -> (tempfile::TempDir, Cairn) {
     let dir = tempfile::tempdir().unwrap();
-    let cairn = Cairn {
-        repo: dir.path().join("repo"),
-    };
+    let cairn = Cairn { repo: dir.path().join("repo") };
     let o = cairn.run(&["init"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     (dir, cairn)
@@ -50,18 +43,9 @@ fn setup() -> (tempfile::TempDir, Cairn) {
 fn init_snapshot_list_diff_ls_restore() {
     let (dir, cairn) = setup();
     let data = dir.path().join("data");
-    write_file(
-        &data.join("seg-1.log"),
-        &common::Rng::new(1).events(3 << 20),
-    );
+    write_file(&data.join("seg-1.log"), &common::Rng::new(1).events(3 << 20));
     write_file(&data.join("conf/app.conf"), b"a=1\n");
-    let o = cairn.run(&[
-        "snapshot",
-        "create",
-        data.to_str().unwrap(),
-        "--tag",
-        "hourly",
-    ]);
+    let o = cairn.run(&["snapshot", "create", data.to_str().unwrap(), "--tag", "hourly"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("processed 2 files"), "{}", stdout(&o));
     write_file(&data.join("seg-2.log"), b"new segment\n");
@@ -74,10 +58,7 @@ fn init_snapshot_list_diff_ls_restore() {
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    let (first, second) = (
-        list[0]["id"].as_str().unwrap(),
-        list[1]["id"].as_str().unwrap(),
-    );
+    let (first, second) = (list[0]["id"].as_str().unwrap(), list[1]["id"].as_str().unwrap());
     assert_eq!(list[0]["tags"][0], "hourly");
 
     let o = cairn.run(&["snapshot", "diff", &first[..8], &second[..8]]);
@@ -110,26 +91,17 @@ fn missing_path_is_a_usage_error_naming_it() {
 #[test]
 fn not_a_repository_exits_10() {
     let dir = tempfile::tempdir().unwrap();
-    let cairn = Cairn {
-        repo: dir.path().to_path_buf(),
-    };
+    let cairn = Cairn { repo: dir.path().to_path_buf() };
     let o = cairn.run(&["snapshot", "list"]);
     assert_eq!(code(&o), 10);
-    assert!(
-        stderr(&o).contains("is not a cairn repository"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("is not a cairn repository"), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1);
 }
 
 #[test]
 fn no_repository_given_is_a_usage_error() {
-    let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args(["snapshot", "list"])
-        .env_remove("CAIRN_REPO")
-        .output()
-        .unwrap();
+    let o =
+        Command::new(env!("CARGO_BIN_EXE_cairn")).args(["snapshot", "list"]).env_remove("CAIRN_REPO").output().unwrap();
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--repo"), "{}", stderr(&o));
 }
@@ -156,10 +128,7 @@ fn corrupt_config_exits_13() {
     fs::write(&config, bytes).unwrap();
     let o = cairn.run(&["snapshot", "list"]);
     assert_eq!(code(&o), 13);
-    assert_eq!(
-        stderr(&o).trim(),
-        "error: repository config is corrupt: checksum mismatch"
-    );
+    assert_eq!(stderr(&o).trim(), "error: repository config is corrupt: checksum mismatch");
 }
 
 #[test]
@@ -171,11 +140,7 @@ fn newer_format_version_exits_12() {
     fs::write(&config_path, newer).unwrap();
     let o = cairn.run(&["snapshot", "list"]);
     assert_eq!(code(&o), 12);
-    assert!(
-        stderr(&o).contains("format version 2, but this cairn supports version 1"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("format version 2, but this cairn supports version 1"), "{}", stderr(&o));
 }
 
 #[test]
@@ -183,11 +148,7 @@ fn init_refuses_an_existing_repository() {
     let (_dir, cairn) = setup();
     let o = cairn.run(&["init"]);
     assert_eq!(code(&o), 1);
-    assert!(
-        stderr(&o).contains("already holds a cairn repository"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("already holds a cairn repository"), "{}", stderr(&o));
 }
 
 fn is_root() -> bool {
@@ -199,13 +160,7 @@ struct ReadOnlyMount(PathBuf);
 
 impl ReadOnlyMount {
     fn new(dir: &Path) -> Option<Self> {
-        let ok = |args: &[&str]| {
-            Command::new("mount")
-                .args(args)
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false)
-        };
+        let ok = |args: &[&str]| Command::new("mount").args(args).status().map(|s| s.success()).unwrap_or(false);
         let d = dir.to_str().unwrap();
         if !ok(&["--bind", d, d]) {
             return None;
@@ -237,11 +192,7 @@ fn read_only_repository_fails_cleanly_and_stays_usable() {
         };
         let o = cairn.run(&["snapshot", "create", data.to_str().unwrap()]);
         assert_eq!(code(&o), 1, "{}", stderr(&o));
-        assert!(
-            stderr(&o).contains("is on a read-only filesystem"),
-            "{}",
-            stderr(&o)
-        );
+        assert!(stderr(&o).contains("is on a read-only filesystem"), "{}", stderr(&o));
         assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
         // Reading still works on a read-only repository.
         let o = cairn.run(&["snapshot", "list"]);
@@ -262,63 +213,30 @@ fn unreadable_file_is_skipped_with_exit_3_and_the_snapshot_is_written() {
     write_file(&data.join("secret.txt"), b"hidden");
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(data.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
-    let mut cmd = Command::new(if is_root() {
-        "setpriv"
-    } else {
-        env!("CARGO_BIN_EXE_cairn")
-    });
+    let mut cmd = Command::new(if is_root() { "setpriv" } else { env!("CARGO_BIN_EXE_cairn") });
     if is_root() {
         // Root reads anything: run as nobody, in directories nobody may use.
         for p in [dir.path(), &cairn.repo, &data] {
             fs::set_permissions(p, fs::Permissions::from_mode(0o777)).unwrap();
         }
-        let status = Command::new("chmod")
-            .args(["-R", "a+rwX"])
-            .arg(&cairn.repo)
-            .status()
-            .unwrap();
+        let status = Command::new("chmod").args(["-R", "a+rwX"]).arg(&cairn.repo).status().unwrap();
         assert!(status.success());
         fs::set_permissions(data.join("secret.txt"), fs::Permissions::from_mode(0o000)).unwrap();
-        cmd.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_cairn"),
-        ]);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_cairn")]);
     }
-    let o = cmd
-        .arg("--repo")
-        .arg(&cairn.repo)
-        .args(["snapshot", "create"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let o = cmd.arg("--repo").arg(&cairn.repo).args(["snapshot", "create"]).arg(&data).output().unwrap();
     assert_eq!(code(&o), 3, "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("warning: skipped") && stderr(&o).contains("secret.txt"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("warning: skipped") && stderr(&o).contains("secret.txt"), "{}", stderr(&o));
     let o = cairn.run(&["ls", "latest"]);
-    assert!(
-        stdout(&o).contains("ok.txt") && !stdout(&o).contains("secret.txt"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("ok.txt") && !stdout(&o).contains("secret.txt"), "{}", stdout(&o));
 }
 
 #[test]
 fn help_texts_exist_for_every_command() {
-    for args in [
-        vec!["--help"],
-        vec!["snapshot", "create", "--help"],
-        vec!["restore", "--help"],
-        vec!["repo", "--help"],
-    ] {
-        let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(&args)
-            .output()
-            .unwrap();
+    for args in
+        [vec!["--help"], vec!["snapshot", "create", "--help"], vec!["restore", "--help"], vec!["repo", "--help"]]
+    {
+        let o = Command::new(env!("CARGO_BIN_EXE_cairn")).args(&args).output().unwrap();
         assert_eq!(code(&o), 0);
         assert!(stdout(&o).contains("Usage:"));
     }

@@ -35,12 +35,7 @@ impl Fixture {
         let src_b = dir.path().join("src_b");
         write_file(&src_b.join("b1.bin"), &rng.bytes(700_000));
         write_file(&src_b.join("deep/er/b2.log"), &rng.events(200_000));
-        let f = Fixture {
-            dir,
-            a: SnapshotId::default(),
-            b: SnapshotId::default(),
-            c: SnapshotId::default(),
-        };
+        let f = Fixture { dir, a: SnapshotId::default(), b: SnapshotId::default(), c: SnapshotId::default() };
         assert_eq!(code(&f.cairn(&["init"])), 0);
         let a = f.create(&src_a);
         let b = f.create(&src_b);
@@ -59,12 +54,7 @@ impl Fixture {
     }
 
     fn cairn(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .output()
-            .unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(self.repo()).args(args).output().unwrap()
     }
 
     fn create(&self, src: &Path) -> SnapshotId {
@@ -83,9 +73,7 @@ impl Fixture {
         let repo = self.open();
         let s = repo.load_snapshot(snap).unwrap();
         let path = fs::canonicalize(file).unwrap();
-        let node = cairn::ops::select::find_node(&repo, &s, path.to_str().unwrap().as_bytes())
-            .unwrap()
-            .unwrap();
+        let node = cairn::ops::select::find_node(&repo, &s, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
         let id = node.chunks()[0].id;
         (id, repo.locate(&id).unwrap())
     }
@@ -111,12 +99,7 @@ impl Fixture {
     /// Restores `snap` and returns (exit code, target, stderr).
     fn restore(&self, snap: &SnapshotId, name: &str) -> (i32, PathBuf, String) {
         let target = self.dir.path().join(name);
-        let o = self.cairn(&[
-            "restore",
-            &snap.to_hex(),
-            "--target",
-            target.to_str().unwrap(),
-        ]);
+        let o = self.cairn(&["restore", &snap.to_hex(), "--target", target.to_str().unwrap()]);
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
         (code(&o), target, stderr(&o))
     }
@@ -151,12 +134,7 @@ fn short(id: &SnapshotId) -> String {
 #[test]
 fn clean_repository_checks_clean_in_every_mode() {
     let f = Fixture::new();
-    for mode in [
-        &[][..],
-        &["--read-data"],
-        &["--read-data-subset", "50%"],
-        &["--read-data-subset", "2/3"],
-    ] {
+    for mode in [&[][..], &["--read-data"], &["--read-data-subset", "50%"], &["--read-data-subset", "2/3"]] {
         let (c, out) = f.check(mode);
         assert_eq!(c, 0, "{mode:?}: {out}");
         assert!(out.contains("no problems found"), "{out}");
@@ -175,29 +153,15 @@ fn flipped_bit_in_chunk_data_is_found_by_read_data_only() {
     assert_eq!(c, 4, "{out}");
     let want = format!("pack {} chunk {chunk}: hash mismatch", loc.pack);
     assert!(out.contains(&want), "{out}");
-    assert!(
-        out.contains(&format!("affects snapshot {}", short(&f.a)))
-            && out.contains("a1.bin bytes 0.."),
-        "{out}"
-    );
+    assert!(out.contains(&format!("affects snapshot {}", short(&f.a))) && out.contains("a1.bin bytes 0.."), "{out}");
     // Every snapshot holding a1 (A and C) is named.
-    assert_eq!(
-        out.lines().filter(|l| l.contains(&want)).count(),
-        2,
-        "{out}"
-    );
+    assert_eq!(out.lines().filter(|l| l.contains(&want)).count(), 2, "{out}");
     // The damaged file fails loudly and is not left behind; the rest of A restores.
     let (c, target, err) = f.restore(&f.a, "restored-a");
     assert_eq!(c, 3, "{err}");
-    assert!(
-        err.contains("a1.bin") && err.contains("hash mismatch"),
-        "{err}"
-    );
+    assert!(err.contains("a1.bin") && err.contains("hash mismatch"), "{err}");
     assert!(!target.join("a1.bin").exists());
-    assert_eq!(
-        fs::read(target.join("small.txt")).unwrap(),
-        b"small and unaffected?"
-    );
+    assert_eq!(fs::read(target.join("small.txt")).unwrap(), b"small and unaffected?");
     f.assert_b_restores();
 }
 
@@ -210,17 +174,8 @@ fn flipped_byte_in_pack_trailer_is_found_structurally() {
     flip_byte(&pack, len - 60); // inside the last trailer entry
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains(&format!(
-            "pack {}: is corrupt: trailer checksum mismatch",
-            loc.pack
-        )),
-        "{out}"
-    );
-    assert!(
-        out.contains(&format!("affects snapshot {}", short(&f.a))),
-        "{out}"
-    );
+    assert!(out.contains(&format!("pack {}: is corrupt: trailer checksum mismatch", loc.pack)), "{out}");
+    assert!(out.contains(&format!("affects snapshot {}", short(&f.a))), "{out}");
     f.assert_b_restores();
 }
 
@@ -230,35 +185,21 @@ fn truncated_pack_is_found_and_only_its_files_fail_to_restore() {
     let (_, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     let pack = f.pack_path(&loc.pack);
     // Cut the pack inside a1's first chunk: the trailer and everything after it are gone.
-    fs::File::options()
-        .write(true)
-        .open(&pack)
-        .unwrap()
-        .set_len(u64::from(loc.offset) + 10)
-        .unwrap();
+    fs::File::options().write(true).open(&pack).unwrap().set_len(u64::from(loc.offset) + 10).unwrap();
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains(&format!("pack {}: is corrupt: ", loc.pack)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("pack {}: is corrupt: ", loc.pack)), "{out}");
     assert!(out.contains("a1.bin bytes"), "{out}");
     // A's own trees were in that pack: its restore fails as a whole, naming the pack.
     let (c, _, err) = f.restore(&f.a, "restored-a");
     assert_eq!(c, 13, "{err}");
-    assert!(
-        err.contains(&loc.pack.to_hex()) && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(err.contains(&loc.pack.to_hex()) && err.contains("truncated"), "{err}");
     // C shares A's files but has its own root: only the files with lost chunks fail.
     let (c, target, err) = f.restore(&f.c, "restored-c");
     assert_eq!(c, 3, "{err}");
     assert!(err.contains("a1.bin"), "{err}");
     assert!(!target.join("a1.bin").exists());
-    assert_eq!(
-        fs::read(target.join("later.txt")).unwrap(),
-        b"added after A"
-    );
+    assert_eq!(fs::read(target.join("later.txt")).unwrap(), b"added after A");
     f.assert_b_restores();
 }
 
@@ -281,16 +222,8 @@ fn deleted_pack_is_named_with_every_file_it_takes() {
             && out.contains(" / (directory and everything below)"),
         "{out}"
     );
-    for name in [
-        "a1.bin bytes",
-        "small.txt bytes",
-        "/sub (directory and everything below)",
-    ] {
-        assert!(
-            out.lines()
-                .any(|l| l.contains(&short(&f.c)) && l.contains(name)),
-            "{name} not named: {out}"
-        );
+    for name in ["a1.bin bytes", "small.txt bytes", "/sub (directory and everything below)"] {
+        assert!(out.lines().any(|l| l.contains(&short(&f.c)) && l.contains(name)), "{name} not named: {out}");
     }
     let (c, _, err) = f.restore(&f.a, "restored-a");
     assert_ne!(c, 0, "{err}");
@@ -303,10 +236,7 @@ fn deleted_index_directory_is_found_and_repaired() {
     fs::remove_dir_all(f.repo().join("index")).unwrap();
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains("index: index") && out.contains("is missing"),
-        "{out}"
-    );
+    assert!(out.contains("index: index") && out.contains("is missing"), "{out}");
     let o = f.cairn(&["repo", "repair", "index"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let (c, out) = f.check(&["--read-data"]);
@@ -328,10 +258,7 @@ fn corrupted_index_files_are_found_and_repaired() {
     }
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains("index: index") && out.contains("cannot be opened"),
-        "{out}"
-    );
+    assert!(out.contains("index: index") && out.contains("cannot be opened"), "{out}");
     // Commands that need the index fail with a clear message pointing at the repair.
     let (c, _, err) = f.restore(&f.b, "restored-before-repair");
     assert_ne!(c, 0);
@@ -346,16 +273,10 @@ fn corrupted_index_files_are_found_and_repaired() {
 fn corrupted_tree_names_the_directory_and_snapshot() {
     let f = Fixture::new();
     let (tree, loc) = f.root_tree_of(&f.a);
-    flip_byte(
-        &f.pack_path(&loc.pack),
-        u64::from(loc.offset) + u64::from(loc.stored_len) / 2,
-    );
+    flip_byte(&f.pack_path(&loc.pack), u64::from(loc.offset) + u64::from(loc.stored_len) / 2);
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains(&format!("pack {} tree {tree}", loc.pack)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("pack {} tree {tree}", loc.pack)), "{out}");
     assert!(
         out.contains(&format!("affects snapshot {}", short(&f.a)))
             && out.contains("/ (directory and everything below)"),
@@ -371,10 +292,7 @@ fn corrupted_snapshot_object_is_named() {
     flip_byte(&path, 30);
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains(&format!("snapshot {}: is corrupt", f.a)),
-        "{out}"
-    );
+    assert!(out.contains(&format!("snapshot {}: is corrupt", f.a)), "{out}");
     let o = f.cairn(&["snapshot", "list"]);
     assert_eq!(code(&o), 13, "list reports the damaged snapshot");
     assert!(stdout(&o).contains(&short(&f.b)));
@@ -387,10 +305,7 @@ fn corrupted_config_is_reported_and_the_audit_goes_on() {
     flip_byte(&f.repo().join("config"), 14);
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
-    assert!(
-        out.contains("config: repository config is corrupt: checksum mismatch"),
-        "{out}"
-    );
+    assert!(out.contains("config: repository config is corrupt: checksum mismatch"), "{out}");
     assert!(out.contains("checked 3 snapshots"), "{out}");
 }
 
@@ -413,10 +328,7 @@ fn leftover_temporary_files_are_warnings_not_damage() {
     write_file(&f.repo().join("packs/00/.tmp-abc123"), b"half a pack");
     let (c, out) = f.check(&[]);
     assert_eq!(c, 0, "{out}");
-    assert!(
-        out.contains("warning: file packs/00/.tmp-abc123: temporary file"),
-        "{out}"
-    );
+    assert!(out.contains("warning: file packs/00/.tmp-abc123: temporary file"), "{out}");
 }
 
 #[test]
@@ -428,21 +340,13 @@ fn check_json_names_the_same_findings() {
     assert_eq!(code(&o), 4);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let findings = v["findings"].as_array().unwrap();
-    let missing = findings
-        .iter()
-        .find(|x| x["object"] == format!("pack {}", loc.pack))
-        .unwrap();
+    let missing = findings.iter().find(|x| x["object"] == format!("pack {}", loc.pack)).unwrap();
     assert_eq!(missing["severity"], "damage");
     let affects = missing["affects"].as_array().unwrap();
     let names = |snap: &SnapshotId, suffix: &str| {
-        affects.iter().any(|a| {
-            a["snapshot"] == snap.to_hex() && a["path"].as_str().unwrap().ends_with(suffix)
-        })
+        affects.iter().any(|a| a["snapshot"] == snap.to_hex() && a["path"].as_str().unwrap().ends_with(suffix))
     };
-    assert!(
-        names(&f.a, "/ (directory and everything below)"),
-        "{affects:?}"
-    );
+    assert!(names(&f.a, "/ (directory and everything below)"), "{affects:?}");
     assert!(names(&f.c, "a1.bin"), "{affects:?}");
     assert!(!names(&f.b, ""), "B is not affected");
 }

@@ -11,17 +11,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 fn seeds_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target)
 }
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
     let dir = seeds_dir(target);
-    let mut files: Vec<_> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> =
+        fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
     files.sort();
     files.iter().map(|p| fs::read(p).unwrap()).collect()
 }
@@ -83,19 +79,11 @@ fn write_seeds() {
         fs::create_dir_all(seeds_dir(target)).unwrap();
         fs::write(seeds_dir(target).join(name), bytes).unwrap();
     };
-    write(
-        "config",
-        "valid",
-        &fs::read(repo.path().join("config")).unwrap(),
-    );
+    write("config", "valid", &fs::read(repo.path().join("config")).unwrap());
     write("config", "empty", b"");
     let snap = repo.path().join("snapshots").join(report.id.to_hex());
     write("snapshot", "valid", &fs::read(snap).unwrap());
-    write(
-        "snapshot",
-        "wrong-kind",
-        &fs::read(repo.path().join("config")).unwrap(),
-    );
+    write("snapshot", "wrong-kind", &fs::read(repo.path().join("config")).unwrap());
     let root = r.read_blob(&report.snapshot.root).unwrap();
     write("tree", "root", &root);
     let mut tree = r.load_tree(&report.snapshot.root).unwrap();
@@ -104,26 +92,14 @@ fn write_seeds() {
     tree.nodes.clear();
     write("tree", "empty", &tree.encode().unwrap());
     let (pack, _) = r.list_packs().unwrap()[0];
-    write(
-        "pack",
-        "valid",
-        &fs::read(repo.path().join(cairn::repo::pack_key(&pack))).unwrap(),
-    );
+    write("pack", "valid", &fs::read(repo.path().join(cairn::repo::pack_key(&pack))).unwrap());
     write("pack", "header-only", b"CRNPACK\x01");
     let loc = r.locate(&report.snapshot.root).unwrap();
     write("index_value", "location", &loc.encode());
     // Payload-only seeds, for the decoders behind the envelope checksum.
     let payload = |sealed: &[u8]| sealed[12..sealed.len() - 32].to_vec();
-    write(
-        "config",
-        "payload",
-        &payload(&fs::read(repo.path().join("config")).unwrap()),
-    );
-    write(
-        "snapshot",
-        "payload",
-        &payload(&fs::read(repo.path().join("snapshots").join(report.id.to_hex())).unwrap()),
-    );
+    write("config", "payload", &payload(&fs::read(repo.path().join("config")).unwrap()));
+    write("snapshot", "payload", &payload(&fs::read(repo.path().join("snapshots").join(report.id.to_hex())).unwrap()));
     write("tree", "payload", &payload(&root));
     let wal = repo.dir.path().join("000000010000000000000001");
     common::write_file(&wal, &common::Rng::new(3).bytes(70_000));
@@ -145,13 +121,5 @@ fn write_seeds() {
     .unwrap();
     write("lock", "valid", &lock);
     write("lock", "payload", &payload(&lock));
-    write(
-        "index_value",
-        "pack",
-        &cairn::index::PackInfo {
-            size: 1 << 20,
-            blobs: 7,
-        }
-        .encode(),
-    );
+    write("index_value", "pack", &cairn::index::PackInfo { size: 1 << 20, blobs: 7 }.encode());
 }

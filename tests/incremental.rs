@@ -15,11 +15,7 @@ use common::{Rng, TestRepo};
 const SEGMENT_BYTES: usize = 64 << 20;
 
 fn append(path: &std::path::Path, data: &[u8]) {
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap();
+    let mut f = OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(data).unwrap();
 }
 
@@ -32,19 +28,11 @@ fn hourly_segments_cost_only_the_appended_bytes() {
     let mut rng = Rng::new(7);
     // Hour 0: two sealed segments and an active one at 40 MiB.
     for i in 0..2 {
-        fs::write(
-            data.join(format!("seg-{i:04}.log")),
-            rng.bytes(SEGMENT_BYTES),
-        )
-        .unwrap();
+        fs::write(data.join(format!("seg-{i:04}.log")), rng.bytes(SEGMENT_BYTES)).unwrap();
     }
     let mut active = 2;
     let mut active_len = 40 << 20;
-    fs::write(
-        data.join(format!("seg-{active:04}.log")),
-        rng.bytes(active_len),
-    )
-    .unwrap();
+    fs::write(data.join(format!("seg-{active:04}.log")), rng.bytes(active_len)).unwrap();
     repo.snapshot(&[&data]);
     for hour in 1..=6 {
         // Fill the active segment, seal it, start the next with 16 MiB.
@@ -52,38 +40,18 @@ fn hourly_segments_cost_only_the_appended_bytes() {
         append(&data.join(format!("seg-{active:04}.log")), &rng.bytes(fill));
         active += 1;
         active_len = 16 << 20;
-        append(
-            &data.join(format!("seg-{active:04}.log")),
-            &rng.bytes(active_len),
-        );
+        append(&data.join(format!("seg-{active:04}.log")), &rng.bytes(active_len));
         let appended = (fill + active_len) as u64;
         let before = repo.stored_bytes();
         let report = repo.snapshot(&[&data]);
         let growth = repo.stored_bytes() - before;
         let changed_files = 2;
         let bound = appended + appended / 10 + changed_files * max_chunk;
-        assert!(
-            growth <= bound,
-            "hour {hour}: grew {growth} bytes for {appended} appended (bound {bound})"
-        );
-        assert!(
-            growth >= appended,
-            "hour {hour}: grew only {growth} for {appended} appended: data missing?"
-        );
+        assert!(growth <= bound, "hour {hour}: grew {growth} bytes for {appended} appended (bound {bound})");
+        assert!(growth >= appended, "hour {hour}: grew only {growth} for {appended} appended: data missing?");
         // Only the two segments that changed were read; every sealed one was skipped.
-        let read: Vec<_> = report
-            .read_paths
-            .iter()
-            .map(|p| p.rsplit('/').next().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            read,
-            vec![
-                format!("seg-{:04}.log", active - 1),
-                format!("seg-{active:04}.log")
-            ],
-            "hour {hour}"
-        );
+        let read: Vec<_> = report.read_paths.iter().map(|p| p.rsplit('/').next().unwrap().to_string()).collect();
+        assert_eq!(read, vec![format!("seg-{:04}.log", active - 1), format!("seg-{active:04}.log")], "hour {hour}");
         assert_eq!(report.snapshot.summary.files_read, 2);
     }
     let target = repo.dir.path().join("restored");
@@ -107,11 +75,7 @@ fn pages_rewritten_in_place_cost_about_their_chunks() {
     let node = cairn::ops::select::find_node(
         &r,
         &first.snapshot,
-        fs::canonicalize(&file)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .as_bytes(),
+        fs::canonicalize(&file).unwrap().to_str().unwrap().as_bytes(),
     )
     .unwrap()
     .unwrap();
@@ -142,17 +106,10 @@ fn pages_rewritten_in_place_cost_about_their_chunks() {
     let touched_bytes: u64 = touched.iter().map(|i| bounds[*i].1 - bounds[*i].0).sum();
     // A rewritten page can move a cut point, changing at most the following chunk as well.
     let max_chunk = u64::from(ChunkerParams::default().max_bytes);
-    let bound =
-        touched_bytes + touched_bytes / 10 + touched.len() as u64 * max_chunk / 2 + (256 << 10);
-    assert!(
-        growth <= bound,
-        "grew {growth} bytes; chunks touched hold {touched_bytes} (bound {bound})"
-    );
+    let bound = touched_bytes + touched_bytes / 10 + touched.len() as u64 * max_chunk / 2 + (256 << 10);
+    assert!(growth <= bound, "grew {growth} bytes; chunks touched hold {touched_bytes} (bound {bound})");
     assert!(growth >= (pages * PAGE) as u64 / 2, "grew only {growth}");
-    assert!(
-        growth < FILE_BYTES as u64 / 20,
-        "grew {growth}: most of the file was stored again"
-    );
+    assert!(growth < FILE_BYTES as u64 / 20, "grew {growth}: most of the file was stored again");
 }
 
 #[test]
@@ -166,16 +123,9 @@ fn unchanged_tree_adds_nothing_and_reads_nothing() {
     let second = repo.snapshot(&[&src]);
     let s = &second.snapshot.summary;
     assert_eq!(second.snapshot.parent, Some(first.id));
-    assert_eq!(
-        (s.files_read, s.bytes_read),
-        (0, 0),
-        "unchanged files were read"
-    );
+    assert_eq!((s.files_read, s.bytes_read), (0, 0), "unchanged files were read");
     assert_eq!((s.bytes_added, s.chunks_added, s.packs_written), (0, 0, 0));
     assert_eq!(common::dir_bytes(&repo.path().join("packs")), packs_before);
     assert!(second.read_paths.is_empty());
-    assert_eq!(
-        second.snapshot.root, first.snapshot.root,
-        "same tree, same root id"
-    );
+    assert_eq!(second.snapshot.root, first.snapshot.root, "same tree, same root id");
 }

@@ -45,13 +45,7 @@ fn lower_layers_never_use_upper_ones() {
     let mut violations = BTreeSet::new();
     for file in files {
         let rel = file.strip_prefix(&src).unwrap();
-        let first = rel
-            .components()
-            .next()
-            .unwrap()
-            .as_os_str()
-            .to_string_lossy()
-            .into_owned();
+        let first = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
         let module = first.trim_end_matches(".rs").to_string();
         let Some(own) = layer(&module) else { continue };
         let text = fs::read_to_string(&file).unwrap();
@@ -59,37 +53,24 @@ fn lower_layers_never_use_upper_ones() {
             let Some(theirs) = layer(&target) else {
                 continue;
             };
-            let same_ok = target == module
-                || ALLOWED_SAME_LAYER.contains(&(module.as_str(), target.as_str()));
+            let same_ok = target == module || ALLOWED_SAME_LAYER.contains(&(module.as_str(), target.as_str()));
             if theirs > own || (theirs == own && !same_ok) {
                 violations.insert(format!("{} uses crate::{target}", rel.display()));
             }
         }
         if module == "ops" {
             // ops/backup.rs → backup; ops/check/packs.rs → check.
-            let second = rel
-                .components()
-                .nth(1)
-                .unwrap()
-                .as_os_str()
-                .to_string_lossy()
-                .into_owned();
+            let second = rel.components().nth(1).unwrap().as_os_str().to_string_lossy().into_owned();
             let sub = second.trim_end_matches(".rs").to_string();
             for other in ops_refs(&text) {
                 if other != sub && other != "select" {
-                    violations.insert(format!(
-                        "{} uses ops::{other} (operations do not call each other)",
-                        rel.display()
-                    ));
+                    violations
+                        .insert(format!("{} uses ops::{other} (operations do not call each other)", rel.display()));
                 }
             }
         }
     }
-    assert!(
-        violations.is_empty(),
-        "layering violations:\n{}",
-        violations.into_iter().collect::<Vec<_>>().join("\n")
-    );
+    assert!(violations.is_empty(), "layering violations:\n{}", violations.into_iter().collect::<Vec<_>>().join("\n"));
 }
 
 /// Top-level modules named in `crate::x` paths, including `use crate::{a, b}` groups.
@@ -101,20 +82,13 @@ fn regex_lite_crate_refs() -> impl Fn(&str) -> BTreeSet<String> {
             if let Some(group) = rest.strip_prefix('{') {
                 let end = group.find('}').unwrap_or(group.len());
                 for item in group[..end].split(',') {
-                    let name: String = item
-                        .trim()
-                        .chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect();
+                    let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                     if !name.is_empty() {
                         found.insert(name);
                     }
                 }
             } else {
-                let name: String = rest
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
                 found.insert(name);
             }
         }
@@ -125,10 +99,8 @@ fn regex_lite_crate_refs() -> impl Fn(&str) -> BTreeSet<String> {
 fn ops_refs(text: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for (i, _) in text.match_indices("crate::ops::") {
-        let name: String = text[i + "crate::ops::".len()..]
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
+        let name: String =
+            text[i + "crate::ops::".len()..].chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
         // `crate::ops::Skipped` and other re-exports from ops/mod.rs are shared types.
         if name.chars().next().is_some_and(|c| c.is_lowercase()) {
             found.insert(name);

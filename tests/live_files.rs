@@ -34,17 +34,11 @@ fn files_growing_shrinking_and_vanishing_during_a_snapshot() {
                     rounds += 1;
                     match role {
                         0 => {
-                            let mut f = OpenOptions::new()
-                                .append(true)
-                                .open(data.join("growing.wal"))
-                                .unwrap();
+                            let mut f = OpenOptions::new().append(true).open(data.join("growing.wal")).unwrap();
                             f.write_all(&rng.bytes(256 << 10)).unwrap();
                         }
                         1 => {
-                            let f = OpenOptions::new()
-                                .write(true)
-                                .open(data.join("shrinking.db"))
-                                .unwrap();
+                            let f = OpenOptions::new().write(true).open(data.join("shrinking.db")).unwrap();
                             let len = f.metadata().unwrap().len();
                             f.set_len(len.saturating_sub(1 << 20).max(1 << 20)).unwrap();
                         }

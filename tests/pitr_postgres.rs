@@ -16,16 +16,10 @@ const STREAM: &str = "pg";
 
 fn pg_bin_dir() -> PathBuf {
     let mut dirs: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .map(|e| e.path().join("bin"))
-                .filter(|b| b.join("initdb").exists())
-                .collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path().join("bin")).filter(|b| b.join("initdb").exists()).collect())
         .unwrap_or_default();
     dirs.sort();
-    dirs.pop()
-        .expect("PostgreSQL is not installed (scripts/test.sh installs Debian's postgresql)")
+    dirs.pop().expect("PostgreSQL is not installed (scripts/test.sh installs Debian's postgresql)")
 }
 
 fn is_root() -> bool {
@@ -36,13 +30,7 @@ fn is_root() -> bool {
 fn as_pg(program: &Path) -> Command {
     if is_root() {
         let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--reset-env",
-        ])
-        .arg(program);
+        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--reset-env"]).arg(program);
         c.env("PATH", "/usr/bin:/bin");
         c
     } else {
@@ -73,16 +61,7 @@ impl Server {
     fn start(&self) {
         let log = self.data.with_extension("log");
         let o = as_pg(&self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-w",
-                "-t",
-                "120",
-                "start",
-            ])
+            .args(["-D", self.data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "120", "start"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .output()
@@ -98,25 +77,14 @@ impl Server {
 
     fn stop(&self) {
         let _ = as_pg(&self.bin.join("pg_ctl"))
-            .args([
-                "-D",
-                self.data.to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ])
+            .args(["-D", self.data.to_str().unwrap(), "-m", "fast", "-w", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
     }
 
     fn conninfo(&self) -> String {
-        format!(
-            "host={} port={} user=postgres dbname=postgres",
-            self.sock.display(),
-            self.port
-        )
+        format!("host={} port={} user=postgres dbname=postgres", self.sock.display(), self.port)
     }
 
     fn sql(&self, sql: &str) -> String {
@@ -146,14 +114,7 @@ impl Server {
 
     fn pgbench(&self, args: &[&str]) {
         let o = as_pg(&self.bin.join("pgbench"))
-            .args([
-                "-h",
-                self.sock.to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
+            .args(["-h", self.sock.to_str().unwrap(), "-p", &self.port.to_string(), "-U", "postgres"])
             .args(args)
             .arg("postgres")
             .output()
@@ -179,30 +140,20 @@ impl Server {
             if last.as_str() >= seg.as_str() {
                 return;
             }
-            let failed = self.sql(
-                "SELECT coalesce(last_failed_wal, '') || ' ' || failed_count FROM pg_stat_archiver",
-            );
-            assert!(
-                Instant::now() < deadline,
-                "segment {seg} was not archived (last {last}, failed {failed})"
-            );
+            let failed = self.sql("SELECT coalesce(last_failed_wal, '') || ' ' || failed_count FROM pg_stat_archiver");
+            assert!(Instant::now() < deadline, "segment {seg} was not archived (last {last}, failed {failed})");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// The state a point-in-time restore must reproduce.
     fn state(&self) -> (String, String) {
-        (
-            self.sql("SELECT count(*) FROM marker"),
-            self.sql("SELECT sum(abalance) FROM pgbench_accounts"),
-        )
+        (self.sql("SELECT count(*) FROM marker"), self.sql("SELECT sum(abalance) FROM pgbench_accounts"))
     }
 
     /// Distinctive writes: marker rows plus pgbench transactions.
     fn load(&self, tag: &str, rows: u32) {
-        self.sql(&format!(
-            "INSERT INTO marker(note) SELECT '{tag}-' || g FROM generate_series(1, {rows}) g"
-        ));
+        self.sql(&format!("INSERT INTO marker(note) SELECT '{tag}-' || g FROM generate_series(1, {rows}) g"));
         self.pgbench(&["-n", "-t", "150", "-c", "2"]);
         self.sql(&format!("INSERT INTO marker(note) VALUES ('{tag}-end')"));
     }
@@ -229,11 +180,7 @@ impl Harness {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let h = Harness {
-            dir,
-            bin: pg_bin_dir(),
-            cairn: PathBuf::from(env!("CARGO_BIN_EXE_cairn")),
-        };
+        let h = Harness { dir, bin: pg_bin_dir(), cairn: PathBuf::from(env!("CARGO_BIN_EXE_cairn")) };
         h.mkdir_pg(h.dir.path());
         for d in ["sock", "restores"] {
             h.mkdir_pg(&h.path(d));
@@ -256,23 +203,14 @@ impl Harness {
     fn mkdir_pg(&self, p: &Path) {
         fs::create_dir_all(p).unwrap();
         if is_root() {
-            let s = Command::new("chown")
-                .args(["postgres:postgres"])
-                .arg(p)
-                .status()
-                .unwrap();
+            let s = Command::new("chown").args(["postgres:postgres"]).arg(p).status().unwrap();
             assert!(s.success());
         }
     }
 
     /// Runs cairn as the PostgreSQL user (the same user that archives WAL).
     fn cairn(&self, args: &[&str]) -> String {
-        let o = as_pg(&self.cairn)
-            .arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .output()
-            .unwrap();
+        let o = as_pg(&self.cairn).arg("--repo").arg(self.repo()).args(args).output().unwrap();
         check(o, &format!("cairn {args:?}"))
     }
 
@@ -280,16 +218,7 @@ impl Harness {
         let data = self.path("primary");
         self.mkdir_pg(&data);
         let o = as_pg(&self.bin.join("initdb"))
-            .args([
-                "-D",
-                data.to_str().unwrap(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-instructions",
-            ])
+            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
             .output()
             .unwrap();
         check(o, "initdb");
@@ -302,37 +231,16 @@ impl Harness {
             repo = self.repo().display(),
         );
         append(&data.join("postgresql.conf"), &conf);
-        Server {
-            bin: self.bin.clone(),
-            data,
-            sock: self.path("sock"),
-            port,
-        }
+        Server { bin: self.bin.clone(), data, sock: self.path("sock"), port }
     }
 
     /// `restore --at` into a fresh directory, then start a server on it (another port).
     fn restore_at(&self, at: &str, name: &str, port: u16) -> (Server, String) {
         let target = self.path("restores").join(name);
-        let out = self.cairn(&[
-            "restore",
-            "--at",
-            at,
-            "--stream",
-            STREAM,
-            "--target",
-            target.to_str().unwrap(),
-        ]);
+        let out = self.cairn(&["restore", "--at", at, "--stream", STREAM, "--target", target.to_str().unwrap()]);
         assert!(out.contains("PostgreSQL data directory prepared"), "{out}");
-        append(
-            &target.join("postgresql.auto.conf"),
-            &format!("port = {port}\n"),
-        );
-        let server = Server {
-            bin: self.bin.clone(),
-            data: target,
-            sock: self.path("sock"),
-            port,
-        };
+        append(&target.join("postgresql.auto.conf"), &format!("port = {port}\n"));
+        let server = Server { bin: self.bin.clone(), data: target, sock: self.path("sock"), port };
         server.start();
         server.wait_promoted();
         (server, out)
@@ -366,7 +274,9 @@ fn restore_to_a_timestamp_replays_postgres_to_exactly_then() {
     let primary = h.initdb(54321);
     primary.start();
     primary.pgbench(&["-i", "-s", "2", "-q"]);
-    primary.sql("CREATE TABLE marker(id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz DEFAULT clock_timestamp())");
+    primary.sql(
+        "CREATE TABLE marker(id bigserial PRIMARY KEY, note text NOT NULL, at timestamptz DEFAULT clock_timestamp())",
+    );
 
     // Hourly-style: base backup, load, T1, base backup, load, T2, base backup, load.
     let s1 = h.snapshot(&primary);
@@ -397,10 +307,7 @@ fn restore_to_a_timestamp_replays_postgres_to_exactly_then() {
     // T1 lies between the first and second snapshot, T2 between the second and third.
     for (at, want, snap, port) in [(&t1, &state1, &s1, 54322u16), (&t2, &state2, &s2, 54323)] {
         let (restored, out) = h.restore_at(at, &format!("at-{port}"), port);
-        assert!(
-            out.contains(&format!("snapshot {}", &snap[..8])),
-            "restore --at {at} chose the wrong snapshot: {out}"
-        );
+        assert!(out.contains(&format!("snapshot {}", &snap[..8])), "restore --at {at} chose the wrong snapshot: {out}");
         assert_eq!(&restored.state(), want, "state after restoring to {at}");
         restored.stop();
     }

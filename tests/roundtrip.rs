@@ -62,11 +62,7 @@ fn include_patterns_select_names_and_paths() {
     let r = repo.open(Access::Read);
     let (_, snap) = r.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let target = repo.dir.path().join("restored");
-    let opts = RestoreOptions {
-        target: target.clone(),
-        include: vec!["base/1".into(), "*.conf".into()],
-        owners: None,
-    };
+    let opts = RestoreOptions { target: target.clone(), include: vec!["base/1".into(), "*.conf".into()], owners: None };
     let report = ops::restore(&r, &snap, &opts, &NoProgress).unwrap();
     assert_eq!(report.files, 2);
     assert!(target.join("base/1/data").exists());
@@ -88,8 +84,7 @@ fn a_single_file_path_restores_into_the_target() {
 
 /// A small tree description: relative path → content (None for an empty directory).
 fn arb_tree() -> impl Strategy<Value = Vec<(Vec<String>, Option<Vec<u8>>)>> {
-    let name = prop::sample::select(vec!["a", "b", "c", "data", "x.log", "ü", "sp ace"])
-        .prop_map(String::from);
+    let name = prop::sample::select(vec!["a", "b", "c", "data", "x.log", "ü", "sp ace"]).prop_map(String::from);
     let path = prop::collection::vec(name, 1..4);
     let content = prop_oneof![
         3 => prop::collection::vec(any::<u8>(), 0..3000).prop_map(Some),
@@ -104,12 +99,7 @@ fn build(root: &Path, spec: &[(Vec<String>, Option<Vec<u8>>)]) {
     for (parts, content) in spec {
         let p = parts.iter().fold(root.to_path_buf(), |p, c| p.join(c));
         // Skip entries that collide with an existing file or directory of the other kind.
-        if parts.len() > 1
-            && p.ancestors()
-                .skip(1)
-                .take(parts.len() - 1)
-                .any(|a| a.is_file())
-        {
+        if parts.len() > 1 && p.ancestors().skip(1).take(parts.len() - 1).any(|a| a.is_file()) {
             continue;
         }
         match content {

@@ -30,13 +30,9 @@ impl LocalBackend {
 
     fn path(&self, key: &str) -> Result<PathBuf> {
         let valid = !key.is_empty()
-            && key
-                .split('/')
-                .all(|c| !c.is_empty() && c != "." && c != ".." && !c.starts_with(TEMP_PREFIX));
+            && key.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.starts_with(TEMP_PREFIX));
         if !valid {
-            return Err(Error::InvalidArgument(format!(
-                "invalid object key {key:?}"
-            )));
+            return Err(Error::InvalidArgument(format!("invalid object key {key:?}")));
         }
         Ok(self.root.join(key))
     }
@@ -46,11 +42,8 @@ impl LocalBackend {
             .prefix(TEMP_PREFIX)
             .tempfile_in(dir)
             .map_err(|e| Error::io("cannot create a file in", dir, e))?;
-        tmp.write_all(data)
-            .map_err(|e| Error::io("cannot write", tmp.path(), e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io("cannot sync", tmp.path(), e))?;
+        tmp.write_all(data).map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io("cannot sync", tmp.path(), e))?;
         Ok(tmp)
     }
 }
@@ -68,9 +61,7 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("cannot sync directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("cannot sync directory", dir, e))
 }
 
 impl Backend for LocalBackend {
@@ -80,23 +71,17 @@ impl Backend for LocalBackend {
 
     fn put(&self, key: &str, data: &[u8], mode: PutMode) -> Result<PutOutcome> {
         let path = self.path(key)?;
-        let dir = path
-            .parent()
-            .expect("object paths have a parent")
-            .to_path_buf();
+        let dir = path.parent().expect("object paths have a parent").to_path_buf();
         ensure_dir(&dir)?;
         let tmp = self.write_temp(&dir, data)?;
         let outcome = match mode {
             PutMode::Overwrite => {
-                tmp.persist(&path)
-                    .map_err(|e| Error::io("cannot rename into", &path, e.error))?;
+                tmp.persist(&path).map_err(|e| Error::io("cannot rename into", &path, e.error))?;
                 PutOutcome::Written
             }
             PutMode::IfAbsent => match tmp.persist_noclobber(&path) {
                 Ok(_) => PutOutcome::Written,
-                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => {
-                    PutOutcome::AlreadyExists
-                }
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => PutOutcome::AlreadyExists,
                 Err(e) => return Err(Error::io("cannot link into", &path, e.error)),
             },
         };
@@ -120,14 +105,12 @@ impl Backend for LocalBackend {
         })?;
         let len = usize::try_from(len).map_err(|_| Error::corrupt(key, "range too large"))?;
         let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::UnexpectedEof => Error::corrupt(
-                    key,
-                    format!("shorter than {} bytes (truncated?)", offset + len as u64),
-                ),
-                _ => Error::io("cannot read", &path, e),
-            })?;
+        file.read_exact_at(&mut buf, offset).map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                Error::corrupt(key, format!("shorter than {} bytes (truncated?)", offset + len as u64))
+            }
+            _ => Error::io("cannot read", &path, e),
+        })?;
         Ok(buf)
     }
 
@@ -144,10 +127,7 @@ impl Backend for LocalBackend {
         let dir_key = prefix.trim_end_matches('/');
         let dir = self.root.join(dir_key);
         walk_files(&dir, dir_key, &mut |key, path, size| {
-            if path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
-            {
+            if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX)) {
                 return Ok(());
             }
             f(ObjectInfo { key, size })
@@ -164,14 +144,9 @@ impl Backend for LocalBackend {
     }
 
     fn delete_temporary(&self, key: &str) -> Result<()> {
-        let is_temp = key
-            .rsplit('/')
-            .next()
-            .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+        let is_temp = key.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX));
         if !is_temp || key.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(Error::InvalidArgument(format!(
-                "{key:?} is not a temporary file"
-            )));
+            return Err(Error::InvalidArgument(format!("{key:?} is not a temporary file")));
         }
         let path = self.root.join(key);
         match fs::remove_file(&path) {
@@ -185,19 +160,14 @@ impl Backend for LocalBackend {
         let mut found = Vec::new();
         for top in ["packs", "snapshots", "wal", "locks"] {
             walk_files(&self.root.join(top), top, &mut |key, path, _| {
-                if path
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX))
-                {
+                if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX)) {
                     found.push(key);
                 }
                 Ok(())
             })?;
         }
         let mut root_tmp = Vec::new();
-        for entry in
-            fs::read_dir(&self.root).map_err(|e| Error::io("cannot list", &self.root, e))?
-        {
+        for entry in fs::read_dir(&self.root).map_err(|e| Error::io("cannot list", &self.root, e))? {
             let entry = entry.map_err(|e| Error::io("cannot list", &self.root, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(TEMP_PREFIX) {
@@ -212,11 +182,7 @@ impl Backend for LocalBackend {
 
 /// Recursively visits files under `dir`, naming each by `key_prefix/relative/path`. A missing
 /// directory is an empty listing.
-fn walk_files(
-    dir: &Path,
-    key_prefix: &str,
-    f: &mut dyn FnMut(String, &Path, u64) -> Result<()>,
-) -> Result<()> {
+fn walk_files(dir: &Path, key_prefix: &str, f: &mut dyn FnMut(String, &Path, u64) -> Result<()>) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -227,9 +193,7 @@ fn walk_files(
         let name = entry.file_name().to_string_lossy().into_owned();
         let key = format!("{key_prefix}/{name}");
         let path = entry.path();
-        let meta = entry
-            .metadata()
-            .map_err(|e| Error::io("cannot stat", &path, e))?;
+        let meta = entry.metadata().map_err(|e| Error::io("cannot stat", &path, e))?;
         if meta.is_dir() {
             walk_files(&path, &key, f)?;
         } else {

@@ -85,11 +85,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     let repo = ctx.open(Access::Write)?;
     let report = ops::forget(&repo, &opts)?;
     let prune = if args.prune && !args.dry_run {
-        Some(ops::prune(
-            &repo,
-            &PruneOptions::default(),
-            ctx.progress().as_ref(),
-        )?)
+        Some(ops::prune(&repo, &PruneOptions::default(), ctx.progress().as_ref())?)
     } else {
         None
     };
@@ -99,27 +95,13 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     }
     for d in &report.snapshots {
         let verdict = if d.keep { "keep  " } else { "remove" };
-        let why = if d.keep {
-            d.reasons.join(", ")
-        } else {
-            String::new()
-        };
-        println!(
-            "{verdict}  {}  {}  {}  {}  {why}",
-            &d.id[..8],
-            d.time,
-            d.host,
-            d.paths.join(" ")
-        );
+        let why = if d.keep { d.reasons.join(", ") } else { String::new() };
+        println!("{verdict}  {}  {}  {}  {}  {why}", &d.id[..8], d.time, d.host, d.paths.join(" "));
     }
     for w in &report.wal_forgotten {
         println!("remove  WAL {w}");
     }
-    let verb = if report.dry_run {
-        "would remove"
-    } else {
-        "removed"
-    };
+    let verb = if report.dry_run { "would remove" } else { "removed" };
     ctx.say(format!(
         "{verb} {} of {} snapshots and {} WAL files ({} kept)",
         report.forgotten(),
@@ -135,10 +117,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
 
 pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
     let repo = ctx.open(Access::Write)?;
-    let opts = PruneOptions {
-        max_unused_percent: args.max_unused,
-        dry_run: args.dry_run,
-    };
+    let opts = PruneOptions { max_unused_percent: args.max_unused, dry_run: args.dry_run };
     let plan = ops::prune(&repo, &opts, ctx.progress().as_ref())?;
     if ctx.json {
         json(&plan);

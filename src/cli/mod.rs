@@ -30,13 +30,7 @@ use cairn::repo::{Access, IndexKind, Repository};
 )]
 pub struct Cli {
     /// Repository location: a local directory.
-    #[arg(
-        long,
-        short = 'r',
-        global = true,
-        env = "CAIRN_REPO",
-        value_name = "PATH"
-    )]
+    #[arg(long, short = 'r', global = true, env = "CAIRN_REPO", value_name = "PATH")]
     repo: Option<PathBuf>,
     /// Print results as JSON on stdout.
     #[arg(long, global = true)]
@@ -84,11 +78,9 @@ pub struct Context {
 
 impl Context {
     pub fn repo_path(&self) -> Result<&PathBuf> {
-        self.repo.as_ref().ok_or_else(|| {
-            Error::InvalidArgument(
-                "no repository given: use --repo PATH or set CAIRN_REPO".to_string(),
-            )
-        })
+        self.repo
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument("no repository given: use --repo PATH or set CAIRN_REPO".to_string()))
     }
 
     pub fn open(&self, access: Access) -> Result<Repository> {
@@ -111,12 +103,7 @@ impl Context {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let ctx = Context {
-        repo: cli.repo,
-        lock_wait: cli.lock_wait,
-        json: cli.json,
-        quiet: cli.quiet,
-    };
+    let ctx = Context { repo: cli.repo, lock_wait: cli.lock_wait, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Init(args) => repo::init(&ctx, args),
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),

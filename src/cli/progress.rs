@@ -26,13 +26,11 @@ impl Progress for Bar {
         } else {
             "{msg} [{elapsed_precise}] {spinner} {bytes} {bytes_per_sec}"
         };
-        let style =
-            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
+        let style = ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
         self.bar.set_style(style);
         self.bar.set_length(total_bytes.unwrap_or(0));
         self.bar.set_message(name.to_string());
-        self.bar
-            .enable_steady_tick(std::time::Duration::from_millis(200));
+        self.bar.enable_steady_tick(std::time::Duration::from_millis(200));
     }
 
     fn add_bytes(&self, n: u64) {

@@ -81,32 +81,18 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
     let path = ctx.repo_path()?;
     let avg = args.chunk_kib.saturating_mul(1024);
     let opts = InitOptions {
-        chunker: ChunkerParams {
-            min_bytes: avg / 4,
-            avg_bytes: avg,
-            max_bytes: avg.saturating_mul(4),
-        },
+        chunker: ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg.saturating_mul(4) },
         compression_level: args.compression,
         pack_target_bytes: args.pack_mib << 20,
     };
     opts.chunker.validate()?;
     let config = Repository::init_local(path, &opts)?;
     // Create the index now so the layout is complete.
-    drop(Repository::open_local(
-        path,
-        Access::Write,
-        cairn::IndexKind::Persistent,
-    )?);
+    drop(Repository::open_local(path, Access::Write, cairn::IndexKind::Persistent)?);
     if ctx.json {
-        json(
-            &serde_json::json!({ "location": path.display().to_string(), "id": config.id.0.to_hex() }),
-        );
+        json(&serde_json::json!({ "location": path.display().to_string(), "id": config.id.0.to_hex() }));
     } else {
-        ctx.say(format!(
-            "created repository {} at {}",
-            &config.id.0.to_hex()[..8],
-            path.display()
-        ));
+        ctx.say(format!("created repository {} at {}", &config.id.0.to_hex()[..8], path.display()));
     }
     Ok(exit::OK)
 }
@@ -169,10 +155,7 @@ fn repair_index(ctx: &Context) -> Result<i32> {
     if ctx.json {
         json(&report);
     } else {
-        ctx.say(format!(
-            "rebuilt the index from {} packs",
-            count(report.packs_added)
-        ));
+        ctx.say(format!("rebuilt the index from {} packs", count(report.packs_added)));
     }
     Ok(exit::OK)
 }
@@ -190,23 +173,16 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
         json(&report);
     } else {
         for f in &report.findings {
-            let prefix = if f.severity == Severity::Warning {
-                "warning: "
-            } else {
-                ""
-            };
+            let prefix = if f.severity == Severity::Warning { "warning: " } else { "" };
             if f.affects.is_empty() {
                 println!("{prefix}{}: {}", f.object, f.problem);
             }
             for a in &f.affects {
                 let what = match (a.path.is_empty(), a.bytes) {
                     (true, _) => format!("snapshot {} (lost)", &a.snapshot[..8]),
-                    (false, Some((from, to))) => format!(
-                        "snapshot {} ({}) {} bytes {from}..{to}",
-                        &a.snapshot[..8],
-                        a.time,
-                        a.path
-                    ),
+                    (false, Some((from, to))) => {
+                        format!("snapshot {} ({}) {} bytes {from}..{to}", &a.snapshot[..8], a.time, a.path)
+                    }
                     (false, None) => {
                         format!("snapshot {} ({}) {}", &a.snapshot[..8], a.time, a.path)
                     }
@@ -215,11 +191,7 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
             }
         }
         let s = &report.stats;
-        let damage = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Damage)
-            .count();
+        let damage = report.findings.iter().filter(|f| f.severity == Severity::Damage).count();
         let warnings = report.findings.len() - damage;
         let read = if s.packs_read > 0 {
             format!(
@@ -247,11 +219,7 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
             (d, w) => format!("DAMAGE FOUND: {d} problems ({w} warnings)"),
         });
     }
-    Ok(if report.damage_found() {
-        exit::DAMAGE_FOUND
-    } else {
-        exit::OK
-    })
+    Ok(if report.damage_found() { exit::DAMAGE_FOUND } else { exit::OK })
 }
 
 fn unlock(ctx: &Context, all: bool) -> Result<i32> {

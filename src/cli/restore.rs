@@ -82,21 +82,13 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
                 ));
             }
             if let Some(dir) = &args.wal_dir {
-                ctx.say(format!(
-                    "wrote {} WAL files to {}",
-                    report.wal_files.len(),
-                    dir.display()
-                ));
+                ctx.say(format!("wrote {} WAL files to {}", report.wal_files.len(), dir.display()));
             }
             report.restore
         }
         (None, Some(spec)) => {
             let (_, snap) = repo.resolve_snapshot(&spec.parse::<SnapshotSpec>()?)?;
-            let opts = RestoreOptions {
-                target: args.target.clone(),
-                include: args.include,
-                owners: None,
-            };
+            let opts = RestoreOptions { target: args.target.clone(), include: args.include, owners: None };
             let report = ops::restore(&repo, &snap, &opts, progress.as_ref())?;
             if ctx.json {
                 json(&report);
@@ -104,11 +96,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
             }
             report
         }
-        (None, None) => {
-            return Err(Error::InvalidArgument(
-                "give a snapshot or --at TIME".into(),
-            ))
-        }
+        (None, None) => return Err(Error::InvalidArgument("give a snapshot or --at TIME".into())),
     };
     ctx.say(format!(
         "restored to {}: {} files, {} dirs, {} symlinks, {} in {}",
@@ -130,21 +118,16 @@ fn finish(report: &RestoreReport) -> i32 {
     if report.failed.is_empty() {
         exit::OK
     } else {
-        eprintln!(
-            "error: {} files could not be restored (listed above)",
-            report.failed.len()
-        );
+        eprintln!("error: {} files could not be restored (listed above)", report.failed.len());
         exit::PARTIAL
     }
 }
 
 /// How a restored PostgreSQL calls back into this cairn and repository.
 fn fetch_command(ctx: &Context) -> Result<String> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::io("cannot locate", std::path::Path::new("cairn"), e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::io("cannot locate", std::path::Path::new("cairn"), e))?;
     let given = ctx.repo_path()?;
     let repo = std::fs::canonicalize(given).map_err(|e| Error::io("cannot resolve", given, e))?;
-    let quote =
-        |s: &std::path::Path| format!("'{}'", s.display().to_string().replace('\'', r"'\''"));
+    let quote = |s: &std::path::Path| format!("'{}'", s.display().to_string().replace('\'', r"'\''"));
     Ok(format!("{} --repo {}", quote(&exe), quote(&repo)))
 }

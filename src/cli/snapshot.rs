@@ -128,11 +128,7 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
         parent: args.parent.as_deref().map(str::parse).transpose()?,
         force_read: args.force,
         postgres: args.postgres,
-        time_ns: args
-            .time
-            .as_deref()
-            .map(cairn::time::parse_timestamp)
-            .transpose()?,
+        time_ns: args.time.as_deref().map(cairn::time::parse_timestamp).transpose()?,
         ..Default::default()
     };
     let progress = ctx.progress();
@@ -151,19 +147,11 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
             changed_while_reading: report.changed_while_reading.clone(),
         });
     } else {
-        let parent = report
-            .snapshot
-            .parent
-            .map(|p| format!(" (parent {})", p.short()))
-            .unwrap_or_default();
+        let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
         ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
         ctx.say(summary_line(s));
     }
-    Ok(if report.skipped.is_empty() {
-        exit::OK
-    } else {
-        exit::PARTIAL
-    })
+    Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
 }
 
 /// `processed 12,431 files, 8.1 GiB in 0:42; added 131 MiB (52 MiB stored)`.
@@ -235,35 +223,13 @@ fn show(ctx: &Context, spec: &str) -> Result<i32> {
     println!("host         {}", s.host);
     println!("paths        {}", s.paths_lossy().join(" "));
     println!("tags         {}", s.tags.join(", "));
-    println!(
-        "parent       {}",
-        s.parent
-            .map(|p| p.to_hex())
-            .unwrap_or_else(|| "none".into())
-    );
+    println!("parent       {}", s.parent.map(|p| p.to_hex()).unwrap_or_else(|| "none".into()));
     println!("root tree    {}", s.root);
-    println!(
-        "files        {} ({} dirs, {} symlinks)",
-        count(sum.files),
-        count(sum.dirs),
-        count(sum.symlinks)
-    );
+    println!("files        {} ({} dirs, {} symlinks)", count(sum.files), count(sum.dirs), count(sum.symlinks));
     println!("size         {}", bytes(sum.bytes));
-    println!(
-        "read         {} in {} files",
-        bytes(sum.bytes_read),
-        count(sum.files_read)
-    );
-    println!(
-        "added        {} in {} chunks",
-        bytes(sum.bytes_added),
-        count(sum.chunks_added)
-    );
-    println!(
-        "stored       {} in {} packs",
-        bytes(sum.bytes_stored),
-        count(sum.packs_written)
-    );
+    println!("read         {} in {} files", bytes(sum.bytes_read), count(sum.files_read));
+    println!("added        {} in {} chunks", bytes(sum.bytes_added), count(sum.chunks_added));
+    println!("stored       {} in {} packs", bytes(sum.bytes_stored), count(sum.packs_written));
     println!("skipped      {}", count(sum.skipped));
     println!("duration     {}", duration_ms(sum.duration_ms));
     println!("written by   {}", s.tool);
@@ -293,14 +259,7 @@ fn diff(ctx: &Context, a: &str, b: &str) -> Result<i32> {
             }
             Change::Modified => {
                 modified += 1;
-                (
-                    "M",
-                    format!(
-                        "{} -> {}",
-                        bytes(e.size_before.unwrap_or(0)),
-                        bytes(e.size_after.unwrap_or(0))
-                    ),
-                )
+                ("M", format!("{} -> {}", bytes(e.size_before.unwrap_or(0)), bytes(e.size_after.unwrap_or(0))))
             }
             Change::Metadata => {
                 modified += 1;
@@ -310,8 +269,6 @@ fn diff(ctx: &Context, a: &str, b: &str) -> Result<i32> {
         let kind = if e.kind == "dir" { "/" } else { "" };
         println!("{mark}  {}{kind}  {size}", e.path);
     }
-    ctx.say(format!(
-        "{added} added, {removed} removed, {modified} modified"
-    ));
+    ctx.say(format!("{added} added, {removed} removed, {modified} modified"));
     Ok(exit::OK)
 }

@@ -57,11 +57,7 @@ pub fn run(ctx: &Context, cmd: WalCommand) -> Result<i32> {
     match cmd {
         WalCommand::Push { path, stream } => push(ctx, &path, &stream.stream),
         WalCommand::Fetch { name, dest, stream } => fetch(ctx, &name, &dest, &stream.stream),
-        WalCommand::List {
-            stream,
-            since,
-            until,
-        } => list(ctx, stream.as_deref(), since, until),
+        WalCommand::List { stream, since, until } => list(ctx, stream.as_deref(), since, until),
     }
 }
 
@@ -102,21 +98,10 @@ fn fetch(ctx: &Context, name: &str, dest: &std::path::Path, stream: &str) -> Res
     }
 }
 
-fn list(
-    ctx: &Context,
-    stream: Option<&str>,
-    since: Option<String>,
-    until: Option<String>,
-) -> Result<i32> {
+fn list(ctx: &Context, stream: Option<&str>, since: Option<String>, until: Option<String>) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
-    let since = since
-        .as_deref()
-        .map(cairn::time::parse_timestamp)
-        .transpose()?;
-    let until = until
-        .as_deref()
-        .map(cairn::time::parse_timestamp)
-        .transpose()?;
+    let since = since.as_deref().map(cairn::time::parse_timestamp).transpose()?;
+    let until = until.as_deref().map(cairn::time::parse_timestamp).transpose()?;
     let entries = wal::list(&repo, stream, since, until)?;
     if ctx.json {
         json(&entries);
@@ -124,13 +109,7 @@ fn list(
     }
     println!("{:<12}  {:<40}  {:>10}  ARCHIVED", "STREAM", "NAME", "SIZE");
     for e in &entries {
-        println!(
-            "{:<12}  {:<40}  {:>10}  {}",
-            e.stream,
-            e.name,
-            bytes(e.size),
-            e.archived_at
-        );
+        println!("{:<12}  {:<40}  {:>10}  {}", e.stream, e.name, bytes(e.size), e.archived_at);
     }
     ctx.say(format!("{} files", count(entries.len() as u64)));
     Ok(exit::OK)

@@ -44,14 +44,8 @@ impl FileMeta {
             mode: m.mode() & 0o7777,
             uid: m.uid(),
             gid: m.gid(),
-            mtime_ns: m
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.mtime_nsec()),
-            ctime_ns: m
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(m.ctime_nsec()),
+            mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
+            ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
             inode: m.ino(),
             size: if kind == EntryKind::File { m.len() } else { 0 },
         }
@@ -72,9 +66,7 @@ pub fn stat(path: &Path) -> io::Result<FileMeta> {
 /// Whether this process runs as root (and so may restore owners).
 pub fn is_root() -> bool {
     // /proc/self is owned by the process's effective uid.
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
 /// Applies owner (when `chown` is set), mode and mtime. Owner first: chown clears setuid bits.
@@ -90,10 +82,7 @@ pub fn apply_metadata(
     if chown {
         std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
     }
-    let mtime = FileTime::from_unix_time(
-        mtime_ns.div_euclid(1_000_000_000),
-        mtime_ns.rem_euclid(1_000_000_000) as u32,
-    );
+    let mtime = FileTime::from_unix_time(mtime_ns.div_euclid(1_000_000_000), mtime_ns.rem_euclid(1_000_000_000) as u32);
     if kind == EntryKind::Symlink {
         return filetime::set_symlink_file_times(path, mtime, mtime);
     }

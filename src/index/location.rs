@@ -23,14 +23,7 @@ pub struct Location {
 
 impl Location {
     pub fn new(pack: PackId, e: &BlobEntry) -> Self {
-        Location {
-            pack,
-            offset: e.offset,
-            stored_len: e.stored_len,
-            raw_len: e.raw_len,
-            kind: e.kind,
-            codec: e.codec,
-        }
+        Location { pack, offset: e.offset, stored_len: e.stored_len, raw_len: e.raw_len, kind: e.kind, codec: e.codec }
     }
 
     /// The trailer entry this location describes, for decoding the blob.
@@ -94,9 +87,6 @@ impl PackInfo {
         }
         let mut size = [0u8; 8];
         size.copy_from_slice(&b[..8]);
-        Ok(PackInfo {
-            size: u64::from_le_bytes(size),
-            blobs: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
-        })
+        Ok(PackInfo { size: u64::from_le_bytes(size), blobs: u32::from_le_bytes([b[8], b[9], b[10], b[11]]) })
     }
 }

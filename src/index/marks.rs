@@ -24,9 +24,7 @@ enum Inner {
 
 impl MarkSet {
     pub fn in_memory() -> Self {
-        MarkSet {
-            inner: Inner::Memory(Mutex::new(HashSet::new())),
-        }
+        MarkSet { inner: Inner::Memory(Mutex::new(HashSet::new())) }
     }
 
     /// On disk when RocksDB is available.
@@ -36,13 +34,7 @@ impl MarkSet {
             let dir = tempfile::Builder::new()
                 .prefix("cairn-marks-")
                 .tempdir()
-                .map_err(|e| {
-                    Error::io(
-                        "cannot create a temporary directory in",
-                        &std::env::temp_dir(),
-                        e,
-                    )
-                })?;
+                .map_err(|e| Error::io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
             let mut block = rocksdb::BlockBasedOptions::default();
             block.set_bloom_filter(10.0, false);
             block.set_block_cache(&rocksdb::Cache::new_lru_cache(16 << 20));
@@ -51,11 +43,8 @@ impl MarkSet {
             opts.set_block_based_table_factory(&block);
             opts.set_compression_type(rocksdb::DBCompressionType::None);
             opts.set_write_buffer_size(16 << 20);
-            let db = rocksdb::DB::open(&opts, dir.path())
-                .map_err(|e| Error::Index(format!("mark set: {e}")))?;
-            Ok(MarkSet {
-                inner: Inner::Disk { db, _dir: dir },
-            })
+            let db = rocksdb::DB::open(&opts, dir.path()).map_err(|e| Error::Index(format!("mark set: {e}")))?;
+            Ok(MarkSet { inner: Inner::Disk { db, _dir: dir } })
         }
         #[cfg(not(feature = "rocksdb"))]
         Ok(Self::in_memory())
@@ -67,17 +56,12 @@ impl MarkSet {
             Inner::Memory(set) => Ok(set.lock().unwrap_or_else(|p| p.into_inner()).insert(*id)),
             #[cfg(feature = "rocksdb")]
             Inner::Disk { db, .. } => {
-                if db
-                    .get_pinned(id.as_bytes())
-                    .map_err(|e| Error::Index(e.to_string()))?
-                    .is_some()
-                {
+                if db.get_pinned(id.as_bytes()).map_err(|e| Error::Index(e.to_string()))?.is_some() {
                     return Ok(false);
                 }
                 let mut w = rocksdb::WriteOptions::default();
                 w.disable_wal(true);
-                db.put_opt(id.as_bytes(), [], &w)
-                    .map_err(|e| Error::Index(e.to_string()))?;
+                db.put_opt(id.as_bytes(), [], &w).map_err(|e| Error::Index(e.to_string()))?;
                 Ok(true)
             }
         }
@@ -87,10 +71,9 @@ impl MarkSet {
         match &self.inner {
             Inner::Memory(set) => Ok(set.lock().unwrap_or_else(|p| p.into_inner()).contains(id)),
             #[cfg(feature = "rocksdb")]
-            Inner::Disk { db, .. } => Ok(db
-                .get_pinned(id.as_bytes())
-                .map_err(|e| Error::Index(e.to_string()))?
-                .is_some()),
+            Inner::Disk { db, .. } => {
+                Ok(db.get_pinned(id.as_bytes()).map_err(|e| Error::Index(e.to_string()))?.is_some())
+            }
         }
     }
 }

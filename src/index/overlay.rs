@@ -21,21 +21,11 @@ pub struct OverlayIndex {
 
 impl OverlayIndex {
     pub fn new(base: Box<dyn ChunkIndex>) -> Self {
-        OverlayIndex {
-            base,
-            overlay: MemIndex::new(),
-            hidden: RwLock::new(HashSet::new()),
-        }
+        OverlayIndex { base, overlay: MemIndex::new(), hidden: RwLock::new(HashSet::new()) }
     }
 
     fn visible(&self, loc: Option<Location>) -> Option<Location> {
-        loc.filter(|l| {
-            !self
-                .hidden
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains(&l.pack)
-        })
+        loc.filter(|l| !self.hidden.read().unwrap_or_else(|p| p.into_inner()).contains(&l.pack))
     }
 }
 
@@ -64,10 +54,7 @@ impl ChunkIndex for OverlayIndex {
 
     fn remove_pack(&self, pack: PackId, ids: Option<&[ChunkId]>) -> Result<()> {
         self.overlay.remove_pack(pack, ids)?;
-        self.hidden
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pack);
+        self.hidden.write().unwrap_or_else(|p| p.into_inner()).insert(pack);
         Ok(())
     }
 
@@ -75,34 +62,20 @@ impl ChunkIndex for OverlayIndex {
         if let Some(info) = self.overlay.pack_info(pack)? {
             return Ok(Some(info));
         }
-        if self
-            .hidden
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(pack)
-        {
+        if self.hidden.read().unwrap_or_else(|p| p.into_inner()).contains(pack) {
             return Ok(None);
         }
         self.base.pack_info(pack)
     }
 
     fn for_each_pack(&self, f: &mut dyn FnMut(PackId, PackInfo) -> Result<()>) -> Result<()> {
-        let hidden = self
-            .hidden
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        self.base
-            .for_each_pack(&mut |p, i| if hidden.contains(&p) { Ok(()) } else { f(p, i) })?;
+        let hidden = self.hidden.read().unwrap_or_else(|p| p.into_inner()).clone();
+        self.base.for_each_pack(&mut |p, i| if hidden.contains(&p) { Ok(()) } else { f(p, i) })?;
         self.overlay.for_each_pack(f)
     }
 
     fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
-        let hidden = self
-            .hidden
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let hidden = self.hidden.read().unwrap_or_else(|p| p.into_inner()).clone();
         self.base.for_each_chunk(&mut |c, l| {
             if hidden.contains(&l.pack) {
                 Ok(())
@@ -114,15 +87,10 @@ impl ChunkIndex for OverlayIndex {
     }
 
     fn clear(&self) -> Result<()> {
-        Err(crate::error::Error::Index(
-            "cannot clear the shared index while another process writes it".to_string(),
-        ))
+        Err(crate::error::Error::Index("cannot clear the shared index while another process writes it".to_string()))
     }
 
     fn describe(&self) -> String {
-        format!(
-            "{} (read-only, with a private overlay)",
-            self.base.describe()
-        )
+        format!("{} (read-only, with a private overlay)", self.base.describe())
     }
 }

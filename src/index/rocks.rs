@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, IteratorMode, Options,
-    WriteBatch, DB,
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, IteratorMode, Options, WriteBatch, DB,
 };
 
 use crate::error::{Error, Result};
@@ -57,6 +56,9 @@ fn options(mode: OpenMode) -> Options {
     opts.set_compression_type(DBCompressionType::None);
     opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
     opts.set_keep_log_file_num(2);
+    // Little preallocation: on a nearly full disk the index must still open, so that the
+    // repository stays usable (and prunable) after a backup ran out of space.
+    opts.set_manifest_preallocation_size(64 << 10);
     opts.set_max_log_file_size(1 << 20);
     opts.create_if_missing(mode == OpenMode::Primary);
     opts.create_missing_column_families(mode == OpenMode::Primary);
@@ -76,10 +78,7 @@ impl RocksIndex {
                 let db = DB::open_cf_descriptors(&opts, path, cfs()).map_err(|e| {
                     let msg = e.to_string();
                     if msg.contains("LOCK") || msg.contains("lock hold") {
-                        Error::Locked(format!(
-                            "index {} is held by another process",
-                            path.display()
-                        ))
+                        Error::Locked(format!("index {} is held by another process", path.display()))
                     } else {
                         rocks_err(path, e)
                     }
@@ -90,26 +89,14 @@ impl RocksIndex {
                 let dir = tempfile::Builder::new()
                     .prefix("cairn-index-secondary-")
                     .tempdir()
-                    .map_err(|e| {
-                        Error::io(
-                            "cannot create a temporary directory in",
-                            &std::env::temp_dir(),
-                            e,
-                        )
-                    })?;
+                    .map_err(|e| Error::io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
                 let db = DB::open_cf_descriptors_as_secondary(&opts, path, dir.path(), cfs())
                     .map_err(|e| rocks_err(path, e))?;
-                db.try_catch_up_with_primary()
-                    .map_err(|e| rocks_err(path, e))?;
+                db.try_catch_up_with_primary().map_err(|e| rocks_err(path, e))?;
                 (db, Some(dir))
             }
         };
-        Ok(RocksIndex {
-            db,
-            path: path.to_path_buf(),
-            mode,
-            _secondary_dir: secondary_dir,
-        })
+        Ok(RocksIndex { db, path: path.to_path_buf(), mode, _secondary_dir: secondary_dir })
     }
 
     pub fn mode(&self) -> OpenMode {
@@ -117,9 +104,7 @@ impl RocksIndex {
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(name)
-            .expect("column families are created at open")
+        self.db.cf_handle(name).expect("column families are created at open")
     }
 
     fn err(&self, e: rocksdb::Error) -> Error {
@@ -141,11 +126,7 @@ fn chunk_key(b: &[u8]) -> Result<ChunkId> {
 
 impl ChunkIndex for RocksIndex {
     fn get(&self, id: &ChunkId) -> Result<Option<Location>> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(CF_CHUNKS), id.as_bytes())
-            .map_err(|e| self.err(e))?
-        {
+        match self.db.get_pinned_cf(self.cf(CF_CHUNKS), id.as_bytes()).map_err(|e| self.err(e))? {
             Some(v) => Location::decode(&v).map(Some),
             None => Ok(None),
         }
@@ -166,18 +147,10 @@ impl ChunkIndex for RocksIndex {
     fn add_pack(&self, pack: PackId, size: u64, entries: &[BlobEntry]) -> Result<()> {
         let mut batch = WriteBatch::default();
         for e in entries {
-            batch.put_cf(
-                self.cf(CF_CHUNKS),
-                e.id.as_bytes(),
-                Location::new(pack, e).encode(),
-            );
+            batch.put_cf(self.cf(CF_CHUNKS), e.id.as_bytes(), Location::new(pack, e).encode());
         }
         let blobs = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        batch.put_cf(
-            self.cf(CF_PACKS),
-            pack.as_bytes(),
-            PackInfo { size, blobs }.encode(),
-        );
+        batch.put_cf(self.cf(CF_PACKS), pack.as_bytes(), PackInfo { size, blobs }.encode());
         self.db.write(batch).map_err(|e| self.err(e))
     }
 
@@ -187,10 +160,7 @@ impl ChunkIndex for RocksIndex {
         match ids {
             Some(ids) => {
                 for id in ids {
-                    let v = self
-                        .db
-                        .get_pinned_cf(self.cf(CF_CHUNKS), id.as_bytes())
-                        .map_err(|e| self.err(e))?;
+                    let v = self.db.get_pinned_cf(self.cf(CF_CHUNKS), id.as_bytes()).map_err(|e| self.err(e))?;
                     if v.is_some_and(|v| points_here(&v)) {
                         batch.delete_cf(self.cf(CF_CHUNKS), id.as_bytes());
                     }
@@ -212,11 +182,7 @@ impl ChunkIndex for RocksIndex {
     }
 
     fn pack_info(&self, pack: &PackId) -> Result<Option<PackInfo>> {
-        match self
-            .db
-            .get_pinned_cf(self.cf(CF_PACKS), pack.as_bytes())
-            .map_err(|e| self.err(e))?
-        {
+        match self.db.get_pinned_cf(self.cf(CF_PACKS), pack.as_bytes()).map_err(|e| self.err(e))? {
             Some(v) => PackInfo::decode(&v).map(Some),
             None => Ok(None),
         }
@@ -224,25 +190,20 @@ impl ChunkIndex for RocksIndex {
 
     fn for_each_pack(&self, f: &mut dyn FnMut(PackId, PackInfo) -> Result<()>) -> Result<()> {
         self.for_each_in(CF_PACKS, &mut |k, v| {
-            let id = PackId::from_slice(k)
-                .ok_or_else(|| Error::corrupt("index pack key", "not 32 bytes"))?;
+            let id = PackId::from_slice(k).ok_or_else(|| Error::corrupt("index pack key", "not 32 bytes"))?;
             f(id, PackInfo::decode(v)?)
         })
     }
 
     fn for_each_chunk(&self, f: &mut dyn FnMut(ChunkId, Location) -> Result<()>) -> Result<()> {
-        self.for_each_in(CF_CHUNKS, &mut |k, v| {
-            f(chunk_key(k)?, Location::decode(v)?)
-        })
+        self.for_each_in(CF_CHUNKS, &mut |k, v| f(chunk_key(k)?, Location::decode(v)?))
     }
 
     fn clear(&self) -> Result<()> {
         // Keys are 32 bytes; 33 0xff bytes sorts after all of them.
         let (start, end) = (vec![0u8; 32], vec![0xffu8; 33]);
         for cf in [CF_CHUNKS, CF_PACKS] {
-            self.db
-                .delete_range_cf(self.cf(cf), &start, &end)
-                .map_err(|e| self.err(e))?;
+            self.db.delete_range_cf(self.cf(cf), &start, &end).map_err(|e| self.err(e))?;
         }
         Ok(())
     }

@@ -62,13 +62,8 @@ pub struct Excludes {
 impl Excludes {
     fn skips(&self, path: &Path, name: &[u8]) -> bool {
         self.paths.iter().any(|p| p == path)
-            || self
-                .name_prefixes
-                .iter()
-                .any(|p| name.starts_with(p.as_bytes()))
-            || path
-                .parent()
-                .is_some_and(|parent| self.contents_of.iter().any(|d| d == parent))
+            || self.name_prefixes.iter().any(|p| name.starts_with(p.as_bytes()))
+            || path.parent().is_some_and(|parent| self.contents_of.iter().any(|d| d == parent))
     }
 }
 
@@ -92,11 +87,7 @@ pub struct BackupReport {
     pub read_paths: Vec<String>,
 }
 
-pub fn backup(
-    repo: &Repository,
-    opts: &BackupOptions,
-    progress: &dyn Progress,
-) -> Result<BackupReport> {
+pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
     match &opts.postgres {
         None => backup_with(repo, opts, None, progress),
         Some(conninfo) => postgres_base_backup(repo, opts, conninfo, progress),
@@ -113,15 +104,10 @@ fn postgres_base_backup(
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let [pgdata] = canonical_paths(&opts.paths)?.try_into().map_err(|_| {
-        Error::InvalidArgument(
-            "--postgres takes exactly one path: the cluster's data directory".into(),
-        )
+        Error::InvalidArgument("--postgres takes exactly one path: the cluster's data directory".into())
     })?;
     if !crate::pg::is_data_directory(&pgdata) {
-        return Err(Error::InvalidArgument(format!(
-            "{} is not a PostgreSQL data directory",
-            pgdata.display()
-        )));
+        return Err(Error::InvalidArgument(format!("{} is not a PostgreSQL data directory", pgdata.display())));
     }
     let label = format!("cairn {}", crate::time::format_ns(crate::time::now_ns()));
     let mut session = crate::pg::BaseBackup::start(conninfo, &label)?;
@@ -133,35 +119,18 @@ fn postgres_base_backup(
         )));
     }
     let mut opts = opts.clone();
-    opts.excludes
-        .contents_of
-        .extend(crate::pg::EXCLUDED_CONTENTS.iter().map(|d| pgdata.join(d)));
-    opts.excludes
-        .paths
-        .extend(crate::pg::EXCLUDED_FILES.iter().map(|f| pgdata.join(f)));
-    opts.excludes.name_prefixes.extend(
-        crate::pg::EXCLUDED_NAME_PREFIXES
-            .iter()
-            .map(|p| p.to_string()),
-    );
+    opts.excludes.contents_of.extend(crate::pg::EXCLUDED_CONTENTS.iter().map(|d| pgdata.join(d)));
+    opts.excludes.paths.extend(crate::pg::EXCLUDED_FILES.iter().map(|f| pgdata.join(f)));
+    opts.excludes.name_prefixes.extend(crate::pg::EXCLUDED_NAME_PREFIXES.iter().map(|p| p.to_string()));
     let session = Mutex::new(Some(session));
     let produce = || -> Result<Vec<(String, Vec<u8>)>> {
         let backup = session.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let label = backup
-            .ok_or_else(|| Error::InvalidArgument("base backup already stopped".into()))?
-            .stop()?;
+        let label = backup.ok_or_else(|| Error::InvalidArgument("base backup already stopped".into()))?.stop()?;
         let mut files = vec![("backup_label".to_string(), label.label)];
-        files.extend(
-            label
-                .tablespace_map
-                .map(|m| ("tablespace_map".to_string(), m)),
-        );
+        files.extend(label.tablespace_map.map(|m| ("tablespace_map".to_string(), m)));
         Ok(files)
     };
-    let late = LateFiles {
-        dir: pgdata,
-        produce: &produce,
-    };
+    let late = LateFiles { dir: pgdata, produce: &produce };
     backup_with(repo, &opts, Some(&late), progress)
 }
 
@@ -176,10 +145,7 @@ pub fn backup_with(
     let started = Instant::now();
     let time_ns = opts.time_ns.unwrap_or_else(crate::time::now_ns);
     let paths = canonical_paths(&opts.paths)?;
-    let path_bytes: Vec<Vec<u8>> = paths
-        .iter()
-        .map(|p| p.as_os_str().as_bytes().to_vec())
-        .collect();
+    let path_bytes: Vec<Vec<u8>> = paths.iter().map(|p| p.as_os_str().as_bytes().to_vec()).collect();
     let host = opts.host.clone().unwrap_or_else(crate::fs::hostname);
     let parent = match &opts.parent {
         Some(spec) => Some(repo.resolve_snapshot(spec)?),
@@ -191,15 +157,8 @@ pub fn backup_with(
     };
     progress.phase("snapshot", None);
     let session = WriteSession::new(repo);
-    let archiver = Archiver {
-        repo,
-        session: &session,
-        opts,
-        late,
-        progress,
-        counters: Counters::default(),
-        log: Log::default(),
-    };
+    let archiver =
+        Archiver { repo, session: &session, opts, late, progress, counters: Counters::default(), log: Log::default() };
     let root = archiver.synthetic_root(&paths, parent_root.as_ref())?;
     session.flush()?;
     let stats = session.stats();
@@ -233,13 +192,7 @@ pub fn backup_with(
     progress.finish();
     let mut read_paths = log.read_paths;
     read_paths.sort();
-    Ok(BackupReport {
-        id,
-        snapshot,
-        skipped: log.skipped,
-        changed_while_reading: log.changed,
-        read_paths,
-    })
+    Ok(BackupReport { id, snapshot, skipped: log.skipped, changed_while_reading: log.changed, read_paths })
 }
 
 /// Absolute, symlink-resolved, deduplicated paths; paths inside another given path are dropped.
@@ -251,9 +204,7 @@ fn canonical_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         .iter()
         .map(|p| {
             std::fs::canonicalize(p).map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => {
-                    Error::InvalidArgument(format!("path {} does not exist", p.display()))
-                }
+                io::ErrorKind::NotFound => Error::InvalidArgument(format!("path {} does not exist", p.display())),
                 _ => Error::io("cannot access", p, e),
             })
         })
@@ -290,12 +241,7 @@ impl Log {
         f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
     }
     fn skip(&self, path: &Path, reason: impl std::fmt::Display) {
-        self.with(|l| {
-            l.skipped.push(Skipped {
-                path: path.display().to_string(),
-                reason: reason.to_string(),
-            })
-        });
+        self.with(|l| l.skipped.push(Skipped { path: path.display().to_string(), reason: reason.to_string() }));
     }
     fn into_inner(self) -> LogInner {
         self.0.into_inner().unwrap_or_else(|p| p.into_inner())
@@ -328,22 +274,14 @@ impl Archiver<'_> {
         for p in paths {
             let mut node = &mut trie;
             for comp in p.components().skip(1) {
-                node = node
-                    .children
-                    .entry(comp.as_os_str().as_bytes().to_vec())
-                    .or_default();
+                node = node.children.entry(comp.as_os_str().as_bytes().to_vec()).or_default();
             }
             node.real = Some(p.clone());
         }
         self.store_synthetic(&trie, Path::new("/"), parent_root)
     }
 
-    fn store_synthetic(
-        &self,
-        trie: &PathTrie,
-        at: &Path,
-        parent: Option<&Tree>,
-    ) -> Result<ChunkId> {
+    fn store_synthetic(&self, trie: &PathTrie, at: &Path, parent: Option<&Tree>) -> Result<ChunkId> {
         let mut tree = Tree::default();
         for (name, child) in &trie.children {
             let path = at.join(std::ffi::OsStr::from_bytes(name));
@@ -376,20 +314,12 @@ impl Archiver<'_> {
     }
 
     /// Backs up one entry; `None` when it was skipped (and logged).
-    fn archive_entry(
-        &self,
-        path: &Path,
-        name: Vec<u8>,
-        meta: FileMeta,
-        parent: Option<&Node>,
-    ) -> Result<Option<Node>> {
+    fn archive_entry(&self, path: &Path, name: Vec<u8>, meta: FileMeta, parent: Option<&Node>) -> Result<Option<Node>> {
         match meta.kind {
             EntryKind::Dir => {
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
                 // A damaged parent tree only costs re-reading.
-                let parent_tree = self
-                    .parent_subtree(parent.filter(|n| n.is_dir()))
-                    .unwrap_or_default();
+                let parent_tree = self.parent_subtree(parent.filter(|n| n.is_dir())).unwrap_or_default();
                 let subtree = self.archive_dir(path, parent_tree.as_ref())?;
                 Ok(Some(node_from(name, &meta, NodeContent::Dir { subtree })))
             }
@@ -397,11 +327,7 @@ impl Archiver<'_> {
                 Ok(target) => {
                     self.counters.symlinks.fetch_add(1, Ordering::Relaxed);
                     let target = target.as_os_str().as_bytes().to_vec();
-                    Ok(Some(node_from(
-                        name,
-                        &meta,
-                        NodeContent::Symlink { target },
-                    )))
+                    Ok(Some(node_from(name, &meta, NodeContent::Symlink { target })))
                 }
                 Err(e) => {
                     self.log.skip(path, e);
@@ -467,17 +393,9 @@ impl Archiver<'_> {
             .collect();
         self.session.store_many(BlobKind::Data, &items)?;
         let now = crate::time::now_ns();
-        let chunks = items
-            .iter()
-            .map(|(id, d)| ChunkRef {
-                id: *id,
-                len: d.len() as u32,
-            })
-            .collect();
+        let chunks = items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }).collect();
         self.counters.files.fetch_add(1, Ordering::Relaxed);
-        self.counters
-            .bytes
-            .fetch_add(content.len() as u64, Ordering::Relaxed);
+        self.counters.bytes.fetch_add(content.len() as u64, Ordering::Relaxed);
         Ok(Node {
             name: name.into_bytes(),
             mode: 0o600,
@@ -491,13 +409,7 @@ impl Archiver<'_> {
         })
     }
 
-    fn archive_file(
-        &self,
-        path: &Path,
-        name: Vec<u8>,
-        meta: FileMeta,
-        parent: Option<&Node>,
-    ) -> Result<Option<Node>> {
+    fn archive_file(&self, path: &Path, name: Vec<u8>, meta: FileMeta, parent: Option<&Node>) -> Result<Option<Node>> {
         self.counters.files.fetch_add(1, Ordering::Relaxed);
         if let Some(prev) = parent.filter(|p| unchanged(p, &meta)) {
             self.counters.bytes.fetch_add(meta.size, Ordering::Relaxed);
@@ -517,8 +429,7 @@ impl Archiver<'_> {
                 let mut node = node_from(name, &meta, NodeContent::File { chunks });
                 node.size = read;
                 if read != meta.size {
-                    self.log
-                        .with(|l| l.changed.push(path.display().to_string()));
+                    self.log.with(|l| l.changed.push(path.display().to_string()));
                 }
                 Ok(Some(node))
             }
@@ -534,16 +445,13 @@ impl Archiver<'_> {
     fn read_file(&self, path: &Path) -> Result<(FileMeta, Vec<ChunkRef>, u64), FileFailure> {
         self.counters.files_read.fetch_add(1, Ordering::Relaxed);
         if self.opts.record_reads {
-            self.log
-                .with(|l| l.read_paths.push(path.display().to_string()));
+            self.log.with(|l| l.read_paths.push(path.display().to_string()));
         }
         let on_bytes = |n: u64| {
             self.counters.bytes_read.fetch_add(n, Ordering::Relaxed);
             self.progress.add_bytes(n);
         };
-        let stored = self
-            .session
-            .store_file(path, self.opts.read_strategy, &on_bytes)?;
+        let stored = self.session.store_file(path, self.opts.read_strategy, &on_bytes)?;
         Ok((stored.meta, stored.chunks, stored.bytes))
     }
 }

@@ -47,12 +47,7 @@ fn join(parent: &str, name: &[u8]) -> String {
 }
 
 /// Lists everything at and below absolute `path` (default `/`), depth first, sorted by name.
-pub fn ls(
-    repo: &Repository,
-    snapshot: &Snapshot,
-    path: Option<&str>,
-    f: &mut dyn FnMut(LsEntry),
-) -> Result<()> {
+pub fn ls(repo: &Repository, snapshot: &Snapshot, path: Option<&str>, f: &mut dyn FnMut(LsEntry)) -> Result<()> {
     let path = path.unwrap_or("/");
     let start = if path == "/" {
         root_node(snapshot)
@@ -60,11 +55,7 @@ pub fn ls(
         find_node(repo, snapshot, path.as_bytes())?
             .ok_or_else(|| Error::not_found(format!("path {path} in the snapshot")))?
     };
-    let clean = if path.len() > 1 {
-        path.trim_end_matches('/')
-    } else {
-        path
-    };
+    let clean = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     if path != "/" {
         f(ls_entry(clean, &start));
     }
@@ -105,12 +96,7 @@ pub struct DiffEntry {
 
 /// Compares two snapshots, calling `f` for each difference in path order. Identical subtrees
 /// (same id) are skipped without being read.
-pub fn diff(
-    repo: &Repository,
-    a: &Snapshot,
-    b: &Snapshot,
-    f: &mut dyn FnMut(DiffEntry),
-) -> Result<()> {
+pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot, f: &mut dyn FnMut(DiffEntry)) -> Result<()> {
     diff_dirs(repo, Some(&root_node(a)), Some(&root_node(b)), "/", f)
 }
 
@@ -121,20 +107,11 @@ fn diff_dirs(
     path: &str,
     f: &mut dyn FnMut(DiffEntry),
 ) -> Result<()> {
-    if a.and_then(Node::subtree).is_some() && a.and_then(Node::subtree) == b.and_then(Node::subtree)
-    {
+    if a.and_then(Node::subtree).is_some() && a.and_then(Node::subtree) == b.and_then(Node::subtree) {
         return Ok(());
     }
-    let ta = a
-        .filter(|n| n.is_dir())
-        .map(|n| children(repo, n))
-        .transpose()?
-        .unwrap_or_default();
-    let tb = b
-        .filter(|n| n.is_dir())
-        .map(|n| children(repo, n))
-        .transpose()?
-        .unwrap_or_default();
+    let ta = a.filter(|n| n.is_dir()).map(|n| children(repo, n)).transpose()?.unwrap_or_default();
+    let tb = b.filter(|n| n.is_dir()).map(|n| children(repo, n)).transpose()?.unwrap_or_default();
     let (mut i, mut j) = (0, 0);
     while i < ta.nodes.len() || j < tb.nodes.len() {
         let (x, y) = (ta.nodes.get(i), tb.nodes.get(j));
@@ -191,8 +168,7 @@ fn diff_entry(
                 (NodeContent::Symlink { target: a }, NodeContent::Symlink { target: b }) => a == b,
                 _ => true,
             };
-            let meta_same =
-                x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime_ns == y.mtime_ns;
+            let meta_same = x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime_ns == y.mtime_ns;
             if !content_same {
                 f(entry(Change::Modified, y));
             } else if !meta_same && !x.is_dir() {

@@ -86,18 +86,13 @@ impl ForgetReport {
 
 pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     if opts.policy.is_empty() && opts.keep_wal_within_ns.is_none() {
-        return Err(Error::InvalidArgument(
-            "no --keep-* rule given; refusing to forget every snapshot".to_string(),
-        ));
+        return Err(Error::InvalidArgument("no --keep-* rule given; refusing to forget every snapshot".to_string()));
     }
     let _lock = repo.lock(LockKind::Shared, "forget")?;
     let mut snaps: Vec<(SnapshotId, Snapshot)> = Vec::new();
     for id in repo.snapshot_ids()? {
         let s = repo.load_snapshot(&id)?;
-        let path_ok = opts
-            .path
-            .as_ref()
-            .is_none_or(|p| s.paths.iter().any(|q| q == p.as_bytes()));
+        let path_ok = opts.path.as_ref().is_none_or(|p| s.paths.iter().any(|q| q == p.as_bytes()));
         if opts.host.as_ref().is_none_or(|h| &s.host == h)
             && opts.tag.as_ref().is_none_or(|t| s.tags.contains(t))
             && path_ok
@@ -109,10 +104,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); snaps.len()];
     let mut groups: BTreeMap<(String, Vec<Vec<u8>>), Vec<usize>> = BTreeMap::new();
     for (i, (_, s)) in snaps.iter().enumerate() {
-        groups
-            .entry((s.host.clone(), s.paths.clone()))
-            .or_default()
-            .push(i);
+        groups.entry((s.host.clone(), s.paths.clone())).or_default().push(i);
     }
     if !opts.policy.is_empty() {
         for members in groups.values() {
@@ -124,10 +116,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
             r.push("no snapshot rule".to_string());
         }
     }
-    let mut report = ForgetReport {
-        dry_run: opts.dry_run,
-        ..Default::default()
-    };
+    let mut report = ForgetReport { dry_run: opts.dry_run, ..Default::default() };
     if let Some(window) = opts.keep_wal_within_ns {
         let now = opts.now_ns.unwrap_or_else(crate::time::now_ns);
         plan_wal(repo, &snaps, &mut reasons, now - window, &mut report)?;
@@ -150,20 +139,14 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
             repo.backend().delete(&crate::repo::snapshot_key(&id))?;
         }
         for key in &report.wal_forgotten {
-            repo.backend()
-                .delete(&format!("{}{key}", crate::repo::WAL_DIR))?;
+            repo.backend().delete(&format!("{}{key}", crate::repo::WAL_DIR))?;
         }
     }
     Ok(report)
 }
 
 /// Marks, in `reasons`, the members (newest first) of one group that the policy keeps.
-fn apply_policy(
-    p: &KeepPolicy,
-    snaps: &[(SnapshotId, Snapshot)],
-    members: &[usize],
-    reasons: &mut [Vec<String>],
-) {
+fn apply_policy(p: &KeepPolicy, snaps: &[(SnapshotId, Snapshot)], members: &[usize], reasons: &mut [Vec<String>]) {
     let time = |i: usize| Utc.timestamp_nanos(snaps[i].1.time_ns);
     for (n, &i) in members.iter().enumerate() {
         if (n as u32) < p.last {
@@ -174,9 +157,7 @@ fn apply_policy(
     let rules: [(&str, u32, Bucket); 5] = [
         ("hourly", p.hourly, |t| (t.year(), t.ordinal(), t.hour())),
         ("daily", p.daily, |t| (t.year(), t.ordinal(), 0)),
-        ("weekly", p.weekly, |t| {
-            (t.iso_week().year(), t.iso_week().week(), 0)
-        }),
+        ("weekly", p.weekly, |t| (t.iso_week().year(), t.iso_week().week(), 0)),
         ("monthly", p.monthly, |t| (t.year(), t.month(), 0)),
         ("yearly", p.yearly, |t| (t.year(), 0, 0)),
     ];
@@ -199,10 +180,7 @@ fn apply_policy(
         let since = snaps[newest].1.time_ns - within;
         for &i in members {
             if snaps[i].1.time_ns >= since {
-                reasons[i].push(format!(
-                    "within {}",
-                    crate::time::format_duration_ns(within)
-                ));
+                reasons[i].push(format!("within {}", crate::time::format_duration_ns(within)));
             }
         }
     }
@@ -220,31 +198,21 @@ fn plan_wal(
         return Ok(());
     }
     // Newest snapshot at or before the window's start, else the oldest one.
-    let base = snaps
-        .iter()
-        .position(|(_, s)| s.time_ns <= window_start)
-        .unwrap_or(snaps.len() - 1);
+    let base = snaps.iter().position(|(_, s)| s.time_ns <= window_start).unwrap_or(snaps.len() - 1);
     reasons[base].push("base of the WAL window".to_string());
     let base_time = snaps[base].1.time_ns;
     let spans: Vec<(i64, i64)> = snaps
         .iter()
         .zip(reasons.iter())
         .filter(|(_, r)| !r.is_empty())
-        .map(|((_, s), _)| {
-            (
-                s.time_ns,
-                s.time_ns + s.summary.duration_ms as i64 * 1_000_000 + WAL_AFTER_SNAPSHOT_NS,
-            )
-        })
+        .map(|((_, s), _)| (s.time_ns, s.time_ns + s.summary.duration_ms as i64 * 1_000_000 + WAL_AFTER_SNAPSHOT_NS))
         .collect();
     repo.for_each_wal(None, &mut |r| {
         let t = r.archived_ns;
         if t >= base_time || spans.iter().any(|(a, b)| (*a..=*b).contains(&t)) {
             report.wal_kept += 1;
         } else {
-            report
-                .wal_forgotten
-                .push(wal_key(&r.stream, &r.name)[crate::repo::WAL_DIR.len()..].to_string());
+            report.wal_forgotten.push(wal_key(&r.stream, &r.name)[crate::repo::WAL_DIR.len()..].to_string());
         }
         Ok(())
     })?;

@@ -36,10 +36,7 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     fn default() -> Self {
-        PruneOptions {
-            max_unused_percent: 10.0,
-            dry_run: false,
-        }
+        PruneOptions { max_unused_percent: 10.0, dry_run: false }
     }
 }
 
@@ -74,9 +71,7 @@ struct PackUse {
 
 pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PrunePlan> {
     if repo.access() != Access::Write || !repo.index().shared_writer() {
-        return Err(Error::Locked(
-            "prune needs the index for writing, and another process holds it".into(),
-        ));
+        return Err(Error::Locked("prune needs the index for writing, and another process holds it".into()));
     }
     let lock = repo.lock(LockKind::Exclusive, "prune")?;
     // Packs written by guests must be known before deciding what is used.
@@ -86,12 +81,7 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     let (snapshots, wal_records) = mark(repo, &marks)?;
     progress.phase("prune: plan", None);
     let uses = plan_packs(repo, &marks)?;
-    let mut plan = PrunePlan {
-        snapshots,
-        wal_records,
-        dry_run: opts.dry_run,
-        ..Default::default()
-    };
+    let mut plan = PrunePlan { snapshots, wal_records, dry_run: opts.dry_run, ..Default::default() };
     let mut to_repack = Vec::new();
     let mut to_delete = Vec::new();
     for u in uses {
@@ -124,12 +114,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
         to_delete.push(r.id);
     }
     for id in to_delete {
-        let entries = repo
-            .read_trailer(&id, repo.backend().size(&pack_key(&id))?.unwrap_or(0))
-            .unwrap_or_default();
+        let entries = repo.read_trailer(&id, repo.backend().size(&pack_key(&id))?.unwrap_or(0)).unwrap_or_default();
         let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
-        repo.index()
-            .remove_pack(id, if ids.is_empty() { None } else { Some(&ids) })?;
+        repo.index().remove_pack(id, if ids.is_empty() { None } else { Some(&ids) })?;
         repo.backend().delete(&pack_key(&id))?;
     }
     repo.index().persist()?;
@@ -185,16 +172,9 @@ fn plan_packs(repo: &Repository, marks: &MarkSet) -> Result<Vec<PackUse>> {
         .par_iter()
         .map(|(id, size)| {
             let entries = repo.read_trailer(id, *size)?;
-            let mut u = PackUse {
-                id: *id,
-                size: *size,
-                used: Vec::new(),
-                used_bytes: 0,
-                unused_bytes: 0,
-            };
+            let mut u = PackUse { id: *id, size: *size, used: Vec::new(), used_bytes: 0, unused_bytes: 0 };
             for e in entries {
-                let used = marks.contains(&e.id)?
-                    && repo.index().get(&e.id)?.is_some_and(|l| l.pack == *id);
+                let used = marks.contains(&e.id)? && repo.index().get(&e.id)?.is_some_and(|l| l.pack == *id);
                 if used {
                     u.used_bytes += u64::from(e.stored_len);
                     u.used.push(e);
@@ -219,15 +199,7 @@ fn repack(repo: &Repository, packs: &[PackUse], progress: &dyn Progress) -> Resu
             let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
             // Never copy damage forward: a blob that does not verify stops the prune.
             decode_blob(e, stored, &what)?;
-            builder.add(
-                e.id,
-                e.kind,
-                e.raw_len,
-                &EncodedBlob {
-                    codec: e.codec,
-                    bytes: stored.to_vec(),
-                },
-            );
+            builder.add(e.id, e.kind, e.raw_len, &EncodedBlob { codec: e.codec, bytes: stored.to_vec() });
             progress.add_bytes(u64::from(e.stored_len));
             if builder.data_len() >= target {
                 write_pack(repo, std::mem::take(&mut builder))?;
@@ -242,8 +214,6 @@ fn repack(repo: &Repository, packs: &[PackUse], progress: &dyn Progress) -> Resu
 
 fn write_pack(repo: &Repository, builder: PackBuilder) -> Result<()> {
     let pack = builder.finish();
-    repo.backend()
-        .put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
-    repo.index()
-        .add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)
+    repo.backend().put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
+    repo.index().add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)
 }

@@ -9,10 +9,7 @@ use crate::snapshot::{Node, NodeContent, Snapshot, Tree};
 /// Finds the node at absolute `path` (e.g. `/var/lib/data`) in a snapshot. `/` is the root.
 pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &[u8]) -> Result<Option<Node>> {
     let mut tree = repo.load_tree(&snapshot.root)?;
-    let mut comps = path
-        .split(|b| *b == b'/')
-        .filter(|c| !c.is_empty())
-        .peekable();
+    let mut comps = path.split(|b| *b == b'/').filter(|c| !c.is_empty()).peekable();
     if comps.peek().is_none() {
         return Ok(Some(root_node(snapshot)));
     }
@@ -42,9 +39,7 @@ pub fn root_node(snapshot: &Snapshot) -> Node {
         ctime_ns: snapshot.time_ns,
         inode: 0,
         size: 0,
-        content: NodeContent::Dir {
-            subtree: snapshot.root,
-        },
+        content: NodeContent::Dir { subtree: snapshot.root },
     }
 }
 
@@ -72,30 +67,16 @@ impl Includes {
         let mut by_path = GlobSetBuilder::new();
         let mut by_name = GlobSetBuilder::new();
         for p in patterns {
-            let bad = |e: globset::Error| {
-                Error::InvalidArgument(format!("bad --include pattern {p:?}: {e}"))
-            };
+            let bad = |e: globset::Error| Error::InvalidArgument(format!("bad --include pattern {p:?}: {e}"));
             if p.contains('/') {
                 let trimmed = p.trim_start_matches('/').trim_end_matches('/');
-                by_path.add(
-                    GlobBuilder::new(trimmed)
-                        .literal_separator(true)
-                        .build()
-                        .map_err(bad)?,
-                );
+                by_path.add(GlobBuilder::new(trimmed).literal_separator(true).build().map_err(bad)?);
             } else {
                 by_name.add(Glob::new(p).map_err(bad)?);
             }
         }
-        let build = |b: GlobSetBuilder| {
-            b.build()
-                .map_err(|e| Error::InvalidArgument(format!("bad --include: {e}")))
-        };
-        Ok(Includes {
-            by_path: build(by_path)?,
-            by_name: build(by_name)?,
-            empty: patterns.is_empty(),
-        })
+        let build = |b: GlobSetBuilder| b.build().map_err(|e| Error::InvalidArgument(format!("bad --include: {e}")));
+        Ok(Includes { by_path: build(by_path)?, by_name: build(by_name)?, empty: patterns.is_empty() })
     }
 
     /// Whether everything is included (no patterns).

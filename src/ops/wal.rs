@@ -13,9 +13,7 @@ use serde::Serialize;
 use crate::backend::{PutMode, PutOutcome};
 use crate::error::{Error, Result};
 use crate::io::ReadStrategy;
-use crate::repo::{
-    hash_file, wal_key, FileFailure, LockKind, Repository, SessionStats, WriteSession,
-};
+use crate::repo::{hash_file, wal_key, FileFailure, LockKind, Repository, SessionStats, WriteSession};
 use crate::snapshot::WalRecord;
 
 /// The stream WAL goes to when none is named.
@@ -53,12 +51,10 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         return Ok(report(&existing, true, SessionStats::default()));
     }
     let session = WriteSession::new(repo);
-    let stored = session
-        .store_file(path, ReadStrategy::Copy, &|_| {})
-        .map_err(|e| match e {
-            FileFailure::Source(e) => Error::io("cannot read", path, e),
-            FileFailure::Repo(e) => e,
-        })?;
+    let stored = session.store_file(path, ReadStrategy::Copy, &|_| {}).map_err(|e| match e {
+        FileFailure::Source(e) => Error::io("cannot read", path, e),
+        FileFailure::Repo(e) => e,
+    })?;
     session.flush()?;
     let record = WalRecord {
         stream: stream.to_string(),
@@ -69,17 +65,12 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         mtime_ns: stored.meta.mtime_ns,
         host: crate::fs::hostname(),
     };
-    match repo.backend().put(
-        &wal_key(stream, &name),
-        &record.encode()?,
-        PutMode::IfAbsent,
-    )? {
+    match repo.backend().put(&wal_key(stream, &name), &record.encode()?, PutMode::IfAbsent)? {
         PutOutcome::Written => Ok(report(&record, false, session.stats())),
         PutOutcome::AlreadyExists => {
             // Another push of the same name won the race.
-            let existing = repo
-                .find_wal(stream, &name)?
-                .ok_or_else(|| Error::not_found(format!("WAL record {stream}/{name}")))?;
+            let existing =
+                repo.find_wal(stream, &name)?.ok_or_else(|| Error::not_found(format!("WAL record {stream}/{name}")))?;
             same_or_conflict(repo, &existing, path)?;
             Ok(report(&existing, true, session.stats()))
         }
@@ -87,8 +78,7 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
 }
 
 fn same_or_conflict(repo: &Repository, existing: &WalRecord, path: &Path) -> Result<()> {
-    let (_, chunks) =
-        hash_file(&repo.config().chunker, path).map_err(|e| Error::io("cannot read", path, e))?;
+    let (_, chunks) = hash_file(&repo.config().chunker, path).map_err(|e| Error::io("cannot read", path, e))?;
     if chunks == existing.chunks {
         Ok(())
     } else {
@@ -103,12 +93,7 @@ fn same_or_conflict(repo: &Repository, existing: &WalRecord, path: &Path) -> Res
 
 /// Writes the archived file `stream`/`name` to `dest`, every chunk verified; the file appears
 /// complete or not at all. `None` when it was never archived.
-pub fn fetch(
-    repo: &Repository,
-    stream: &str,
-    name: &str,
-    dest: &Path,
-) -> Result<Option<WalRecord>> {
+pub fn fetch(repo: &Repository, stream: &str, name: &str, dest: &Path) -> Result<Option<WalRecord>> {
     let Some(record) = repo.find_wal(stream, name)? else {
         return Ok(None);
     };
@@ -148,9 +133,7 @@ pub fn list(
 ) -> Result<Vec<WalEntry>> {
     let mut entries = Vec::new();
     repo.for_each_wal(stream, &mut |r| {
-        if since_ns.is_none_or(|s| r.archived_ns >= s)
-            && until_ns.is_none_or(|u| r.archived_ns <= u)
-        {
+        if since_ns.is_none_or(|s| r.archived_ns >= s) && until_ns.is_none_or(|u| r.archived_ns <= u) {
             entries.push(WalEntry::from(&r));
         }
         Ok(())

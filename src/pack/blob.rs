@@ -49,10 +49,7 @@ thread_local! {
 /// context per thread so the hot path allocates only the output.
 pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
     if level == 0 {
-        return Ok(EncodedBlob {
-            codec: Codec::Raw,
-            bytes: data.to_vec(),
-        });
+        return Ok(EncodedBlob { codec: Codec::Raw, bytes: data.to_vec() });
     }
     let compressed = COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -62,18 +59,11 @@ pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
         let (_, c) = slot.as_mut().expect("set just above");
         c.compress(data)
     });
-    let compressed =
-        compressed.map_err(|e| Error::InvalidArgument(format!("zstd compression failed: {e}")))?;
+    let compressed = compressed.map_err(|e| Error::InvalidArgument(format!("zstd compression failed: {e}")))?;
     if compressed.len() < data.len() {
-        Ok(EncodedBlob {
-            codec: Codec::Zstd,
-            bytes: compressed,
-        })
+        Ok(EncodedBlob { codec: Codec::Zstd, bytes: compressed })
     } else {
-        Ok(EncodedBlob {
-            codec: Codec::Raw,
-            bytes: data.to_vec(),
-        })
+        Ok(EncodedBlob { codec: Codec::Raw, bytes: data.to_vec() })
     }
 }
 
@@ -81,25 +71,16 @@ pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
 pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u8>> {
     let fail = |detail: String| Error::corrupt(format!("{what} blob {}", entry.id), detail);
     if stored.len() != entry.stored_len as usize {
-        return Err(fail(format!(
-            "expected {} stored bytes, got {}",
-            entry.stored_len,
-            stored.len()
-        )));
+        return Err(fail(format!("expected {} stored bytes, got {}", entry.stored_len, stored.len())));
     }
     let raw = match entry.codec {
         Codec::Raw => stored.to_vec(),
         // The frame header must declare the length the trailer claims before we allocate it:
         // a hostile trailer alone cannot make us reserve memory.
         Codec::Zstd
-            if zstd::zstd_safe::get_frame_content_size(stored)
-                .ok()
-                .flatten()
-                != Some(u64::from(entry.raw_len)) =>
+            if zstd::zstd_safe::get_frame_content_size(stored).ok().flatten() != Some(u64::from(entry.raw_len)) =>
         {
-            return Err(fail(
-                "zstd frame does not declare the expected length".to_string(),
-            ));
+            return Err(fail("zstd frame does not declare the expected length".to_string()));
         }
         Codec::Zstd => DECOMPRESSOR
             .with(|cell| {
@@ -107,23 +88,15 @@ pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u
                 if slot.is_none() {
                     *slot = Some(zstd::bulk::Decompressor::new()?);
                 }
-                slot.as_mut()
-                    .expect("set just above")
-                    .decompress(stored, entry.raw_len as usize)
+                slot.as_mut().expect("set just above").decompress(stored, entry.raw_len as usize)
             })
             .map_err(|e| fail(format!("cannot decompress: {e}")))?,
     };
     if raw.len() != entry.raw_len as usize {
-        return Err(fail(format!(
-            "decompressed to {} bytes, expected {}",
-            raw.len(),
-            entry.raw_len
-        )));
+        return Err(fail(format!("decompressed to {} bytes, expected {}", raw.len(), entry.raw_len)));
     }
     if ChunkId::of(&raw) != entry.id {
-        return Err(fail(
-            "hash mismatch: content does not match its id".to_string(),
-        ));
+        return Err(fail("hash mismatch: content does not match its id".to_string()));
     }
     Ok(raw)
 }

@@ -21,11 +21,7 @@ impl PackBuilder {
     pub fn new() -> Self {
         let mut bytes = Vec::with_capacity(HEADER_BYTES);
         bytes.extend_from_slice(&PACK_HEADER);
-        PackBuilder {
-            bytes,
-            entries: Vec::new(),
-            raw_bytes: 0,
-        }
+        PackBuilder { bytes, entries: Vec::new(), raw_bytes: 0 }
     }
 
     /// Bytes the pack would have without its trailer.
@@ -47,14 +43,7 @@ impl PackBuilder {
         let stored_len = u32::try_from(blob.bytes.len()).expect("blobs stay below 4 GiB");
         self.bytes.extend_from_slice(&blob.bytes);
         self.raw_bytes += u64::from(raw_len);
-        self.entries.push(BlobEntry {
-            id,
-            kind,
-            codec: blob.codec,
-            offset,
-            stored_len,
-            raw_len,
-        });
+        self.entries.push(BlobEntry { id, kind, codec: blob.codec, offset, stored_len, raw_len });
     }
 
     /// Appends the trailer and names the pack by the BLAKE3 of its bytes.
@@ -62,12 +51,7 @@ impl PackBuilder {
         let trailer = encode_trailer(&self.entries);
         self.bytes.extend_from_slice(&trailer);
         let id = PackId(crate::id::Digest::of(&self.bytes));
-        FinishedPack {
-            id,
-            bytes: self.bytes,
-            entries: self.entries,
-            raw_bytes: self.raw_bytes,
-        }
+        FinishedPack { id, bytes: self.bytes, entries: self.entries, raw_bytes: self.raw_bytes }
     }
 }
 

@@ -81,27 +81,12 @@ impl BlobEntry {
             return Err(Error::corrupt(what, "trailer entry has the wrong length"));
         }
         let id = ChunkId::from_slice(&b[..32]).expect("slice is 32 bytes");
-        let kind = BlobKind::from_u8(b[32]).ok_or_else(|| {
-            Error::corrupt(
-                what,
-                format!("blob {} has unknown kind {}", id.short(), b[32]),
-            )
-        })?;
-        let codec = Codec::from_u8(b[33]).ok_or_else(|| {
-            Error::corrupt(
-                what,
-                format!("blob {} has unknown codec {}", id.short(), b[33]),
-            )
-        })?;
+        let kind = BlobKind::from_u8(b[32])
+            .ok_or_else(|| Error::corrupt(what, format!("blob {} has unknown kind {}", id.short(), b[32])))?;
+        let codec = Codec::from_u8(b[33])
+            .ok_or_else(|| Error::corrupt(what, format!("blob {} has unknown codec {}", id.short(), b[33])))?;
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-        Ok(BlobEntry {
-            id,
-            kind,
-            codec,
-            offset: u32_at(36),
-            stored_len: u32_at(40),
-            raw_len: u32_at(44),
-        })
+        Ok(BlobEntry { id, kind, codec, offset: u32_at(36), stored_len: u32_at(40), raw_len: u32_at(44) })
     }
 }
 
@@ -125,16 +110,10 @@ pub fn encode_trailer(entries: &[BlobEntry]) -> Vec<u8> {
 /// the entry count and the checksum the entries must have.
 pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<(u32, [u8; 32])> {
     if footer.len() != FOOTER_BYTES {
-        return Err(Error::corrupt(
-            what,
-            format!("pack of {pack_len} bytes is too short for a trailer"),
-        ));
+        return Err(Error::corrupt(what, format!("pack of {pack_len} bytes is too short for a trailer")));
     }
     if footer[FOOTER_BYTES - 8..] != FOOTER_MAGIC {
-        return Err(Error::corrupt(
-            what,
-            "trailer magic missing (truncated or not a pack)",
-        ));
+        return Err(Error::corrupt(what, "trailer magic missing (truncated or not a pack)"));
     }
     let version = u16::from_le_bytes([footer[36], footer[37]]);
     if version != TRAILER_VERSION {
@@ -145,13 +124,9 @@ pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<(u32, [u
         });
     }
     let count = u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]);
-    let max_entries =
-        pack_len.saturating_sub((HEADER_BYTES + FOOTER_BYTES) as u64) / TRAILER_ENTRY_BYTES as u64;
+    let max_entries = pack_len.saturating_sub((HEADER_BYTES + FOOTER_BYTES) as u64) / TRAILER_ENTRY_BYTES as u64;
     if u64::from(count) > max_entries {
-        return Err(Error::corrupt(
-            what,
-            format!("trailer claims {count} blobs, more than the pack can hold"),
-        ));
+        return Err(Error::corrupt(what, format!("trailer claims {count} blobs, more than the pack can hold")));
     }
     let mut checksum = [0u8; 32];
     checksum.copy_from_slice(&footer[4..36]);
@@ -160,17 +135,9 @@ pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<(u32, [u
 
 /// Decodes and validates the entries region of a pack of `pack_len` bytes against the footer's
 /// checksum: every blob must lie between the header and the trailer.
-pub fn parse_trailer(
-    entries: &[u8],
-    checksum: &[u8; 32],
-    pack_len: u64,
-    what: &str,
-) -> Result<Vec<BlobEntry>> {
+pub fn parse_trailer(entries: &[u8], checksum: &[u8; 32], pack_len: u64, what: &str) -> Result<Vec<BlobEntry>> {
     if entries.len() % TRAILER_ENTRY_BYTES != 0 {
-        return Err(Error::corrupt(
-            what,
-            "trailer length is not a whole number of entries",
-        ));
+        return Err(Error::corrupt(what, "trailer length is not a whole number of entries"));
     }
     if blake3::hash(entries).as_bytes() != checksum {
         return Err(Error::corrupt(what, "trailer checksum mismatch"));
@@ -182,16 +149,10 @@ pub fn parse_trailer(
             let e = BlobEntry::decode(b, what)?;
             let end = u64::from(e.offset) + u64::from(e.stored_len);
             if u64::from(e.offset) < HEADER_BYTES as u64 || end > data_end {
-                return Err(Error::corrupt(
-                    what,
-                    format!("blob {} lies outside the pack's data", e.id.short()),
-                ));
+                return Err(Error::corrupt(what, format!("blob {} lies outside the pack's data", e.id.short())));
             }
             if e.raw_len > MAX_BLOB_RAW_BYTES {
-                return Err(Error::corrupt(
-                    what,
-                    format!("blob {} claims {} raw bytes", e.id.short(), e.raw_len),
-                ));
+                return Err(Error::corrupt(what, format!("blob {} claims {} raw bytes", e.id.short(), e.raw_len)));
             }
             Ok(e)
         })
@@ -202,20 +163,12 @@ pub fn parse_trailer(
 pub fn parse_pack(bytes: &[u8], what: &str) -> Result<Vec<BlobEntry>> {
     let len = bytes.len() as u64;
     if bytes.len() < HEADER_BYTES + FOOTER_BYTES {
-        return Err(Error::corrupt(
-            what,
-            format!("pack of {len} bytes is too short"),
-        ));
+        return Err(Error::corrupt(what, format!("pack of {len} bytes is too short")));
     }
     if bytes[..HEADER_BYTES] != PACK_HEADER {
         return Err(Error::corrupt(what, "pack header magic missing"));
     }
     let (count, checksum) = parse_footer(&bytes[bytes.len() - FOOTER_BYTES..], len, what)?;
     let start = bytes.len() - FOOTER_BYTES - count as usize * TRAILER_ENTRY_BYTES;
-    parse_trailer(
-        &bytes[start..bytes.len() - FOOTER_BYTES],
-        &checksum,
-        len,
-        what,
-    )
+    parse_trailer(&bytes[start..bytes.len() - FOOTER_BYTES], &checksum, len, what)
 }

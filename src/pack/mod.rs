@@ -10,6 +10,6 @@ mod format;
 pub use blob::{decode_blob, encode_blob, Codec, EncodedBlob};
 pub use builder::{FinishedPack, PackBuilder};
 pub use format::{
-    encode_trailer, parse_footer, parse_pack, parse_trailer, BlobEntry, BlobKind, FOOTER_BYTES,
-    HEADER_BYTES, MAX_BLOB_RAW_BYTES, PACK_HEADER, TRAILER_ENTRY_BYTES,
+    encode_trailer, parse_footer, parse_pack, parse_trailer, BlobEntry, BlobKind, FOOTER_BYTES, HEADER_BYTES,
+    MAX_BLOB_RAW_BYTES, PACK_HEADER, TRAILER_ENTRY_BYTES,
 };

@@ -43,31 +43,18 @@ impl Config {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let config: Config = codec::unseal(
-            bytes,
-            RecordKind::Config,
-            REPO_FORMAT_VERSION,
-            "repository config",
-        )?;
+        let config: Config = codec::unseal(bytes, RecordKind::Config, REPO_FORMAT_VERSION, "repository config")?;
         config.validate()?;
         Ok(config)
     }
 
     pub fn validate(&self) -> Result<()> {
-        self.chunker
-            .validate()
-            .map_err(|e| Error::corrupt("repository config", e.to_string()))?;
+        self.chunker.validate().map_err(|e| Error::corrupt("repository config", e.to_string()))?;
         if !(0..=22).contains(&self.compression_level) {
-            return Err(Error::corrupt(
-                "repository config",
-                format!("compression level {}", self.compression_level),
-            ));
+            return Err(Error::corrupt("repository config", format!("compression level {}", self.compression_level)));
         }
         if !(1 << 20..=1 << 30).contains(&self.pack_target_bytes) {
-            return Err(Error::corrupt(
-                "repository config",
-                format!("pack size {}", self.pack_target_bytes),
-            ));
+            return Err(Error::corrupt("repository config", format!("pack size {}", self.pack_target_bytes)));
         }
         Ok(())
     }

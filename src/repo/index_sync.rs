@@ -49,10 +49,7 @@ impl Repository {
             }
             Ok(())
         })?;
-        let mut report = SyncReport {
-            packs_listed: listed.len() as u64,
-            ..Default::default()
-        };
+        let mut report = SyncReport { packs_listed: listed.len() as u64, ..Default::default() };
         if !vanished.is_empty() {
             report.packs_removed = vanished.len() as u64;
             if self.index.clear().is_ok() {
@@ -73,12 +70,7 @@ impl Repository {
         self.index.clear()?;
         let packs = self.list_packs()?;
         let added = self.ingest(&packs)?;
-        Ok(SyncReport {
-            packs_listed: packs.len() as u64,
-            packs_added: added,
-            packs_removed: 0,
-            rebuilt: true,
-        })
+        Ok(SyncReport { packs_listed: packs.len() as u64, packs_added: added, packs_removed: 0, rebuilt: true })
     }
 
     /// Every pack in the backend with its size.
@@ -112,10 +104,7 @@ impl Repository {
         let key = pack_key(id);
         let what = format!("pack {id}");
         if size < FOOTER_BYTES as u64 {
-            return Err(crate::error::Error::corrupt(
-                &what,
-                format!("only {size} bytes, too short for a trailer"),
-            ));
+            return Err(crate::error::Error::corrupt(&what, format!("only {size} bytes, too short for a trailer")));
         }
         let tail_len = size.min(TRAILER_READ_BYTES);
         let tail = self.backend.get_range(&key, size - tail_len, tail_len)?;
@@ -125,8 +114,7 @@ impl Repository {
         let entries = if needed <= tail_len {
             tail[tail.len() - FOOTER_BYTES - entries_len..tail.len() - FOOTER_BYTES].to_vec()
         } else {
-            self.backend
-                .get_range(&key, size - needed, entries_len as u64)?
+            self.backend.get_range(&key, size - needed, entries_len as u64)?
         };
         parse_trailer(&entries, &checksum, size, &what)
     }

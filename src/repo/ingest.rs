@@ -50,30 +50,14 @@ impl WriteSession<'_> {
         let meta = FileMeta::from_metadata(&file.metadata()?);
         let mut data = FileData::new(file, meta.size, meta.last_change(), strategy)?;
         let mut chunks = Vec::new();
-        let bytes = chunk_file(
-            &self.repo().config().chunker,
-            &mut data,
-            0,
-            |pieces: &[Piece<'_>]| {
-                let items: Vec<(ChunkId, &[u8])> = pieces
-                    .par_iter()
-                    .map(|p| (ChunkId::of(p.data), p.data))
-                    .collect();
-                self.store_many(BlobKind::Data, &items)
-                    .map_err(FileFailure::Repo)?;
-                on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
-                chunks.extend(items.iter().map(|(id, d)| ChunkRef {
-                    id: *id,
-                    len: d.len() as u32,
-                }));
-                Ok::<(), FileFailure>(())
-            },
-        )?;
-        Ok(StoredFile {
-            meta,
-            chunks,
-            bytes,
-        })
+        let bytes = chunk_file(&self.repo().config().chunker, &mut data, 0, |pieces: &[Piece<'_>]| {
+            let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
+            self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
+            on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
+            chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));
+            Ok::<(), FileFailure>(())
+        })?;
+        Ok(StoredFile { meta, chunks, bytes })
     }
 }
 
@@ -88,10 +72,7 @@ pub fn hash_file(params: &ChunkerParams, path: &Path) -> io::Result<(FileMeta, V
         chunks.extend(
             pieces
                 .par_iter()
-                .map(|p| ChunkRef {
-                    id: ChunkId::of(p.data),
-                    len: p.data.len() as u32,
-                })
+                .map(|p| ChunkRef { id: ChunkId::of(p.data), len: p.data.len() as u32 })
                 .collect::<Vec<_>>(),
         );
         Ok::<(), io::Error>(())

@@ -87,9 +87,7 @@ impl LockRecord {
 }
 
 fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started.
@@ -110,18 +108,12 @@ pub struct LockGuard {
 
 impl LockGuard {
     pub fn record(&self) -> LockRecord {
-        self.record
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.record.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Confirms the lock is still held and not expired; call before destructive steps.
     pub fn verify(&self) -> Result<()> {
-        let bytes = self
-            .backend
-            .get(&self.key)
-            .map_err(|_| Error::Locked("our lock was removed; stopping".into()))?;
+        let bytes = self.backend.get(&self.key).map_err(|_| Error::Locked("our lock was removed; stopping".into()))?;
         let r = LockRecord::decode(&bytes, &self.key)?;
         if r.expired(crate::time::now_ns()) {
             return Err(Error::Locked("our lock expired; stopping".into()));
@@ -178,8 +170,7 @@ impl Repository {
         let deadline = Instant::now() + self.lock_wait;
         let mut attempt = 0u32;
         loop {
-            self.backend
-                .put(&key, &record.encode()?, PutMode::Overwrite)?;
+            self.backend.put(&key, &record.encode()?, PutMode::Overwrite)?;
             let conflicts = self.conflicts(&key, kind)?;
             if conflicts.is_empty() {
                 return Ok(self.guard(key, record));
@@ -224,12 +215,7 @@ impl Repository {
         let record = Arc::new(Mutex::new(record));
         let stop = Arc::new(AtomicBool::new(false));
         let heartbeat = {
-            let (backend, key, record, stop) = (
-                self.backend.clone(),
-                key.clone(),
-                record.clone(),
-                stop.clone(),
-            );
+            let (backend, key, record, stop) = (self.backend.clone(), key.clone(), record.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::park_timeout(Duration::from_secs(HEARTBEAT_SECS));
@@ -244,13 +230,7 @@ impl Repository {
                 }
             })
         };
-        LockGuard {
-            backend: self.backend.clone(),
-            key,
-            record,
-            stop,
-            heartbeat: Some(heartbeat),
-        }
+        LockGuard { backend: self.backend.clone(), key, record, stop, heartbeat: Some(heartbeat) }
     }
 
     /// Removes locks: provably stale ones, or with `all` every lock (after the operator made

@@ -19,8 +19,8 @@ pub use config::{Config, RepoId, REPO_FORMAT_VERSION};
 pub use index_sync::SyncReport;
 pub use ingest::{hash_file, FileFailure, StoredFile};
 pub use layout::{
-    pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, LOCKS_DIR,
-    PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
+    pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR,
+    WAL_DIR,
 };
 pub use lock::{list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
 pub use open::{repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};

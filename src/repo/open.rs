@@ -38,11 +38,7 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions {
-            chunker: ChunkerParams::default(),
-            compression_level: 3,
-            pack_target_bytes: 16 << 20,
-        }
+        InitOptions { chunker: ChunkerParams::default(), compression_level: 3, pack_target_bytes: 16 << 20 }
     }
 }
 
@@ -64,9 +60,7 @@ impl Repository {
     /// Creates a repository in `path` (which may exist if empty).
     pub fn init_local(path: &Path, options: &InitOptions) -> Result<Config> {
         if path.join(CONFIG_KEY).exists() {
-            return Err(Error::RepositoryExists {
-                path: path.display().to_string(),
-            });
+            return Err(Error::RepositoryExists { path: path.display().to_string() });
         }
         if let Ok(mut entries) = std::fs::read_dir(path) {
             if entries.next().is_some() {
@@ -96,23 +90,17 @@ impl Repository {
             compression_level: options.compression_level,
             pack_target_bytes: options.pack_target_bytes,
         };
-        config
-            .validate()
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        config.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
         match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {
             PutOutcome::Written => Ok(config),
-            PutOutcome::AlreadyExists => Err(Error::RepositoryExists {
-                path: backend.location(),
-            }),
+            PutOutcome::AlreadyExists => Err(Error::RepositoryExists { path: backend.location() }),
         }
     }
 
     /// Opens the local repository at `path`.
     pub fn open_local(path: &Path, access: Access, kind: IndexKind) -> Result<Repository> {
         if !path.join(CONFIG_KEY).is_file() {
-            return Err(Error::NotARepository {
-                path: path.display().to_string(),
-            });
+            return Err(Error::NotARepository { path: path.display().to_string() });
         }
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
         Self::open(backend, Some(path.join(LOCAL_INDEX_DIR)), access, kind)
@@ -128,23 +116,12 @@ impl Repository {
     ) -> Result<Repository> {
         let config = match backend.get(CONFIG_KEY) {
             Ok(bytes) => Config::decode(&bytes)?,
-            Err(e) if e.is_not_found() => {
-                return Err(Error::NotARepository {
-                    path: backend.location(),
-                })
-            }
+            Err(e) if e.is_not_found() => return Err(Error::NotARepository { path: backend.location() }),
             Err(e) => return Err(e),
         };
         let index_path = index_path.filter(|_| kind == IndexKind::Persistent);
         let index = open_index(index_path.as_deref(), access)?;
-        let repo = Repository {
-            backend,
-            config,
-            index,
-            index_path,
-            access,
-            lock_wait: DEFAULT_LOCK_WAIT,
-        };
+        let repo = Repository { backend, config, index, index_path, access, lock_wait: DEFAULT_LOCK_WAIT };
         repo.sync_index()?;
         Ok(repo)
     }
@@ -199,15 +176,13 @@ fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>
         }
     };
     result.map_err(|e| match e {
-        Error::Index(msg) if msg.contains("Read-only file system") => Error::ReadOnly {
-            path: path.display().to_string(),
-        },
-        Error::Index(msg) if msg.contains("No space left") => Error::NoSpace {
-            path: path.display().to_string(),
-        },
-        Error::Index(msg) => Error::Index(format!(
-            "cannot open: {msg}; if the index is damaged, `cairn repo repair index` rebuilds it"
-        )),
+        Error::Index(msg) if msg.contains("Read-only file system") => {
+            Error::ReadOnly { path: path.display().to_string() }
+        }
+        Error::Index(msg) if msg.contains("No space left") => Error::NoSpace { path: path.display().to_string() },
+        Error::Index(msg) => {
+            Error::Index(format!("cannot open: {msg}; if the index is damaged, `cairn repo repair index` rebuilds it"))
+        }
         other => other,
     })
 }
@@ -217,9 +192,7 @@ fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>
 /// alone (`Error::Locked`).
 pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
     if !path.join(CONFIG_KEY).is_file() {
-        return Err(Error::NotARepository {
-            path: path.display().to_string(),
-        });
+        return Err(Error::NotARepository { path: path.display().to_string() });
     }
     let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
     let index_dir = path.join(LOCAL_INDEX_DIR);
@@ -232,26 +205,12 @@ pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
             access: Access::Write,
             lock_wait: DEFAULT_LOCK_WAIT,
         },
-        Ok(_) => {
-            return Err(Error::Locked(format!(
-                "index {} is in use by another process",
-                index_dir.display()
-            )))
-        }
+        Ok(_) => return Err(Error::Locked(format!("index {} is in use by another process", index_dir.display()))),
         Err(e @ Error::Locked(_)) => return Err(e),
         Err(_) => {
-            let aside = path.join(format!(
-                "{LOCAL_INDEX_DIR}.damaged-{}",
-                crate::time::now_ns()
-            ));
-            std::fs::rename(&index_dir, &aside)
-                .map_err(|e| Error::io("cannot move aside", &index_dir, e))?;
-            let repo = Repository::open(
-                backend,
-                Some(index_dir),
-                Access::Write,
-                IndexKind::Persistent,
-            )?;
+            let aside = path.join(format!("{LOCAL_INDEX_DIR}.damaged-{}", crate::time::now_ns()));
+            std::fs::rename(&index_dir, &aside).map_err(|e| Error::io("cannot move aside", &index_dir, e))?;
+            let repo = Repository::open(backend, Some(index_dir), Access::Write, IndexKind::Persistent)?;
             let _ = std::fs::remove_dir_all(&aside);
             return repo.rebuild_index();
         }
@@ -275,13 +234,10 @@ impl Repository {
     /// instead of failing the open.
     pub fn open_local_for_audit(path: &Path, kind: IndexKind) -> Result<AuditOpen> {
         if !path.join(CONFIG_KEY).is_file() {
-            return Err(Error::NotARepository {
-                path: path.display().to_string(),
-            });
+            return Err(Error::NotARepository { path: path.display().to_string() });
         }
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
-        let (config, config_error) = match backend.get(CONFIG_KEY).and_then(|b| Config::decode(&b))
-        {
+        let (config, config_error) = match backend.get(CONFIG_KEY).and_then(|b| Config::decode(&b)) {
             Ok(c) => (c, None),
             Err(e) => (placeholder_config(), Some(e)),
         };
@@ -291,8 +247,7 @@ impl Repository {
             Ok(None) => (Box::new(MemIndex::new()), None),
             Err(e) => (Box::new(MemIndex::new()), Some(e)),
         };
-        let rebuild =
-            index_error.is_some() || kind == IndexKind::Memory || cfg!(not(feature = "rocksdb"));
+        let rebuild = index_error.is_some() || kind == IndexKind::Memory || cfg!(not(feature = "rocksdb"));
         let repo = Repository {
             backend,
             config,
@@ -304,11 +259,7 @@ impl Repository {
         if rebuild {
             repo.rebuild_index()?;
         }
-        Ok(AuditOpen {
-            repo,
-            config_error,
-            index_error,
-        })
+        Ok(AuditOpen { repo, config_error, index_error })
     }
 }
 
@@ -326,10 +277,7 @@ fn placeholder_config() -> Config {
 /// The persistent index as a read-only secondary, `Ok(None)` when none is used, or why it
 /// cannot be used.
 #[cfg(feature = "rocksdb")]
-fn audit_index(
-    dir: &Path,
-    kind: IndexKind,
-) -> std::result::Result<Option<Box<dyn ChunkIndex>>, String> {
+fn audit_index(dir: &Path, kind: IndexKind) -> std::result::Result<Option<Box<dyn ChunkIndex>>, String> {
     use crate::index::{OpenMode, RocksIndex};
     if kind == IndexKind::Memory {
         return Ok(None);
@@ -343,9 +291,6 @@ fn audit_index(
 }
 
 #[cfg(not(feature = "rocksdb"))]
-fn audit_index(
-    _dir: &Path,
-    _kind: IndexKind,
-) -> std::result::Result<Option<Box<dyn ChunkIndex>>, String> {
+fn audit_index(_dir: &Path, _kind: IndexKind) -> std::result::Result<Option<Box<dyn ChunkIndex>>, String> {
     Ok(None)
 }

@@ -11,11 +11,9 @@ use crate::snapshot::Tree;
 impl Repository {
     /// Where blob `id` is stored, or a clear error when no pack holds it.
     pub fn locate(&self, id: &ChunkId) -> Result<Location> {
-        self.index.get(id)?.ok_or_else(|| {
-            Error::not_found(format!(
-                "chunk {id} (in no pack the index knows; run `cairn repo check`)"
-            ))
-        })
+        self.index
+            .get(id)?
+            .ok_or_else(|| Error::not_found(format!("chunk {id} (in no pack the index knows; run `cairn repo check`)")))
     }
 
     /// Reads, decompresses and verifies one blob.
@@ -25,11 +23,7 @@ impl Repository {
     }
 
     pub fn read_blob_at(&self, id: &ChunkId, loc: &Location) -> Result<Vec<u8>> {
-        let stored = self.backend.get_range(
-            &pack_key(&loc.pack),
-            u64::from(loc.offset),
-            u64::from(loc.stored_len),
-        )?;
+        let stored = self.backend.get_range(&pack_key(&loc.pack), u64::from(loc.offset), u64::from(loc.stored_len))?;
         decode_blob(&loc.entry(*id), &stored, &format!("pack {}", loc.pack))
     }
 

@@ -45,10 +45,7 @@ impl<'r> WriteSession<'r> {
     pub fn new(repo: &'r Repository) -> Self {
         WriteSession {
             repo,
-            open: Mutex::new(OpenPack {
-                builder: PackBuilder::new(),
-                pending: HashSet::new(),
-            }),
+            open: Mutex::new(OpenPack { builder: PackBuilder::new(), pending: HashSet::new() }),
             stats: Mutex::new(SessionStats::default()),
         }
     }
@@ -74,10 +71,8 @@ impl<'r> WriteSession<'r> {
             .map(|(item, _)| item)
             .collect();
         let level = self.repo.config.compression_level;
-        let encoded: Vec<EncodedBlob> = fresh
-            .par_iter()
-            .map(|(_, data)| encode_blob(data, level))
-            .collect::<Result<_>>()?;
+        let encoded: Vec<EncodedBlob> =
+            fresh.par_iter().map(|(_, data)| encode_blob(data, level)).collect::<Result<_>>()?;
         let mut added = 0;
         for ((id, data), blob) in fresh.into_iter().zip(encoded) {
             if self.add(kind, *id, data.len(), blob)? {
@@ -132,12 +127,8 @@ impl<'r> WriteSession<'r> {
 
     fn write_pack(&self, builder: PackBuilder) -> Result<()> {
         let pack = builder.finish();
-        self.repo
-            .backend
-            .put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
-        self.repo
-            .index
-            .add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)?;
+        self.repo.backend.put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
+        self.repo.index.add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)?;
         {
             let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
             for e in &pack.entries {

@@ -24,9 +24,7 @@ impl FromStr for SnapshotSpec {
         } else if is_hex_prefix(s) {
             Ok(SnapshotSpec::Prefix(s.to_ascii_lowercase()))
         } else {
-            Err(Error::InvalidArgument(format!(
-                "{s:?} is not a snapshot id, id prefix or `latest`"
-            )))
+            Err(Error::InvalidArgument(format!("{s:?} is not a snapshot id, id prefix or `latest`")))
         }
     }
 }
@@ -59,11 +57,7 @@ impl Repository {
 
     /// All snapshots, oldest first. Damaged ones are returned as errors in place.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<Snapshot>)>> {
-        let mut all: Vec<_> = self
-            .snapshot_ids()?
-            .into_iter()
-            .map(|id| (id, self.load_snapshot(&id)))
-            .collect();
+        let mut all: Vec<_> = self.snapshot_ids()?.into_iter().map(|id| (id, self.load_snapshot(&id))).collect();
         all.sort_by_key(|(id, s)| (s.as_ref().map(|s| s.time_ns).unwrap_or(i64::MIN), *id));
         Ok(all)
     }
@@ -79,16 +73,11 @@ impl Repository {
                         best = Some((id, snap));
                     }
                 }
-                best.ok_or_else(|| {
-                    Error::not_found("snapshot `latest` (the repository has no snapshots)")
-                })
+                best.ok_or_else(|| Error::not_found("snapshot `latest` (the repository has no snapshots)"))
             }
             SnapshotSpec::Prefix(prefix) => {
-                let matches: Vec<_> = self
-                    .snapshot_ids()?
-                    .into_iter()
-                    .filter(|id| id.to_hex().starts_with(prefix.as_str()))
-                    .collect();
+                let matches: Vec<_> =
+                    self.snapshot_ids()?.into_iter().filter(|id| id.to_hex().starts_with(prefix.as_str())).collect();
                 match matches.as_slice() {
                     [id] => Ok((*id, self.load_snapshot(id)?)),
                     [] => Err(Error::not_found(format!("snapshot {prefix}"))),
@@ -103,21 +92,14 @@ impl Repository {
     }
 
     /// The newest snapshot of the same host and paths: the parent for change detection.
-    pub fn find_parent(
-        &self,
-        host: &str,
-        paths: &[Vec<u8>],
-    ) -> Result<Option<(SnapshotId, Snapshot)>> {
+    pub fn find_parent(&self, host: &str, paths: &[Vec<u8>]) -> Result<Option<(SnapshotId, Snapshot)>> {
         let mut best: Option<(SnapshotId, Snapshot)> = None;
         for id in self.snapshot_ids()? {
             // A damaged snapshot is no parent; `repo check` reports it.
             let Ok(snap) = self.load_snapshot(&id) else {
                 continue;
             };
-            if snap.host == host
-                && snap.paths == paths
-                && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns)
-            {
+            if snap.host == host && snap.paths == paths && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
                 best = Some((id, snap));
             }
         }
@@ -128,8 +110,7 @@ impl Repository {
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
         let bytes = snapshot.encode()?;
         let id = SnapshotId(crate::id::Digest::of(&bytes));
-        self.backend
-            .put(&snapshot_key(&id), &bytes, PutMode::Overwrite)?;
+        self.backend.put(&snapshot_key(&id), &bytes, PutMode::Overwrite)?;
         Ok(id)
     }
 }

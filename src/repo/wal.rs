@@ -24,9 +24,7 @@ impl Repository {
     pub fn find_wal(&self, stream: &str, name: &str) -> Result<Option<WalRecord>> {
         check_wal_names(stream, name)?;
         match self.backend().get(&wal_key(stream, name)) {
-            Ok(bytes) => {
-                WalRecord::decode(&bytes, &format!("WAL record {stream}/{name}")).map(Some)
-            }
+            Ok(bytes) => WalRecord::decode(&bytes, &format!("WAL record {stream}/{name}")).map(Some),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -44,24 +42,16 @@ impl Repository {
             .map_err(|e| Error::io("cannot create a file in", &dir, e))?;
         for c in &record.chunks {
             let data = self.read_blob(&c.id)?;
-            tmp.write_all(&data)
-                .map_err(|e| Error::io("cannot write", tmp.path(), e))?;
+            tmp.write_all(&data).map_err(|e| Error::io("cannot write", tmp.path(), e))?;
         }
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io("cannot sync", tmp.path(), e))?;
-        tmp.persist(dest)
-            .map_err(|e| Error::io("cannot rename into", dest, e.error))?;
+        tmp.as_file().sync_all().map_err(|e| Error::io("cannot sync", tmp.path(), e))?;
+        tmp.persist(dest).map_err(|e| Error::io("cannot rename into", dest, e.error))?;
         Ok(())
     }
 
     /// Visits every record of `stream` (or of all streams), in no particular order, one at a
     /// time: memory does not grow with the archive.
-    pub fn for_each_wal(
-        &self,
-        stream: Option<&str>,
-        f: &mut dyn FnMut(WalRecord) -> Result<()>,
-    ) -> Result<()> {
+    pub fn for_each_wal(&self, stream: Option<&str>, f: &mut dyn FnMut(WalRecord) -> Result<()>) -> Result<()> {
         if let Some(s) = stream {
             check_wal_names(s, "x")?;
         }

@@ -58,9 +58,6 @@ impl Snapshot {
     }
 
     pub fn paths_lossy(&self) -> Vec<String> {
-        self.paths
-            .iter()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .collect()
+        self.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect()
     }
 }

@@ -93,19 +93,13 @@ impl Tree {
         let sorted = tree.nodes.windows(2).all(|w| w[0].name < w[1].name);
         let names_ok = tree.nodes.iter().all(|n| valid_name(&n.name));
         if !sorted || !names_ok {
-            return Err(crate::error::Error::corrupt(
-                what,
-                "entries unsorted, duplicated or badly named",
-            ));
+            return Err(crate::error::Error::corrupt(what, "entries unsorted, duplicated or badly named"));
         }
         Ok(tree)
     }
 
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes
-            .binary_search_by(|n| n.name.as_slice().cmp(name))
-            .ok()
-            .map(|i| &self.nodes[i])
+        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
     }
 }
 

@@ -92,22 +92,14 @@ impl TestRepo {
 
     pub fn restore_latest(&self, target: &Path) -> ops::RestoreReport {
         let repo = self.open(Access::Read);
-        let (_, snap) = repo
-            .resolve_snapshot(&cairn::repo::SnapshotSpec::Latest)
-            .unwrap();
-        let opts = RestoreOptions {
-            target: target.to_path_buf(),
-            ..Default::default()
-        };
+        let (_, snap) = repo.resolve_snapshot(&cairn::repo::SnapshotSpec::Latest).unwrap();
+        let opts = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
         ops::restore(&repo, &snap, &opts, &NoProgress).unwrap()
     }
 
     /// Bytes the repository occupies on disk (packs, snapshots, config; not the index).
     pub fn stored_bytes(&self) -> u64 {
-        ["packs", "snapshots", "config"]
-            .iter()
-            .map(|p| dir_bytes(&self.path().join(p)))
-            .sum()
+        ["packs", "snapshots", "config"].iter().map(|p| dir_bytes(&self.path().join(p))).sum()
     }
 }
 
@@ -121,10 +113,7 @@ pub fn dir_bytes(path: &Path) -> u64 {
     if !meta.is_dir() {
         return 0;
     }
-    fs::read_dir(path)
-        .unwrap()
-        .map(|e| dir_bytes(&e.unwrap().path()))
-        .sum()
+    fs::read_dir(path).unwrap().map(|e| dir_bytes(&e.unwrap().path())).sum()
 }
 
 pub fn write_file(path: &Path, data: &[u8]) {
@@ -157,18 +146,10 @@ fn compare(a: &Path, b: &Path, rel: &Path, diffs: &mut Vec<String>) {
     if ma.file_type() != mb.file_type() {
         return diffs.push(format!("{}: kind differs", rel.display()));
     }
-    if !ma.file_type().is_symlink()
-        && ma.permissions().mode() & 0o7777 != mb.permissions().mode() & 0o7777
-    {
-        diffs.push(format!(
-            "{}: mode {:o} vs {:o}",
-            rel.display(),
-            ma.mode() & 0o7777,
-            mb.mode() & 0o7777
-        ));
+    if !ma.file_type().is_symlink() && ma.permissions().mode() & 0o7777 != mb.permissions().mode() & 0o7777 {
+        diffs.push(format!("{}: mode {:o} vs {:o}", rel.display(), ma.mode() & 0o7777, mb.mode() & 0o7777));
     }
-    if !rel.as_os_str().is_empty() && (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec())
-    {
+    if !rel.as_os_str().is_empty() && (ma.mtime(), ma.mtime_nsec()) != (mb.mtime(), mb.mtime_nsec()) {
         diffs.push(format!(
             "{}: mtime {}.{} vs {}.{}",
             rel.display(),
@@ -184,21 +165,13 @@ fn compare(a: &Path, b: &Path, rel: &Path, diffs: &mut Vec<String>) {
         }
     } else if ma.is_file() {
         if ma.len() != mb.len() {
-            diffs.push(format!(
-                "{}: size {} vs {}",
-                rel.display(),
-                ma.len(),
-                mb.len()
-            ));
+            diffs.push(format!("{}: size {} vs {}", rel.display(), ma.len(), mb.len()));
         } else if fs::read(a).unwrap() != fs::read(b).unwrap() {
             diffs.push(format!("{}: content differs", rel.display()));
         }
     } else if ma.is_dir() {
         let names = |p: &Path| {
-            let mut v: Vec<_> = fs::read_dir(p)
-                .unwrap()
-                .map(|e| e.unwrap().file_name())
-                .collect();
+            let mut v: Vec<_> = fs::read_dir(p).unwrap().map(|e| e.unwrap().file_name()).collect();
             v.sort();
             v
         };
@@ -216,11 +189,7 @@ pub fn generate_tree(root: &Path, seed: u64, max_file: usize) {
     fs::create_dir_all(root).unwrap();
     let sizes = [0usize, 1, 100, 4096, 65_536, 300_000, 1 << 20, max_file];
     for (i, size) in sizes.iter().enumerate() {
-        let data = if i % 2 == 0 {
-            rng.bytes(*size)
-        } else {
-            rng.events(*size)
-        };
+        let data = if i % 2 == 0 { rng.bytes(*size) } else { rng.events(*size) };
         let p = root.join(format!("file-{i}.bin"));
         write_file(&p, &data);
     }

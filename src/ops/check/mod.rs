@@ -45,24 +45,14 @@ pub enum ReadData {
 impl FromStr for ReadData {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || {
-            Error::InvalidArgument(format!(
-                "read-data subset {s:?} is not N% (0 < N <= 100) or K/M (1 <= K <= M)"
-            ))
-        };
+        let bad =
+            || Error::InvalidArgument(format!("read-data subset {s:?} is not N% (0 < N <= 100) or K/M (1 <= K <= M)"));
         if let Some(p) = s.strip_suffix('%') {
             let v: f64 = p.trim().parse().map_err(|_| bad())?;
-            return if v > 0.0 && v <= 100.0 {
-                Ok(ReadData::Percent(v))
-            } else {
-                Err(bad())
-            };
+            return if v > 0.0 && v <= 100.0 { Ok(ReadData::Percent(v)) } else { Err(bad()) };
         }
         let (k, of) = s.split_once('/').ok_or_else(bad)?;
-        let (k, of): (u32, u32) = (
-            k.trim().parse().map_err(|_| bad())?,
-            of.trim().parse().map_err(|_| bad())?,
-        );
+        let (k, of): (u32, u32) = (k.trim().parse().map_err(|_| bad())?, of.trim().parse().map_err(|_| bad())?);
         if k >= 1 && k <= of {
             Ok(ReadData::Slice { k, of })
         } else {
@@ -142,18 +132,8 @@ pub(crate) struct Findings {
 }
 
 impl Findings {
-    fn add(
-        &mut self,
-        severity: Severity,
-        object: impl Into<String>,
-        problem: impl Into<String>,
-    ) -> usize {
-        self.list.push(Finding {
-            severity,
-            object: object.into(),
-            problem: problem.into(),
-            affects: Vec::new(),
-        });
+    fn add(&mut self, severity: Severity, object: impl Into<String>, problem: impl Into<String>) -> usize {
+        self.list.push(Finding { severity, object: object.into(), problem: problem.into(), affects: Vec::new() });
         self.list.len() - 1
     }
 
@@ -163,11 +143,7 @@ impl Findings {
 }
 
 /// Runs the audit.
-pub fn check(
-    audit: &AuditOpen,
-    opts: &CheckOptions,
-    progress: &dyn Progress,
-) -> Result<CheckReport> {
+pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
     let _lock = audit.repo.lock_for_reading("repo check")?;
     let started = Instant::now();
     let mut findings = Findings::default();
@@ -177,28 +153,14 @@ pub fn check(
         findings.add(Severity::Damage, "config", e.to_string());
     }
     if let Some(e) = &audit.index_error {
-        findings.add(
-            Severity::Damage,
-            "index",
-            format!("{e}; `cairn repo repair index` rebuilds it"),
-        );
+        findings.add(Severity::Damage, "index", format!("{e}; `cairn repo repair index` rebuilds it"));
     }
     progress.phase("check packs", None);
-    packs::audit(
-        &audit.repo,
-        opts.read_data,
-        &mut findings,
-        &mut stats,
-        progress,
-    )?;
+    packs::audit(&audit.repo, opts.read_data, &mut findings, &mut stats, progress)?;
     progress.phase("check snapshots", None);
     trees::audit(&audit.repo, &mut findings, &mut stats)?;
     progress.finish();
-    Ok(CheckReport {
-        findings: findings.list,
-        stats,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
+    Ok(CheckReport { findings: findings.list, stats, duration_ms: started.elapsed().as_millis() as u64 })
 }
 
 /// Locks of processes that are gone, and locks nobody has refreshed for a long time.
@@ -210,10 +172,7 @@ fn audit_locks(repo: &crate::repo::Repository, findings: &mut Findings) -> Resul
                 findings.add(
                     Severity::Warning,
                     format!("lock {key}"),
-                    format!(
-                        "{} is stale: its process is gone (the next writer removes it)",
-                        r.describe()
-                    ),
+                    format!("{} is stale: its process is gone (the next writer removes it)", r.describe()),
                 );
             }
             Ok(r) if r.expired(now) => {
@@ -229,11 +188,7 @@ fn audit_locks(repo: &crate::repo::Repository, findings: &mut Findings) -> Resul
             }
             Ok(_) => {}
             Err(e) => {
-                findings.add(
-                    Severity::Warning,
-                    format!("lock {key}"),
-                    format!("cannot be read: {e}"),
-                );
+                findings.add(Severity::Warning, format!("lock {key}"), format!("cannot be read: {e}"));
             }
         }
     }
@@ -247,10 +202,7 @@ mod tests {
     #[test]
     fn parses_subsets() {
         assert_eq!("10%".parse::<ReadData>().unwrap(), ReadData::Percent(10.0));
-        assert_eq!(
-            "3/7".parse::<ReadData>().unwrap(),
-            ReadData::Slice { k: 3, of: 7 }
-        );
+        assert_eq!("3/7".parse::<ReadData>().unwrap(), ReadData::Slice { k: 3, of: 7 });
         for bad in ["0%", "101%", "0/7", "8/7", "x", "1/0"] {
             assert!(bad.parse::<ReadData>().is_err(), "{bad}");
         }

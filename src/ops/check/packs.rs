@@ -79,10 +79,7 @@ pub(super) fn audit(
         stats.blobs_verified += r.blobs_verified;
         stats.packs_read += u64::from(r.bytes_read > 0);
         if let Some(why) = r.broken {
-            broken_packs.insert(
-                id,
-                findings.add(Severity::Damage, format!("pack {id}"), why),
-            );
+            broken_packs.insert(id, findings.add(Severity::Damage, format!("pack {id}"), why));
             continue;
         }
         if r.misnamed {
@@ -138,27 +135,19 @@ fn audit_index_entries(
                 )
             }),
             Some(_) if broken.contains_key(&loc.pack) => broken[&loc.pack],
-            Some(size)
-                if u64::from(loc.offset) + u64::from(loc.stored_len) + FOOTER_BYTES as u64
-                    > *size =>
-            {
-                findings.add(
+            Some(size) if u64::from(loc.offset) + u64::from(loc.stored_len) + FOOTER_BYTES as u64 > *size => findings
+                .add(
                     Severity::Damage,
                     format!("index entry for chunk {chunk}"),
                     format!("points past the end of pack {} ({size} bytes)", loc.pack),
-                )
-            }
+                ),
             Some(_) => return Ok(()),
         };
         findings.damage_chunk(chunk, idx);
         Ok(())
     });
     if let Err(e) = scan {
-        findings.add(
-            Severity::Damage,
-            "index",
-            format!("cannot be read: {e}; `cairn repo repair index` rebuilds it"),
-        );
+        findings.add(Severity::Damage, "index", format!("cannot be read: {e}; `cairn repo repair index` rebuilds it"));
     }
 }
 
@@ -198,9 +187,7 @@ fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool) -> PackResu
     };
     for e in &entries {
         match repo.index().get(&e.id) {
-            Ok(Some(loc)) if loc.pack == *id && loc != Location::new(*id, e) => {
-                r.mismatched.push(e.id)
-            }
+            Ok(Some(loc)) if loc.pack == *id && loc != Location::new(*id, e) => r.mismatched.push(e.id),
             _ => {}
         }
     }
@@ -231,9 +218,7 @@ fn read_whole_pack(repo: &Repository, id: &PackId, r: &mut PackResult) -> Option
         .par_iter()
         .filter_map(|e| {
             let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
-            decode_blob(e, stored, &what)
-                .err()
-                .map(|err| (e.id, blob_problem(&err.to_string())))
+            decode_blob(e, stored, &what).err().map(|err| (e.id, blob_problem(&err.to_string())))
         })
         .collect();
     r.blobs_verified = entries.len() as u64;
@@ -242,14 +227,10 @@ fn read_whole_pack(repo: &Repository, id: &PackId, r: &mut PackResult) -> Option
 
 /// `pack X is corrupt: detail` → `is corrupt: detail` (the finding already names the pack).
 fn strip_what(msg: &str, id: &PackId) -> String {
-    msg.strip_prefix(&format!("pack {id} "))
-        .unwrap_or(msg)
-        .to_string()
+    msg.strip_prefix(&format!("pack {id} ")).unwrap_or(msg).to_string()
 }
 
 /// `pack X blob Y is corrupt: hash mismatch: …` → `hash mismatch: …`.
 fn blob_problem(msg: &str) -> String {
-    msg.split_once("is corrupt: ")
-        .map(|(_, d)| d.to_string())
-        .unwrap_or_else(|| msg.to_string())
+    msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or_else(|| msg.to_string())
 }

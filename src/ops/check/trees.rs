@@ -14,11 +14,7 @@ use crate::snapshot::{NodeContent, Snapshot};
 /// this many ids, which bounds its memory (a cleared tree is simply audited again).
 const CLEAN_TREES_MAX: usize = 1 << 20;
 
-pub(super) fn audit(
-    repo: &Repository,
-    findings: &mut Findings,
-    stats: &mut CheckStats,
-) -> Result<()> {
+pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut CheckStats) -> Result<()> {
     let mut snapshots: Vec<(SnapshotId, Snapshot)> = Vec::new();
     for (id, snap) in repo.snapshots()? {
         stats.snapshots += 1;
@@ -39,14 +35,8 @@ pub(super) fn audit(
             }
         }
     }
-    let mut walker = Walker {
-        repo,
-        findings,
-        stats,
-        clean: HashSet::new(),
-        snapshot: String::new(),
-        time: String::new(),
-    };
+    let mut walker =
+        Walker { repo, findings, stats, clean: HashSet::new(), snapshot: String::new(), time: String::new() };
     for (id, snap) in &snapshots {
         walker.snapshot = id.to_hex();
         walker.time = crate::time::format_ns_secs(snap.time_ns);
@@ -56,9 +46,7 @@ pub(super) fn audit(
 }
 
 fn strip(msg: &str, what: &str) -> String {
-    msg.strip_prefix(&format!("{what} "))
-        .unwrap_or(msg)
-        .to_string()
+    msg.strip_prefix(&format!("{what} ")).unwrap_or(msg).to_string()
 }
 
 struct Walker<'a> {
@@ -72,12 +60,7 @@ struct Walker<'a> {
 
 impl Walker<'_> {
     fn affected(&self, path: &str, bytes: Option<(u64, u64)>) -> Affected {
-        Affected {
-            snapshot: self.snapshot.clone(),
-            time: self.time.clone(),
-            path: path.to_string(),
-            bytes,
-        }
+        Affected { snapshot: self.snapshot.clone(), time: self.time.clone(), path: path.to_string(), bytes }
     }
 
     /// Audits the tree `id` at `path`; returns whether everything below is clean.
@@ -88,36 +71,26 @@ impl Walker<'_> {
         self.stats.trees += 1;
         let tree = match self.repo.index().get(&id)? {
             None if !self.findings.damaged_chunks.contains_key(&id) => {
-                let idx =
-                    self.findings
-                        .add(Severity::Damage, format!("tree {id}"), "is in no pack");
+                let idx = self.findings.add(Severity::Damage, format!("tree {id}"), "is in no pack");
                 self.findings.damage_chunk(id, idx);
                 None
             }
             None => None,
-            Some(loc) => match self
-                .repo
-                .read_blob_at(&id, &loc)
-                .and_then(|b| crate::snapshot::Tree::decode(&b, "tree"))
-            {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    if !self.findings.damaged_chunks.contains_key(&id) {
-                        let msg = e.to_string();
-                        let detail = msg
-                            .split_once("is corrupt: ")
-                            .map(|(_, d)| d.to_string())
-                            .unwrap_or(msg);
-                        let idx = self.findings.add(
-                            Severity::Damage,
-                            format!("pack {} tree {id}", loc.pack),
-                            detail,
-                        );
-                        self.findings.damage_chunk(id, idx);
+            Some(loc) => {
+                match self.repo.read_blob_at(&id, &loc).and_then(|b| crate::snapshot::Tree::decode(&b, "tree")) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        if !self.findings.damaged_chunks.contains_key(&id) {
+                            let msg = e.to_string();
+                            let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
+                            let idx =
+                                self.findings.add(Severity::Damage, format!("pack {} tree {id}", loc.pack), detail);
+                            self.findings.damage_chunk(id, idx);
+                        }
+                        None
                     }
-                    None
                 }
-            },
+            }
         };
         let Some(tree) = tree else {
             let idx = self.findings.damaged_chunks[&id];
@@ -146,11 +119,8 @@ impl Walker<'_> {
                         let idx = match (self.findings.damaged_chunks.get(&c.id), loc) {
                             (Some(idx), _) => *idx,
                             (None, None) => {
-                                let idx = self.findings.add(
-                                    Severity::Damage,
-                                    format!("chunk {}", c.id),
-                                    "is in no pack",
-                                );
+                                let idx =
+                                    self.findings.add(Severity::Damage, format!("chunk {}", c.id), "is in no pack");
                                 self.findings.damage_chunk(c.id, idx);
                                 idx
                             }

@@ -73,8 +73,7 @@ pub fn restore(
     let _lock = repo.lock_for_reading("restore")?;
     let started = Instant::now();
     let includes = Includes::new(&opts.include)?;
-    std::fs::create_dir_all(&opts.target)
-        .map_err(|e| Error::io("cannot create", &opts.target, e))?;
+    std::fs::create_dir_all(&opts.target).map_err(|e| Error::io("cannot create", &opts.target, e))?;
     let total: u64 = snapshot.summary.bytes;
     progress.phase("restore", Some(total));
     let mut r = Restorer {
@@ -104,15 +103,7 @@ pub fn restore(
     }
     r.run_batch()?;
     for (path, node) in r.dirs.iter().rev() {
-        if let Err(e) = apply_metadata(
-            path,
-            EntryKind::Dir,
-            node.mode,
-            node.uid,
-            node.gid,
-            node.mtime_ns,
-            r.chown,
-        ) {
+        if let Err(e) = apply_metadata(path, EntryKind::Dir, node.mode, node.uid, node.gid, node.mtime_ns, r.chown) {
             r.fail(path, format!("cannot set metadata: {e}"));
         }
     }
@@ -143,10 +134,7 @@ struct Restorer<'a> {
 impl Restorer<'_> {
     fn fail(&self, path: &Path, reason: impl Into<String>) {
         let mut report = self.report.lock().unwrap_or_else(|p| p.into_inner());
-        report.failed.push(Skipped {
-            path: path.display().to_string(),
-            reason: reason.into(),
-        });
+        report.failed.push(Skipped { path: path.display().to_string(), reason: reason.into() });
     }
 
     fn count(&self, f: impl FnOnce(&mut RestoreReport)) {
@@ -167,11 +155,7 @@ impl Restorer<'_> {
         };
         for child in &tree.nodes {
             let name = child.name_lossy();
-            let child_rel = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             let path = dir.join(std::ffi::OsStr::from_bytes(&child.name));
             let inc = included || self.includes.matches(&child_rel, &name);
             self.entry(child, &path, &child_rel, inc)?;
@@ -183,8 +167,7 @@ impl Restorer<'_> {
         match &node.content {
             NodeContent::Dir { .. } => {
                 if included {
-                    std::fs::create_dir_all(path)
-                        .map_err(|e| Error::io("cannot create", path, e))?;
+                    std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
                     self.dirs.push((path.to_path_buf(), node.clone()));
                     self.count(|r| r.dirs += 1);
                 }
@@ -193,18 +176,9 @@ impl Restorer<'_> {
             NodeContent::Symlink { target } if included => {
                 self.ensure_parent(path)?;
                 let _ = std::fs::remove_file(path);
-                let made = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path)
-                    .and_then(|_| {
-                        apply_metadata(
-                            path,
-                            EntryKind::Symlink,
-                            node.mode,
-                            node.uid,
-                            node.gid,
-                            node.mtime_ns,
-                            self.chown,
-                        )
-                    });
+                let made = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).and_then(|_| {
+                    apply_metadata(path, EntryKind::Symlink, node.mode, node.uid, node.gid, node.mtime_ns, self.chown)
+                });
                 match made {
                     Ok(()) => self.count(|r| r.symlinks += 1),
                     Err(e) => self.fail(path, format!("cannot create symlink: {e}")),
@@ -214,10 +188,7 @@ impl Restorer<'_> {
             NodeContent::File { chunks } if included => {
                 self.ensure_parent(path)?;
                 self.batch_refs += chunks.len();
-                self.batch.push(FileJob {
-                    path: path.to_path_buf(),
-                    node: node.clone(),
-                });
+                self.batch.push(FileJob { path: path.to_path_buf(), node: node.clone() });
                 if self.batch_refs >= BATCH_CHUNK_REFS || self.batch.len() >= BATCH_FILES {
                     self.run_batch()?;
                 }
@@ -245,11 +216,7 @@ impl Restorer<'_> {
         }
         let failures: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
         let fail = |job: usize, why: String| {
-            failures
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(job)
-                .or_insert(why);
+            failures.lock().unwrap_or_else(|p| p.into_inner()).entry(job).or_insert(why);
         };
         // Create and preallocate every file, and note where each chunk goes.
         let mut targets: HashMap<ChunkId, Vec<(usize, u64)>> = HashMap::new();
@@ -274,10 +241,7 @@ impl Restorer<'_> {
                 Some(loc) => by_pack.entry(loc.pack).or_default().push((*id, loc)),
                 None => {
                     for (job, _) in &targets[id] {
-                        fail(
-                            *job,
-                            format!("chunk {id} is in no pack (run `cairn repo check`)"),
-                        );
+                        fail(*job, format!("chunk {id} is in no pack (run `cairn repo check`)"));
                     }
                 }
             }
@@ -295,15 +259,7 @@ impl Restorer<'_> {
                 continue;
             }
             let n = &job.node;
-            match apply_metadata(
-                &job.path,
-                EntryKind::File,
-                n.mode,
-                n.uid,
-                n.gid,
-                n.mtime_ns,
-                self.chown,
-            ) {
+            match apply_metadata(&job.path, EntryKind::File, n.mode, n.uid, n.gid, n.mtime_ns, self.chown) {
                 Ok(()) => self.count(|r| {
                     r.files += 1;
                     r.bytes += n.size;
@@ -330,11 +286,7 @@ impl Restorer<'_> {
         let mut open: HashMap<usize, File> = HashMap::new();
         for group in coalesce(&blobs) {
             let start = u64::from(group[0].1.offset);
-            let end = group
-                .iter()
-                .map(|(_, l)| u64::from(l.offset) + u64::from(l.stored_len))
-                .max()
-                .unwrap_or(start);
+            let end = group.iter().map(|(_, l)| u64::from(l.offset) + u64::from(l.stored_len)).max().unwrap_or(start);
             let bytes = match self.repo.backend().get_range(&key, start, end - start) {
                 Ok(b) => b,
                 Err(e) => {
@@ -363,9 +315,7 @@ impl Restorer<'_> {
                 }
                 for (job, offset) in &targets[id] {
                     let written = match open.entry(*job) {
-                        std::collections::hash_map::Entry::Occupied(f) => {
-                            f.get().write_all_at(&raw, *offset)
-                        }
+                        std::collections::hash_map::Entry::Occupied(f) => f.get().write_all_at(&raw, *offset),
                         std::collections::hash_map::Entry::Vacant(v) => OpenOptions::new()
                             .write(true)
                             .open(&jobs[*job].path)
@@ -391,8 +341,7 @@ fn coalesce(blobs: &[(ChunkId, Location)]) -> Vec<&[(ChunkId, Location)]> {
             let prev_end = u64::from(blobs[i - 1].1.offset) + u64::from(blobs[i - 1].1.stored_len);
             let next = &blobs[i].1;
             let next_end = u64::from(next.offset) + u64::from(next.stored_len);
-            u64::from(next.offset) > prev_end + COALESCE_GAP_BYTES
-                || next_end - first > MAX_READ_BYTES
+            u64::from(next.offset) > prev_end + COALESCE_GAP_BYTES || next_end - first > MAX_READ_BYTES
         };
         if split {
             groups.push(&blobs[start..i]);

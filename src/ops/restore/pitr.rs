@@ -50,11 +50,7 @@ pub struct PitrReport {
     pub warnings: Vec<String>,
 }
 
-pub fn restore_at(
-    repo: &Repository,
-    opts: &PitrOptions,
-    progress: &dyn Progress,
-) -> Result<PitrReport> {
+pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress) -> Result<PitrReport> {
     let (id, snap) = snapshot_before(repo, opts)?;
     if fs::read_dir(&opts.target).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::InvalidArgument(format!(
@@ -62,23 +58,13 @@ pub fn restore_at(
             opts.target.display()
         )));
     }
-    let restored = restore(
-        repo,
-        &snap,
-        &RestoreOptions {
-            target: opts.target.clone(),
-            ..Default::default()
-        },
-        progress,
-    )?;
+    let restored =
+        restore(repo, &snap, &RestoreOptions { target: opts.target.clone(), ..Default::default() }, progress)?;
     let mut warnings = Vec::new();
     let mut upto = Vec::new();
     let mut newest_overall: Option<(i64, String)> = None;
     repo.for_each_wal(Some(&opts.stream), &mut |r| {
-        if newest_overall
-            .as_ref()
-            .is_none_or(|(t, _)| r.archived_ns > *t)
-        {
+        if newest_overall.as_ref().is_none_or(|(t, _)| r.archived_ns > *t) {
             newest_overall = Some((r.archived_ns, r.name.clone()));
         }
         if r.archived_ns <= opts.at_ns {
@@ -108,11 +94,8 @@ pub fn restore_at(
     if postgres {
         prepare_postgres_recovery(&opts.target, opts)?;
     }
-    let mut wal_files: Vec<String> = if opts.wal_dir.is_some() {
-        upto.iter().map(|(_, n)| n.clone()).collect()
-    } else {
-        Vec::new()
-    };
+    let mut wal_files: Vec<String> =
+        if opts.wal_dir.is_some() { upto.iter().map(|(_, n)| n.clone()).collect() } else { Vec::new() };
     wal_files.sort();
     Ok(PitrReport {
         snapshot: id.to_hex(),
@@ -139,8 +122,7 @@ fn snapshot_before(repo: &Repository, opts: &PitrOptions) -> Result<(SnapshotId,
             continue;
         }
         oldest = Some(oldest.map_or(snap.time_ns, |o| o.min(snap.time_ns)));
-        if snap.time_ns <= opts.at_ns && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns)
-        {
+        if snap.time_ns <= opts.at_ns && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
             best = Some((id, snap));
         }
     }
@@ -150,9 +132,7 @@ fn snapshot_before(repo: &Repository, opts: &PitrOptions) -> Result<(SnapshotId,
             format_ns(opts.at_ns),
             format_ns(o)
         )),
-        None => {
-            Error::not_found("snapshot to restore from (the repository has no matching snapshots)")
-        }
+        None => Error::not_found("snapshot to restore from (the repository has no matching snapshots)"),
     })
 }
 
@@ -163,11 +143,7 @@ fn shell_quote(s: &str) -> String {
 
 /// Makes a restored data directory recover to `at` by itself on start.
 fn prepare_postgres_recovery(dir: &Path, opts: &PitrOptions) -> Result<()> {
-    let restore_command = format!(
-        "{} wal fetch %f %p --stream {}",
-        opts.fetch_command,
-        shell_quote(&opts.stream)
-    );
+    let restore_command = format!("{} wal fetch %f %p --stream {}", opts.fetch_command, shell_quote(&opts.stream));
     let settings = [
         ("restore_command", restore_command),
         ("recovery_target_time", format_ns_sql(opts.at_ns)),
@@ -177,20 +153,13 @@ fn prepare_postgres_recovery(dir: &Path, opts: &PitrOptions) -> Result<()> {
         ("archive_mode", "off".to_string()),
     ];
     let conf = dir.join("postgresql.auto.conf");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&conf)
-        .map_err(|e| Error::io("cannot open", &conf, e))?;
-    let mut text = format!(
-        "\n# Added by cairn restore --at {}\n",
-        format_ns(opts.at_ns)
-    );
+    let mut f =
+        OpenOptions::new().create(true).append(true).open(&conf).map_err(|e| Error::io("cannot open", &conf, e))?;
+    let mut text = format!("\n# Added by cairn restore --at {}\n", format_ns(opts.at_ns));
     for (k, v) in settings {
         text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
     }
-    f.write_all(text.as_bytes())
-        .map_err(|e| Error::io("cannot write", &conf, e))?;
+    f.write_all(text.as_bytes()).map_err(|e| Error::io("cannot write", &conf, e))?;
     let signal = dir.join("recovery.signal");
     fs::write(&signal, b"").map_err(|e| Error::io("cannot write", &signal, e))?;
     for d in ["pg_wal", "pg_wal/archive_status"] {
@@ -200,12 +169,7 @@ fn prepare_postgres_recovery(dir: &Path, opts: &PitrOptions) -> Result<()> {
     // Owned like the data directory, so the server can read what we added.
     if let Ok(meta) = fs::metadata(dir) {
         use std::os::unix::fs::MetadataExt;
-        for p in [
-            conf,
-            signal,
-            dir.join("pg_wal"),
-            dir.join("pg_wal/archive_status"),
-        ] {
+        for p in [conf, signal, dir.join("pg_wal"), dir.join("pg_wal/archive_status")] {
             let _ = std::os::unix::fs::chown(&p, Some(meta.uid()), Some(meta.gid()));
         }
     }
