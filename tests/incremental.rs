@@ -129,3 +129,51 @@ fn unchanged_tree_adds_nothing_and_reads_nothing() {
     assert!(second.read_paths.is_empty());
     assert_eq!(second.snapshot.root, first.snapshot.root, "same tree, same root id");
 }
+
+fn snapshot_append_only(repo: &TestRepo, dir: &std::path::Path) -> cairn::ops::BackupReport {
+    let r = repo.open(cairn::Access::Write);
+    let opts = cairn::ops::BackupOptions {
+        paths: vec![dir.to_path_buf()],
+        append_only: vec!["*.log".into()],
+        record_reads: true,
+        ..Default::default()
+    };
+    cairn::ops::backup(&r, &opts, &cairn::progress::NoProgress).unwrap()
+}
+
+#[test]
+fn append_only_files_are_read_from_their_last_chunk_on() {
+    let repo = TestRepo::new(IndexKind::Persistent);
+    let max_chunk = u64::from(ChunkerParams::default().max_bytes);
+    let dir = repo.dir.path().join("queue");
+    let mut rng = Rng::new(31);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("seg-1.log"), rng.bytes(24 << 20)).unwrap();
+    fs::write(dir.join("state.db"), rng.bytes(4 << 20)).unwrap();
+    snapshot_append_only(&repo, &dir);
+
+    // Grows by 1 MiB: only the last chunk and the new MiB are read.
+    append(&dir.join("seg-1.log"), &rng.bytes(1 << 20));
+    let r = snapshot_append_only(&repo, &dir);
+    assert_eq!(r.appended_files, 1);
+    let read = r.snapshot.summary.bytes_read;
+    assert!(read >= 1 << 20 && read <= (1 << 20) + max_chunk, "read {read} bytes for a 1 MiB append");
+
+    // A file that is not declared append-only is read whole when it grows.
+    append(&dir.join("state.db"), &rng.bytes(1 << 20));
+    let r = snapshot_append_only(&repo, &dir);
+    assert_eq!((r.appended_files, r.snapshot.summary.bytes_read), (0, 5 << 20));
+
+    // The old tail changed: the proof fails and the file is read whole.
+    let f = OpenOptions::new().write(true).open(dir.join("seg-1.log")).unwrap();
+    f.write_all_at(b"rewritten in place", (25 << 20) - 100).unwrap();
+    drop(f);
+    append(&dir.join("seg-1.log"), &rng.bytes(1 << 20));
+    let r = snapshot_append_only(&repo, &dir);
+    assert_eq!(r.appended_files, 0);
+    assert_eq!(r.snapshot.summary.bytes_read, 26 << 20);
+
+    let target = repo.dir.path().join("restored");
+    repo.restore_latest(&target);
+    common::assert_same_tree(&dir, &target);
+}

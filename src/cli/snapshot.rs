@@ -59,6 +59,12 @@ pub struct CreateArgs {
     /// `cairn wal push` for the snapshot to be restorable.
     #[arg(long, value_name = "CONNINFO")]
     postgres: Option<String>,
+    /// Treat matching files (a name pattern like '*.log', or a path pattern with '/') as
+    /// append-only: one that grew since the parent is read only from its last chunk on, after
+    /// that chunk is re-hashed to prove the old content unchanged (repeatable). Only for files
+    /// that are never rewritten in place (segment logs, WAL); see docs/design.md.
+    #[arg(long, value_name = "PATTERN")]
+    append_only: Vec<String>,
     /// Record this time as the snapshot's instead of now (e.g. when importing old backups).
     #[arg(long, value_name = "TIME")]
     time: Option<String>,
@@ -128,6 +134,7 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
         parent: args.parent.as_deref().map(str::parse).transpose()?,
         force_read: args.force,
         postgres: args.postgres,
+        append_only: args.append_only,
         time_ns: args.time.as_deref().map(cairn::time::parse_timestamp).transpose()?,
         ..Default::default()
     };

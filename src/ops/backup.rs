@@ -41,6 +41,10 @@ pub struct BackupOptions {
     pub record_reads: bool,
     /// Entries left out of the snapshot.
     pub excludes: Excludes,
+    /// Files (by name, or by absolute path for patterns with a `/`) that are only ever
+    /// appended to: when one grew since the parent, only its new part is read, after its last
+    /// stored chunk is re-hashed to prove the old content is unchanged. See `docs/design.md`.
+    pub append_only: Vec<String>,
     /// Record this time instead of now (importing old backups; tests).
     pub time_ns: Option<i64>,
     /// Take an online base backup of the PostgreSQL cluster at this connection string: the
@@ -85,6 +89,8 @@ pub struct BackupReport {
     pub changed_while_reading: Vec<String>,
     /// With `record_reads`: every file whose data was read.
     pub read_paths: Vec<String>,
+    /// Files read only from their last chunk on, as append-only files that grew.
+    pub appended_files: u64,
 }
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
@@ -157,12 +163,25 @@ pub fn backup_with(
     };
     progress.phase("snapshot", None);
     let session = WriteSession::new(repo);
-    let archiver =
-        Archiver { repo, session: &session, opts, late, progress, counters: Counters::default(), log: Log::default() };
+    let append = match opts.append_only.is_empty() {
+        true => None,
+        false => Some(crate::ops::select::Includes::new(&opts.append_only)?),
+    };
+    let archiver = Archiver {
+        repo,
+        session: &session,
+        opts,
+        late,
+        append,
+        progress,
+        counters: Counters::default(),
+        log: Log::default(),
+    };
     let root = archiver.synthetic_root(&paths, parent_root.as_ref())?;
     session.flush()?;
     let stats = session.stats();
     let c = &archiver.counters;
+    let archiver_appended = c.appended.load(Ordering::Relaxed);
     let log = archiver.log.into_inner();
     let summary = Summary {
         files: c.files.load(Ordering::Relaxed),
@@ -192,7 +211,14 @@ pub fn backup_with(
     progress.finish();
     let mut read_paths = log.read_paths;
     read_paths.sort();
-    Ok(BackupReport { id, snapshot, skipped: log.skipped, changed_while_reading: log.changed, read_paths })
+    Ok(BackupReport {
+        id,
+        snapshot,
+        skipped: log.skipped,
+        changed_while_reading: log.changed,
+        read_paths,
+        appended_files: archiver_appended,
+    })
 }
 
 /// Absolute, symlink-resolved, deduplicated paths; paths inside another given path are dropped.
@@ -224,6 +250,8 @@ struct Counters {
     bytes: AtomicU64,
     files_read: AtomicU64,
     bytes_read: AtomicU64,
+    /// Files read only from their last chunk on (append-only and grown).
+    appended: AtomicU64,
 }
 
 #[derive(Default)]
@@ -253,6 +281,8 @@ struct Archiver<'a> {
     session: &'a WriteSession<'a>,
     opts: &'a BackupOptions,
     late: Option<&'a LateFiles<'a>>,
+    /// `append_only` patterns, if any.
+    append: Option<crate::ops::select::Includes>,
     progress: &'a dyn Progress,
     counters: Counters,
     log: Log,
@@ -422,7 +452,7 @@ impl Archiver<'_> {
             node.gid = meta.gid;
             return Ok(Some(node));
         }
-        match self.read_file(path) {
+        match self.read_file(path, parent.filter(|p| self.appendable(path, p, &meta))) {
             Ok((meta, chunks, read)) => {
                 self.counters.bytes.fetch_add(read, Ordering::Relaxed);
                 self.progress.add_files(1);
@@ -441,8 +471,18 @@ impl Archiver<'_> {
         }
     }
 
-    /// Reads and stores a file's data.
-    fn read_file(&self, path: &Path) -> Result<(FileMeta, Vec<ChunkRef>, u64), FileFailure> {
+    /// A file declared append-only that grew in place since the parent snapshot.
+    fn appendable(&self, path: &Path, prev: &Node, now: &FileMeta) -> bool {
+        let declared = self.append.as_ref().is_some_and(|a| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            a.matches(path.to_string_lossy().trim_start_matches('/'), &name)
+        });
+        declared && prev.inode == now.inode && now.size > prev.size && !prev.chunks().is_empty()
+    }
+
+    /// Reads and stores a file's data: only the new part when `grown_from` (its parent entry)
+    /// is given and the old tail proves unchanged, else all of it.
+    fn read_file(&self, path: &Path, grown_from: Option<&Node>) -> Result<(FileMeta, Vec<ChunkRef>, u64), FileFailure> {
         self.counters.files_read.fetch_add(1, Ordering::Relaxed);
         if self.opts.record_reads {
             self.log.with(|l| l.read_paths.push(path.display().to_string()));
@@ -451,6 +491,14 @@ impl Archiver<'_> {
             self.counters.bytes_read.fetch_add(n, Ordering::Relaxed);
             self.progress.add_bytes(n);
         };
+        if let Some(prev) = grown_from {
+            let appended =
+                self.session.store_appended(path, prev.chunks(), prev.size, self.opts.read_strategy, &on_bytes)?;
+            if let Some(stored) = appended {
+                self.counters.appended.fetch_add(1, Ordering::Relaxed);
+                return Ok((stored.meta, stored.chunks, stored.bytes));
+            }
+        }
         let stored = self.session.store_file(path, self.opts.read_strategy, &on_bytes)?;
         Ok((stored.meta, stored.chunks, stored.bytes))
     }

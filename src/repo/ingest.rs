@@ -61,6 +61,43 @@ impl WriteSession<'_> {
     }
 }
 
+impl WriteSession<'_> {
+    /// Stores a file that grew since it was stored as `prev` (`prev_size` bytes): proves the
+    /// old tail is unchanged by re-hashing `prev`'s last chunk from the file, then chunks only
+    /// from that chunk's start onward (a FastCDC cut point, so the cuts match a full read).
+    /// `None` when the proof fails or the file did not grow: the caller reads it whole.
+    pub fn store_appended(
+        &self,
+        path: &Path,
+        prev: &[ChunkRef],
+        prev_size: u64,
+        strategy: ReadStrategy,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<Option<StoredFile>, FileFailure> {
+        let Some((last, kept)) = prev.split_last() else { return Ok(None) };
+        let file = File::open(path)?;
+        let meta = FileMeta::from_metadata(&file.metadata()?);
+        if meta.size <= prev_size {
+            return Ok(None);
+        }
+        let start = prev_size - u64::from(last.len);
+        let mut data = FileData::new(file, meta.size, meta.last_change(), strategy)?;
+        let window = data.window(start)?;
+        if window.len() < last.len as usize || ChunkId::of(&window[..last.len as usize]) != last.id {
+            return Ok(None);
+        }
+        let mut chunks = kept.to_vec();
+        let read = chunk_file(&self.repo().config().chunker, &mut data, start, |pieces: &[Piece<'_>]| {
+            let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
+            self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
+            on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
+            chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));
+            Ok::<(), FileFailure>(())
+        })?;
+        Ok(Some(StoredFile { meta, chunks, bytes: start + read }))
+    }
+}
+
 /// The chunks a file would be stored as, without storing anything: to compare a file with a
 /// copy already in the repository.
 pub fn hash_file(params: &ChunkerParams, path: &Path) -> io::Result<(FileMeta, Vec<ChunkRef>)> {
