@@ -24,6 +24,8 @@ pub fn pack(data: &[u8]) {
 pub fn tree(data: &[u8]) {
     let _ = cairn::snapshot::Tree::decode(data, "fuzz");
     let _ = cairn::codec::from_bytes::<cairn::snapshot::Tree>(data, "fuzz");
+    let _ = cairn::snapshot::ChunkList::decode(data, "fuzz");
+    let _ = cairn::codec::from_bytes::<cairn::snapshot::ChunkList>(data, "fuzz");
 }
 
 /// A snapshot record.

@@ -42,6 +42,7 @@ pub enum RecordKind {
     WalRecord = 3,
     Lock = 4,
     Tree = 5,
+    ChunkList = 6,
 }
 
 impl RecordKind {
@@ -52,6 +53,7 @@ impl RecordKind {
             RecordKind::WalRecord => "WAL record",
             RecordKind::Lock => "lock",
             RecordKind::Tree => "tree",
+            RecordKind::ChunkList => "chunk list",
         }
     }
 }

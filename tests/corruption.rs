@@ -74,7 +74,7 @@ impl Fixture {
         let s = repo.load_snapshot(snap).unwrap();
         let path = fs::canonicalize(file).unwrap();
         let node = cairn::ops::select::find_node(&repo, &s, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
-        let id = node.chunks()[0].id;
+        let id = repo.file_chunks(&node).unwrap()[0].id;
         (id, repo.locate(&id).unwrap())
     }
 

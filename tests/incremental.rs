@@ -79,10 +79,11 @@ fn pages_rewritten_in_place_cost_about_their_chunks() {
     )
     .unwrap()
     .unwrap();
+    let chunks = r.file_chunks(&node).unwrap();
     drop(r);
     let mut bounds = Vec::new();
     let mut off = 0u64;
-    for c in node.chunks() {
+    for c in chunks {
         bounds.push((off, off + u64::from(c.len)));
         off += u64::from(c.len);
     }

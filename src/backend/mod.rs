@@ -7,8 +7,12 @@
 //! name must be unique (WAL records).
 
 mod local;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use local::{sync_dir as local_sync_dir, LocalBackend, TEMP_PREFIX};
+#[cfg(feature = "s3")]
+pub use s3::{S3Backend, S3Options};
 
 use crate::error::Result;
 

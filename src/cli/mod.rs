@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use cairn::error::{Error, Result};
-use cairn::repo::{Access, IndexKind, Repository};
+use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Options};
 
 #[derive(Parser)]
 #[command(
@@ -29,9 +29,26 @@ use cairn::repo::{Access, IndexKind, Repository};
                   10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository."
 )]
 pub struct Cli {
-    /// Repository location: a local directory.
-    #[arg(long, short = 'r', global = true, env = "CAIRN_REPO", value_name = "PATH")]
-    repo: Option<PathBuf>,
+    /// Repository location: a local directory, or s3://BUCKET/PREFIX for S3-compatible object
+    /// storage (credentials, region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, or the --s3-* options).
+    #[arg(long, short = 'r', global = true, env = "CAIRN_REPO", value_name = "PATH|URL")]
+    repo: Option<String>,
+    /// Where object-store repositories keep their local index cache.
+    #[arg(long, global = true, env = "CAIRN_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// S3 endpoint URL (path-style addressing; http:// allowed, e.g. for a loopback server).
+    #[arg(long, global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// S3 region.
+    #[arg(long, global = true, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// S3 access key id.
+    #[arg(long, global = true, value_name = "KEY")]
+    s3_access_key_id: Option<String>,
+    /// S3 secret access key (prefer the environment: command lines are visible to others).
+    #[arg(long, global = true, value_name = "SECRET")]
+    s3_secret_access_key: Option<String>,
     /// Print results as JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -70,21 +87,28 @@ enum Command {
 
 /// Global options every command sees.
 pub struct Context {
-    repo: Option<PathBuf>,
+    repo: Option<String>,
+    connect: Connect,
     lock_wait: u64,
     pub json: bool,
     pub quiet: bool,
 }
 
 impl Context {
-    pub fn repo_path(&self) -> Result<&PathBuf> {
-        self.repo
-            .as_ref()
-            .ok_or_else(|| Error::InvalidArgument("no repository given: use --repo PATH or set CAIRN_REPO".to_string()))
+    pub fn location(&self) -> Result<RepoLocation> {
+        self.repo.as_deref().map(RepoLocation::parse).ok_or_else(|| {
+            Error::InvalidArgument(
+                "no repository given: use --repo PATH|s3://BUCKET/PREFIX or set CAIRN_REPO".to_string(),
+            )
+        })
+    }
+
+    pub fn connect(&self) -> &Connect {
+        &self.connect
     }
 
     pub fn open(&self, access: Access) -> Result<Repository> {
-        let mut repo = Repository::open_local(self.repo_path()?, access, IndexKind::Persistent)?;
+        let mut repo = self.connect.open(&self.location()?, access)?;
         repo.set_lock_wait(std::time::Duration::from_secs(self.lock_wait));
         Ok(repo)
     }
@@ -101,9 +125,25 @@ impl Context {
     }
 }
 
+#[cfg(feature = "s3")]
+fn s3_options(cli: &Cli) -> S3Options {
+    S3Options {
+        endpoint: cli.s3_endpoint.clone(),
+        region: cli.s3_region.clone(),
+        access_key_id: cli.s3_access_key_id.clone(),
+        secret_access_key: cli.s3_secret_access_key.clone(),
+    }
+}
+
+#[cfg(not(feature = "s3"))]
+fn s3_options(_cli: &Cli) -> S3Options {
+    S3Options::default()
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let ctx = Context { repo: cli.repo, lock_wait: cli.lock_wait, json: cli.json, quiet: cli.quiet };
+    let connect = Connect { s3: s3_options(&cli), cache_dir: cli.cache_dir.clone(), kind: IndexKind::Persistent };
+    let ctx = Context { repo: cli.repo, connect, lock_wait: cli.lock_wait, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Init(args) => repo::init(&ctx, args),
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),

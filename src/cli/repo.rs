@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use cairn::chunker::ChunkerParams;
 use cairn::error::{exit, Result};
-use cairn::repo::{Access, InitOptions, Repository};
+use cairn::repo::{Access, InitOptions};
 
 use cairn::ops::{self, CheckOptions, ReadData, Severity};
 
@@ -78,7 +78,7 @@ struct InfoView {
 }
 
 pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
-    let path = ctx.repo_path()?;
+    let location = ctx.location()?;
     let avg = args.chunk_kib.saturating_mul(1024);
     let opts = InitOptions {
         chunker: ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg.saturating_mul(4) },
@@ -86,13 +86,13 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
         pack_target_bytes: args.pack_mib << 20,
     };
     opts.chunker.validate()?;
-    let config = Repository::init_local(path, &opts)?;
+    let config = ctx.connect().init(&location, &opts)?;
     // Create the index now so the layout is complete.
-    drop(Repository::open_local(path, Access::Write, cairn::IndexKind::Persistent)?);
+    drop(ctx.open(Access::Write)?);
     if ctx.json {
-        json(&serde_json::json!({ "location": path.display().to_string(), "id": config.id.0.to_hex() }));
+        json(&serde_json::json!({ "location": location.to_string(), "id": config.id.0.to_hex() }));
     } else {
-        ctx.say(format!("created repository {} at {}", &config.id.0.to_hex()[..8], path.display()));
+        ctx.say(format!("created repository {} at {location}", &config.id.0.to_hex()[..8]));
     }
     Ok(exit::OK)
 }
@@ -150,8 +150,7 @@ fn info(ctx: &Context) -> Result<i32> {
 }
 
 fn repair_index(ctx: &Context) -> Result<i32> {
-    let path = ctx.repo_path()?;
-    let report = cairn::repo::repair_local_index(path)?;
+    let report = ctx.connect().repair_index(&ctx.location()?)?;
     if ctx.json {
         json(&report);
     } else {
@@ -166,7 +165,7 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
         (None, true) => ReadData::All,
         (None, false) => ReadData::None,
     };
-    let audit = Repository::open_local_for_audit(ctx.repo_path()?, cairn::IndexKind::Persistent)?;
+    let audit = ctx.connect().audit(&ctx.location()?)?;
     let progress = ctx.progress();
     let report = ops::check(&audit, &CheckOptions { read_data }, progress.as_ref())?;
     if ctx.json {

@@ -126,8 +126,7 @@ fn finish(report: &RestoreReport) -> i32 {
 /// How a restored PostgreSQL calls back into this cairn and repository.
 fn fetch_command(ctx: &Context) -> Result<String> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot locate", std::path::Path::new("cairn"), e))?;
-    let given = ctx.repo_path()?;
-    let repo = std::fs::canonicalize(given).map_err(|e| Error::io("cannot resolve", given, e))?;
-    let quote = |s: &std::path::Path| format!("'{}'", s.display().to_string().replace('\'', r"'\''"));
-    Ok(format!("{} --repo {}", quote(&exe), quote(&repo)))
+    let repo = ctx.location()?.for_callback()?;
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    Ok(format!("{} --repo {}", quote(&exe.display().to_string()), quote(&repo)))
 }

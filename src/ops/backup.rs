@@ -435,7 +435,7 @@ impl Archiver<'_> {
             ctime_ns: now,
             inode: 0,
             size: content.len() as u64,
-            content: NodeContent::File { chunks },
+            content: self.session.file_content(chunks)?,
         })
     }
 
@@ -456,7 +456,8 @@ impl Archiver<'_> {
             Ok((meta, chunks, read)) => {
                 self.counters.bytes.fetch_add(read, Ordering::Relaxed);
                 self.progress.add_files(1);
-                let mut node = node_from(name, &meta, NodeContent::File { chunks });
+                let content = self.session.file_content(chunks)?;
+                let mut node = node_from(name, &meta, content);
                 node.size = read;
                 if read != meta.size {
                     self.log.with(|l| l.changed.push(path.display().to_string()));
@@ -477,7 +478,7 @@ impl Archiver<'_> {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             a.matches(path.to_string_lossy().trim_start_matches('/'), &name)
         });
-        declared && prev.inode == now.inode && now.size > prev.size && !prev.chunks().is_empty()
+        declared && prev.is_file() && prev.inode == now.inode && now.size > prev.size && prev.size > 0
     }
 
     /// Reads and stores a file's data: only the new part when `grown_from` (its parent entry)
@@ -492,8 +493,9 @@ impl Archiver<'_> {
             self.progress.add_bytes(n);
         };
         if let Some(prev) = grown_from {
+            let prev_chunks = self.repo.file_chunks(prev).map_err(FileFailure::Repo)?;
             let appended =
-                self.session.store_appended(path, prev.chunks(), prev.size, self.opts.read_strategy, &on_bytes)?;
+                self.session.store_appended(path, &prev_chunks, prev.size, self.opts.read_strategy, &on_bytes)?;
             if let Some(stored) = appended {
                 self.counters.appended.fetch_add(1, Ordering::Relaxed);
                 return Ok((stored.meta, stored.chunks, stored.bytes));
@@ -506,7 +508,7 @@ impl Archiver<'_> {
 
 /// Same size, mtime, ctime and inode as in the parent: the file is not read again.
 fn unchanged(prev: &Node, now: &FileMeta) -> bool {
-    matches!(prev.content, NodeContent::File { .. })
+    prev.is_file()
         && prev.size == now.size
         && prev.mtime_ns == now.mtime_ns
         && prev.ctime_ns == now.ctime_ns

@@ -165,6 +165,9 @@ fn diff_entry(
             }
             let content_same = match (&x.content, &y.content) {
                 (NodeContent::File { chunks: a }, NodeContent::File { chunks: b }) => a == b,
+                (NodeContent::LargeFile { pieces: a }, NodeContent::LargeFile { pieces: b }) => a == b,
+                (NodeContent::File { .. }, NodeContent::LargeFile { .. })
+                | (NodeContent::LargeFile { .. }, NodeContent::File { .. }) => false,
                 (NodeContent::Symlink { target: a }, NodeContent::Symlink { target: b }) => a == b,
                 _ => true,
             };

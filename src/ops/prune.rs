@@ -159,6 +159,15 @@ fn mark_tree(repo: &Repository, marks: &MarkSet, tree_id: ChunkId) -> Result<()>
                     marks.insert(&c.id)?;
                 }
             }
+            NodeContent::LargeFile { pieces } => {
+                for p in pieces {
+                    if marks.insert(&p.id)? {
+                        for c in repo.load_chunk_list(&p.id)?.chunks {
+                            marks.insert(&c.id)?;
+                        }
+                    }
+                }
+            }
             NodeContent::Symlink { .. } => {}
         }
     }

@@ -8,6 +8,7 @@ mod config;
 mod index_sync;
 mod ingest;
 mod layout;
+mod location;
 mod lock;
 mod open;
 mod read;
@@ -22,8 +23,9 @@ pub use layout::{
     pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR,
     WAL_DIR,
 };
+pub use location::{default_cache_dir, Connect, RepoLocation, S3Options};
 pub use lock::{list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
-pub use open::{repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
+pub use open::{repair_index, repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub use session::{SessionStats, WriteSession};
 pub use snapshots::SnapshotSpec;
 pub use wal::check_wal_names;

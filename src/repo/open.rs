@@ -187,15 +187,19 @@ fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>
     })
 }
 
-/// Rebuilds a local repository's index from its pack trailers. A damaged index directory that
-/// RocksDB cannot open is moved aside and replaced; an index held by a running process is left
-/// alone (`Error::Locked`).
+/// Rebuilds a local repository's index from its pack trailers (see [`repair_index`]).
 pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
     if !path.join(CONFIG_KEY).is_file() {
         return Err(Error::NotARepository { path: path.display().to_string() });
     }
-    let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
-    let index_dir = path.join(LOCAL_INDEX_DIR);
+    repair_index(Arc::new(LocalBackend::new(path)), &path.join(LOCAL_INDEX_DIR))
+}
+
+/// Rebuilds the index at `index_dir` from the pack trailers. A damaged index directory that
+/// RocksDB cannot open is moved aside and replaced; an index held by a running process is left
+/// alone (`Error::Locked`).
+pub fn repair_index(backend: Arc<dyn Backend>, index_dir: &Path) -> Result<crate::repo::SyncReport> {
+    let index_dir = index_dir.to_path_buf();
     let repo = match open_index(Some(&index_dir), Access::Write) {
         Ok(index) if index.clear().is_ok() => Repository {
             config: Config::decode(&backend.get(CONFIG_KEY)?)?,
@@ -208,7 +212,7 @@ pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
         Ok(_) => return Err(Error::Locked(format!("index {} is in use by another process", index_dir.display()))),
         Err(e @ Error::Locked(_)) => return Err(e),
         Err(_) => {
-            let aside = path.join(format!("{LOCAL_INDEX_DIR}.damaged-{}", crate::time::now_ns()));
+            let aside = index_dir.with_extension(format!("damaged-{}", crate::time::now_ns()));
             std::fs::rename(&index_dir, &aside).map_err(|e| Error::io("cannot move aside", &index_dir, e))?;
             let repo = Repository::open(backend, Some(index_dir), Access::Write, IndexKind::Persistent)?;
             let _ = std::fs::remove_dir_all(&aside);
@@ -229,30 +233,37 @@ pub struct AuditOpen {
 }
 
 impl Repository {
-    /// Opens a local repository for `repo check` without changing anything: the index is not
-    /// synced (so unindexed packs can be reported) and a damaged config or index is reported
-    /// instead of failing the open.
+    /// Opens a local repository for `repo check` (see [`Repository::open_for_audit`]).
     pub fn open_local_for_audit(path: &Path, kind: IndexKind) -> Result<AuditOpen> {
         if !path.join(CONFIG_KEY).is_file() {
             return Err(Error::NotARepository { path: path.display().to_string() });
         }
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
-        let (config, config_error) = match backend.get(CONFIG_KEY).and_then(|b| Config::decode(&b)) {
-            Ok(c) => (c, None),
-            Err(e) => (placeholder_config(), Some(e)),
+        Self::open_for_audit(Arc::new(LocalBackend::new(path)), Some(path.join(LOCAL_INDEX_DIR)), kind)
+    }
+
+    /// Opens a repository for `repo check` without changing anything: the index is not synced
+    /// (so unindexed packs can be reported) and a damaged config or index is reported instead
+    /// of failing the open. Without a usable index dir, the audit rebuilds one in memory.
+    pub fn open_for_audit(backend: Arc<dyn Backend>, index_dir: Option<PathBuf>, kind: IndexKind) -> Result<AuditOpen> {
+        let (config, config_error) = match backend.get(CONFIG_KEY) {
+            Err(Error::NotFound { .. }) => return Err(Error::NotARepository { path: backend.location() }),
+            other => match other.and_then(|b| Config::decode(&b)) {
+                Ok(c) => (c, None),
+                Err(e) => (placeholder_config(), Some(e)),
+            },
         };
-        let index_dir = path.join(LOCAL_INDEX_DIR);
-        let (index, index_error): (Box<dyn ChunkIndex>, _) = match audit_index(&index_dir, kind) {
-            Ok(Some(index)) => (index, None),
-            Ok(None) => (Box::new(MemIndex::new()), None),
-            Err(e) => (Box::new(MemIndex::new()), Some(e)),
+        let (index, index_error): (Box<dyn ChunkIndex>, _) = match index_dir.as_deref().map(|d| audit_index(d, kind)) {
+            Some(Ok(Some(index))) => (index, None),
+            Some(Err(e)) => (Box::new(MemIndex::new()), Some(e)),
+            _ => (Box::new(MemIndex::new()), None),
         };
-        let rebuild = index_error.is_some() || kind == IndexKind::Memory || cfg!(not(feature = "rocksdb"));
+        let rebuild =
+            index_error.is_some() || index_dir.is_none() || kind == IndexKind::Memory || cfg!(not(feature = "rocksdb"));
         let repo = Repository {
             backend,
             config,
             index,
-            index_path: Some(index_dir),
+            index_path: index_dir,
             access: Access::Read,
             lock_wait: DEFAULT_LOCK_WAIT,
         };

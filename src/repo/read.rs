@@ -6,7 +6,7 @@ use crate::index::Location;
 use crate::pack::decode_blob;
 use crate::repo::layout::pack_key;
 use crate::repo::Repository;
-use crate::snapshot::Tree;
+use crate::snapshot::{ChunkList, ChunkRef, Node, NodeContent, Tree};
 
 impl Repository {
     /// Where blob `id` is stored, or a clear error when no pack holds it.
@@ -31,5 +31,27 @@ impl Repository {
     pub fn load_tree(&self, id: &ChunkId) -> Result<Tree> {
         let bytes = self.read_blob(id)?;
         Tree::decode(&bytes, &format!("tree {id}"))
+    }
+}
+
+impl Repository {
+    /// A file's complete chunk list, loading the pieces of a large file.
+    pub fn file_chunks(&self, node: &Node) -> Result<Vec<ChunkRef>> {
+        match &node.content {
+            NodeContent::File { chunks } => Ok(chunks.clone()),
+            NodeContent::LargeFile { pieces } => {
+                let mut all = Vec::with_capacity(pieces.iter().map(|p| p.chunks as usize).sum());
+                for p in pieces {
+                    all.extend(self.load_chunk_list(&p.id)?.chunks);
+                }
+                Ok(all)
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    pub fn load_chunk_list(&self, id: &ChunkId) -> Result<ChunkList> {
+        let bytes = self.read_blob(id)?;
+        ChunkList::decode(&bytes, &format!("chunk list {id}"))
     }
 }

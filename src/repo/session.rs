@@ -17,6 +17,7 @@ use crate::id::ChunkId;
 use crate::pack::{encode_blob, BlobKind, EncodedBlob, PackBuilder};
 use crate::repo::layout::pack_key;
 use crate::repo::Repository;
+use crate::snapshot::{ChunkList, ChunkRef, ListPiece, NodeContent, LIST_PIECE_CHUNKS};
 
 /// What a session added to the repository.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -141,5 +142,23 @@ impl<'r> WriteSession<'r> {
         stats.bytes_stored += pack.bytes.len() as u64;
         stats.packs_written += 1;
         Ok(())
+    }
+}
+
+impl WriteSession<'_> {
+    /// The content entry for a file with `chunks`: inline when short, else stored as list
+    /// pieces (each piece a blob, deduplicated like any other).
+    pub fn file_content(&self, chunks: Vec<ChunkRef>) -> Result<NodeContent> {
+        if chunks.len() <= LIST_PIECE_CHUNKS {
+            return Ok(NodeContent::File { chunks });
+        }
+        let mut pieces = Vec::with_capacity(chunks.len().div_ceil(LIST_PIECE_CHUNKS));
+        for part in chunks.chunks(LIST_PIECE_CHUNKS) {
+            let list = ChunkList { chunks: part.to_vec() };
+            let id = self.store(BlobKind::Tree, &list.encode()?)?;
+            let bytes = part.iter().map(|c| u64::from(c.len)).sum();
+            pieces.push(ListPiece { id, chunks: part.len() as u32, bytes });
+        }
+        Ok(NodeContent::LargeFile { pieces })
     }
 }

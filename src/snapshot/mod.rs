@@ -10,5 +10,7 @@ mod tree;
 mod wal;
 
 pub use record::{Snapshot, Summary, SNAPSHOT_VERSION};
-pub use tree::{ChunkRef, Node, NodeContent, Tree, TREE_VERSION};
+pub use tree::{
+    ChunkList, ChunkRef, ListPiece, Node, NodeContent, Tree, CHUNK_LIST_VERSION, LIST_PIECE_CHUNKS, TREE_VERSION,
+};
 pub use wal::{valid_wal_name, WalRecord, WAL_RECORD_VERSION};

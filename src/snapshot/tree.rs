@@ -17,11 +17,57 @@ pub struct ChunkRef {
     pub len: u32,
 }
 
+/// Files of more chunks than this keep their chunk list in separate blobs (see
+/// [`NodeContent::LargeFile`]).
+pub const LIST_PIECE_CHUNKS: usize = 1024;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeContent {
-    File { chunks: Vec<ChunkRef> },
-    Dir { subtree: ChunkId },
-    Symlink { target: Vec<u8> },
+    /// A file's chunks, inline.
+    File {
+        chunks: Vec<ChunkRef>,
+    },
+    Dir {
+        subtree: ChunkId,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// A large file's chunk list, cut into pieces of [`LIST_PIECE_CHUNKS`] (the last one
+    /// shorter), each stored as a [`ChunkList`] blob. An unchanged file costs its directory a
+    /// few ids instead of its whole list, and a file that grew re-stores only its last piece.
+    LargeFile {
+        pieces: Vec<ListPiece>,
+    },
+}
+
+/// One stored piece of a large file's chunk list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListPiece {
+    /// Id of the [`ChunkList`] blob.
+    pub id: ChunkId,
+    /// Chunks in the piece.
+    pub chunks: u32,
+    /// File bytes the piece covers.
+    pub bytes: u64,
+}
+
+/// A piece of a large file's chunk list, stored as a blob of kind `Tree`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkList {
+    pub chunks: Vec<ChunkRef>,
+}
+
+pub const CHUNK_LIST_VERSION: u16 = 1;
+
+impl ChunkList {
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        codec::seal(RecordKind::ChunkList, CHUNK_LIST_VERSION, self)
+    }
+
+    pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
+        codec::unseal(bytes, RecordKind::ChunkList, CHUNK_LIST_VERSION, what)
+    }
 }
 
 /// One directory entry.
@@ -54,16 +100,22 @@ impl Node {
 
     pub fn kind_name(&self) -> &'static str {
         match self.content {
-            NodeContent::File { .. } => "file",
+            NodeContent::File { .. } | NodeContent::LargeFile { .. } => "file",
             NodeContent::Dir { .. } => "dir",
             NodeContent::Symlink { .. } => "symlink",
         }
     }
 
-    pub fn chunks(&self) -> &[ChunkRef] {
+    pub fn is_file(&self) -> bool {
+        matches!(self.content, NodeContent::File { .. } | NodeContent::LargeFile { .. })
+    }
+
+    /// How many chunks the file has (0 for other kinds).
+    pub fn chunk_count(&self) -> u64 {
         match &self.content {
-            NodeContent::File { chunks } => chunks,
-            _ => &[],
+            NodeContent::File { chunks } => chunks.len() as u64,
+            NodeContent::LargeFile { pieces } => pieces.iter().map(|p| u64::from(p.chunks)).sum(),
+            _ => 0,
         }
     }
 

@@ -63,6 +63,54 @@ impl Walker<'_> {
         Affected { snapshot: self.snapshot.clone(), time: self.time.clone(), path: path.to_string(), bytes }
     }
 
+    /// Checks a file's chunks (starting at byte `offset` of the file) against the index and
+    /// the damage found so far; returns whether all are intact.
+    fn chunks(&mut self, chunks: &[crate::snapshot::ChunkRef], mut offset: u64, file: &str) -> Result<bool> {
+        self.stats.chunk_refs += chunks.len() as u64;
+        let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
+        let found = self.repo.index().get_many(&ids)?;
+        let mut clean = true;
+        for (c, loc) in chunks.iter().zip(found) {
+            let range = (offset, offset + u64::from(c.len));
+            offset = range.1;
+            let idx = match (self.findings.damaged_chunks.get(&c.id), loc) {
+                (Some(idx), _) => *idx,
+                (None, None) => {
+                    let idx = self.findings.add(Severity::Damage, format!("chunk {}", c.id), "is in no pack");
+                    self.findings.damage_chunk(c.id, idx);
+                    idx
+                }
+                (None, Some(_)) => continue,
+            };
+            clean = false;
+            let a = self.affected(file, Some(range));
+            self.findings.list[idx].affects.push(a);
+        }
+        Ok(clean)
+    }
+
+    /// Loads a piece of a large file's chunk list, or records why it cannot be loaded.
+    fn chunk_list(&mut self, id: &ChunkId) -> Result<Option<crate::snapshot::ChunkList>> {
+        if self.findings.damaged_chunks.contains_key(id) {
+            return Ok(None);
+        }
+        let Some(loc) = self.repo.index().get(id)? else {
+            let idx = self.findings.add(Severity::Damage, format!("chunk list {id}"), "is in no pack");
+            self.findings.damage_chunk(*id, idx);
+            return Ok(None);
+        };
+        match self.repo.read_blob_at(id, &loc).and_then(|b| crate::snapshot::ChunkList::decode(&b, "chunk list")) {
+            Ok(list) => Ok(Some(list)),
+            Err(e) => {
+                let msg = e.to_string();
+                let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
+                let idx = self.findings.add(Severity::Damage, format!("pack {} chunk list {id}", loc.pack), detail);
+                self.findings.damage_chunk(*id, idx);
+                Ok(None)
+            }
+        }
+    }
+
     /// Audits the tree `id` at `path`; returns whether everything below is clean.
     fn tree(&mut self, id: ChunkId, path: &str) -> Result<bool> {
         if self.clean.contains(&id) {
@@ -109,26 +157,23 @@ impl Walker<'_> {
                 NodeContent::Dir { subtree } => clean &= self.tree(*subtree, &child)?,
                 NodeContent::File { chunks } => {
                     self.stats.files += 1;
-                    self.stats.chunk_refs += chunks.len() as u64;
-                    let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-                    let found = self.repo.index().get_many(&ids)?;
+                    clean &= self.chunks(chunks, 0, &child)?;
+                }
+                NodeContent::LargeFile { pieces } => {
+                    self.stats.files += 1;
                     let mut offset = 0u64;
-                    for (c, loc) in chunks.iter().zip(found) {
-                        let range = (offset, offset + u64::from(c.len));
+                    for p in pieces {
+                        let range = (offset, offset + p.bytes);
                         offset = range.1;
-                        let idx = match (self.findings.damaged_chunks.get(&c.id), loc) {
-                            (Some(idx), _) => *idx,
-                            (None, None) => {
-                                let idx =
-                                    self.findings.add(Severity::Damage, format!("chunk {}", c.id), "is in no pack");
-                                self.findings.damage_chunk(c.id, idx);
-                                idx
+                        match self.chunk_list(&p.id)? {
+                            Some(list) => clean &= self.chunks(&list.chunks, range.0, &child)?,
+                            None => {
+                                clean = false;
+                                let idx = self.findings.damaged_chunks[&p.id];
+                                let a = self.affected(&child, Some(range));
+                                self.findings.list[idx].affects.push(a);
                             }
-                            (None, Some(_)) => continue,
-                        };
-                        clean = false;
-                        let a = self.affected(&child, Some(range));
-                        self.findings.list[idx].affects.push(a);
+                        }
                     }
                 }
                 NodeContent::Symlink { .. } => {}

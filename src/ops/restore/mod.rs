@@ -185,9 +185,9 @@ impl Restorer<'_> {
                 }
                 Ok(())
             }
-            NodeContent::File { chunks } if included => {
+            NodeContent::File { .. } | NodeContent::LargeFile { .. } if included => {
                 self.ensure_parent(path)?;
-                self.batch_refs += chunks.len();
+                self.batch_refs += node.chunk_count() as usize;
                 self.batch.push(FileJob { path: path.to_path_buf(), node: node.clone() });
                 if self.batch_refs >= BATCH_CHUNK_REFS || self.batch.len() >= BATCH_FILES {
                     self.run_batch()?;
@@ -226,8 +226,15 @@ impl Restorer<'_> {
                 fail(i, format!("cannot create: {e}"));
                 continue;
             }
+            let chunks = match self.repo.file_chunks(&job.node) {
+                Ok(c) => c,
+                Err(e) => {
+                    fail(i, format!("chunk list lost: {e}"));
+                    continue;
+                }
+            };
             let mut offset = 0u64;
-            for c in job.node.chunks() {
+            for c in chunks {
                 targets.entry(c.id).or_default().push((i, offset));
                 offset += u64::from(c.len);
             }

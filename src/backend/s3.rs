@@ -1,0 +1,209 @@
+//! The S3-compatible object storage backend (through the `object_store` crate: signing,
+//! retries with backoff on timeouts, 5xx and throttling, multipart uploads).
+//!
+//! Keys map to `<prefix>/<key>` in the bucket. Put-if-absent uses a conditional PUT
+//! (`If-None-Match: *`). The backend is synchronous like the trait: each call runs on a small
+//! private tokio runtime; callers parallelise with threads.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use futures::StreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as ObjectPath;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig, WriteMultipart};
+
+use crate::backend::{Backend, ObjectInfo, PutMode, PutOutcome};
+use crate::error::{Error, Result};
+
+/// Objects larger than this are uploaded in parts.
+const MULTIPART_THRESHOLD_BYTES: usize = 64 << 20;
+const PART_BYTES: usize = 16 << 20;
+
+/// Connection settings; unset fields come from the standard `AWS_*` environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`).
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+pub struct S3Backend {
+    store: AmazonS3,
+    runtime: tokio::runtime::Runtime,
+    prefix: String,
+    url: String,
+}
+
+fn s3_err(op: &str, key: &str, e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::not_found(format!("object {key}")),
+        other => Error::Io { context: format!("S3 {op} {key}"), source: std::io::Error::other(other.to_string()) },
+    }
+}
+
+impl S3Backend {
+    /// Opens `s3://BUCKET[/PREFIX]`.
+    pub fn open(url: &str, opts: &S3Options) -> Result<Self> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| Error::InvalidArgument(format!("{url:?} is not an s3://BUCKET/PREFIX URL")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::InvalidArgument(format!("{url:?} names no bucket")));
+        }
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_virtual_hosted_style_request(false);
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT").ok());
+        if let Some(e) = &endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        let region = opts
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".into());
+        b = b.with_region(region);
+        if let Some(k) = &opts.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = &opts.secret_access_key {
+            b = b.with_secret_access_key(s);
+        }
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: 6,
+            retry_timeout: Duration::from_secs(60),
+        };
+        let client =
+            ClientOptions::new().with_timeout(Duration::from_secs(120)).with_connect_timeout(Duration::from_secs(5));
+        let store = b
+            .with_retry(retry)
+            .with_client_options(client)
+            .build()
+            .map_err(|e| Error::InvalidArgument(format!("cannot use {url}: {e}")))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io { context: "cannot start the S3 client".into(), source: e })?;
+        Ok(S3Backend { store, runtime, prefix: prefix.trim_matches('/').to_string(), url: url.to_string() })
+    }
+
+    fn path(&self, key: &str) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from(key)
+        } else {
+            ObjectPath::from(format!("{}/{key}", self.prefix))
+        }
+    }
+
+    /// The repository key of an object path.
+    fn key_of(&self, p: &ObjectPath) -> String {
+        let s = p.as_ref();
+        if self.prefix.is_empty() {
+            s.to_string()
+        } else {
+            s.strip_prefix(&format!("{}/", self.prefix)).unwrap_or(s).to_string()
+        }
+    }
+
+    fn get_range_inner(&self, key: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        let path = self.path(key);
+        let bytes =
+            self.runtime.block_on(self.store.get_range(&path, range.clone())).map_err(|e| s3_err("GET", key, e))?;
+        if (bytes.len() as u64) < range.end - range.start {
+            return Err(Error::corrupt(key, format!("shorter than {} bytes (truncated?)", range.end)));
+        }
+        Ok(bytes.to_vec())
+    }
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        self.url.clone()
+    }
+
+    fn put(&self, key: &str, data: &[u8], mode: PutMode) -> Result<PutOutcome> {
+        let path = self.path(key);
+        if data.len() > MULTIPART_THRESHOLD_BYTES && mode == PutMode::Overwrite {
+            return self.runtime.block_on(async {
+                let upload = self.store.put_multipart(&path).await.map_err(|e| s3_err("PUT", key, e))?;
+                let mut w = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+                w.write(data);
+                w.finish().await.map_err(|e| s3_err("PUT", key, e))?;
+                Ok(PutOutcome::Written)
+            });
+        }
+        let payload = PutPayload::from(bytes::Bytes::copy_from_slice(data));
+        let opts = match mode {
+            PutMode::Overwrite => object_store::PutMode::Overwrite,
+            PutMode::IfAbsent => object_store::PutMode::Create,
+        };
+        match self.runtime.block_on(self.store.put_opts(&path, payload, opts.into())) {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(object_store::Error::AlreadyExists { .. }) | Err(object_store::Error::Precondition { .. }) => {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            Err(e) => Err(s3_err("PUT", key, e)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>> {
+        let path = self.path(key);
+        self.runtime.block_on(async {
+            let r = self.store.get(&path).await.map_err(|e| s3_err("GET", key, e))?;
+            r.bytes().await.map(|b| b.to_vec()).map_err(|e| s3_err("GET", key, e))
+        })
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        match self.get_range_inner(key, offset..offset + len) {
+            // A range past the end is refused by S3: report it like a short local read.
+            Err(Error::Io { .. }) if self.size(key)?.is_some_and(|s| s < offset + len) => {
+                Err(Error::corrupt(key, format!("shorter than {} bytes (truncated?)", offset + len)))
+            }
+            other => other,
+        }
+    }
+
+    fn size(&self, key: &str) -> Result<Option<u64>> {
+        match self.runtime.block_on(self.store.head(&self.path(key))) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(s3_err("HEAD", key, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str, f: &mut dyn FnMut(ObjectInfo) -> Result<()>) -> Result<()> {
+        let path = self.path(prefix.trim_end_matches('/'));
+        self.runtime.block_on(async {
+            let mut stream = self.store.list(Some(&path));
+            while let Some(item) = stream.next().await {
+                let meta = item.map_err(|e| s3_err("LIST", prefix, e))?;
+                f(ObjectInfo { key: self.key_of(&meta.location), size: meta.size })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        match self.runtime.block_on(self.store.delete(&self.path(key))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(s3_err("DELETE", key, e)),
+        }
+    }
+}
