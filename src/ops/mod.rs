@@ -3,6 +3,7 @@
 pub mod backup;
 pub mod browse;
 pub mod check;
+pub mod copy;
 pub mod forget;
 pub mod prune;
 pub mod restore;
@@ -12,6 +13,7 @@ pub mod wal;
 pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
+pub use copy::{copy, CopyReport};
 pub use forget::{forget, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{restore, restore_at, PitrOptions, PitrReport, RestoreOptions, RestoreReport};

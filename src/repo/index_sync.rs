@@ -65,6 +65,29 @@ impl Repository {
         Ok(report)
     }
 
+    /// Adds the packs the index does not know (and whose trailers read) to the index, without
+    /// touching entries of packs that vanished; returns the ids added. For audits, which must
+    /// still see — and report — index entries pointing at missing packs.
+    pub fn ingest_unknown_packs(&self) -> Result<Vec<PackId>> {
+        let mut unknown = Vec::new();
+        self.backend.list(PACKS_DIR, &mut |obj| {
+            if let Some(id) = pack_id_from_key(&obj.key) {
+                if self.index.pack_info(&id)?.is_none() {
+                    unknown.push((id, obj.size));
+                }
+            }
+            Ok(())
+        })?;
+        self.ingest(&unknown)?;
+        let mut added = Vec::new();
+        for (id, _) in unknown {
+            if self.index.pack_info(&id)?.is_some() {
+                added.push(id);
+            }
+        }
+        Ok(added)
+    }
+
     /// Drops the index and rebuilds it from every pack's trailer.
     pub fn rebuild_index(&self) -> Result<SyncReport> {
         self.index.clear()?;

@@ -230,6 +230,8 @@ pub struct AuditOpen {
     /// The persistent index is missing or unreadable; the audit goes on with an in-memory
     /// index rebuilt from the pack trailers.
     pub index_error: Option<String>,
+    /// Packs the index did not know yet (now in the audit's private overlay).
+    pub unindexed_packs: Vec<crate::id::PackId>,
 }
 
 impl Repository {
@@ -253,7 +255,7 @@ impl Repository {
             },
         };
         let (index, index_error): (Box<dyn ChunkIndex>, _) = match index_dir.as_deref().map(|d| audit_index(d, kind)) {
-            Some(Ok(Some(index))) => (index, None),
+            Some(Ok(Some(index))) => (Box::new(crate::index::OverlayIndex::new(index)) as Box<dyn ChunkIndex>, None),
             Some(Err(e)) => (Box::new(MemIndex::new()), Some(e)),
             _ => (Box::new(MemIndex::new()), None),
         };
@@ -267,10 +269,16 @@ impl Repository {
             access: Access::Read,
             lock_wait: DEFAULT_LOCK_WAIT,
         };
-        if rebuild {
+        // Packs written since the index was last updated (by a guest, or by another host sharing
+        // an object store) go into a private overlay, so their chunks count as present; the
+        // audit reports them.
+        let unindexed_packs = if rebuild {
             repo.rebuild_index()?;
-        }
-        Ok(AuditOpen { repo, config_error, index_error })
+            Vec::new()
+        } else {
+            repo.ingest_unknown_packs()?
+        };
+        Ok(AuditOpen { repo, config_error, index_error, unindexed_packs })
     }
 }
 

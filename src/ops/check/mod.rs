@@ -156,7 +156,7 @@ pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) ->
         findings.add(Severity::Damage, "index", format!("{e}; `cairn repo repair index` rebuilds it"));
     }
     progress.phase("check packs", None);
-    packs::audit(&audit.repo, opts.read_data, &mut findings, &mut stats, progress)?;
+    packs::audit(&audit.repo, &audit.unindexed_packs, opts.read_data, &mut findings, &mut stats, progress)?;
     progress.phase("check snapshots", None);
     trees::audit(&audit.repo, &mut findings, &mut stats)?;
     progress.finish();

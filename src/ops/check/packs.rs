@@ -32,6 +32,7 @@ struct PackResult {
 
 pub(super) fn audit(
     repo: &Repository,
+    unindexed: &[PackId],
     read_data: ReadData,
     findings: &mut Findings,
     stats: &mut CheckStats,
@@ -68,7 +69,7 @@ pub(super) fn audit(
         .par_iter()
         .map(|(id, size)| {
             let read = selected(read_data, id, seed);
-            let r = audit_pack(repo, id, *size, read);
+            let r = audit_pack(repo, id, *size, read, unindexed);
             progress.add_bytes(r.bytes_read);
             (*id, r)
         })
@@ -169,7 +170,7 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool) -> PackResult {
+fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool, unindexed: &[PackId]) -> PackResult {
     let mut r = PackResult::default();
     let entries = if read {
         match read_whole_pack(repo, id, &mut r) {
@@ -191,7 +192,7 @@ fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool) -> PackResu
             _ => {}
         }
     }
-    r.unindexed = matches!(repo.index().pack_info(id), Ok(None));
+    r.unindexed = matches!(repo.index().pack_info(id), Ok(None)) || unindexed.contains(id);
     r
 }
 
