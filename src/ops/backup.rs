@@ -322,7 +322,10 @@ impl Archiver<'_> {
             } else {
                 let parent_tree = self.parent_subtree(parent_node)?;
                 let subtree = self.store_synthetic(child, &path, parent_tree.as_ref())?;
-                Some(node_from(name.clone(), &meta, NodeContent::Dir { subtree }))
+                // Directories above the given paths keep only mode and owner: their times change
+                // with every sibling (think /tmp), which must not make an unchanged snapshot new.
+                let stable = FileMeta { mtime_ns: 0, ctime_ns: 0, inode: 0, ..meta };
+                Some(node_from(name.clone(), &stable, NodeContent::Dir { subtree }))
             };
             if let Some(node) = node {
                 tree.nodes.push(node);
