@@ -20,7 +20,7 @@ ensure_build_deps() {
     echo "cargo is not installed: install a Rust toolchain (https://rustup.rs) first" >&2
     exit 1
   fi
-  apt_install libclang-dev clang g++ make
+  apt_install libclang-dev g++ make
 }
 
 # What the test suite needs beyond the build: PostgreSQL (the point-in-time recovery test runs

@@ -102,3 +102,22 @@ fn map_readonly(file: &File, len: usize) -> io::Result<Mmap> {
     // truncation is a short read.
     unsafe { MmapOptions::new().len(len).map(file) }
 }
+
+/// A private temporary directory `cairn-<purpose>-<pid>-XXXX` in the system temp dir, removed
+/// when dropped. Directories of the same purpose left by processes that no longer run (killed
+/// with `kill -9`, say) are removed first, so crashes do not accumulate them.
+pub fn private_temp_dir(purpose: &str) -> io::Result<tempfile::TempDir> {
+    let tmp = std::env::temp_dir();
+    let prefix = format!("cairn-{purpose}-");
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else { continue };
+            let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    tempfile::Builder::new().prefix(&format!("{prefix}{}-", std::process::id())).tempdir_in(tmp)
+}

@@ -87,6 +87,7 @@ impl Seaweed {
         let [master, volume, filer, s3] = self.ports;
         let log = fs::File::create(self.dir.join("weed.log")).unwrap();
         let child = Command::new(weed_binary())
+            .arg(format!("-logdir={}", self.dir.display()))
             .args([
                 "server",
                 &format!("-dir={}", self.dir.join("data").display()),

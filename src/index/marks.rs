@@ -31,9 +31,7 @@ impl MarkSet {
     pub fn on_disk() -> Result<Self> {
         #[cfg(feature = "rocksdb")]
         {
-            let dir = tempfile::Builder::new()
-                .prefix("cairn-marks-")
-                .tempdir()
+            let dir = crate::io::private_temp_dir("marks")
                 .map_err(|e| Error::io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
             let mut block = rocksdb::BlockBasedOptions::default();
             block.set_bloom_filter(10.0, false);

@@ -86,9 +86,7 @@ impl RocksIndex {
                 (db, None)
             }
             OpenMode::Secondary => {
-                let dir = tempfile::Builder::new()
-                    .prefix("cairn-index-secondary-")
-                    .tempdir()
+                let dir = crate::io::private_temp_dir("index-secondary")
                     .map_err(|e| Error::io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
                 let db = DB::open_cf_descriptors_as_secondary(&opts, path, dir.path(), cfs())
                     .map_err(|e| rocks_err(path, e))?;

@@ -50,18 +50,28 @@ impl WriteSession<'_> {
         let meta = FileMeta::from_metadata(&file.metadata()?);
         let mut data = FileData::new(file, meta.size, meta.last_change(), strategy)?;
         let mut chunks = Vec::new();
-        let bytes = chunk_file(&self.repo().config().chunker, &mut data, 0, |pieces: &[Piece<'_>]| {
+        let bytes = self.store_from(&mut data, 0, &mut chunks, on_bytes)?;
+        Ok(StoredFile { meta, chunks, bytes })
+    }
+
+    /// Chunks `data` from `start` (a cut point), stores new chunks, appends their refs to
+    /// `chunks`; returns the bytes read.
+    fn store_from(
+        &self,
+        data: &mut FileData,
+        start: u64,
+        chunks: &mut Vec<ChunkRef>,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, FileFailure> {
+        chunk_file(&self.repo().config().chunker, data, start, |pieces: &[Piece<'_>]| {
             let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
             on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
             chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));
             Ok::<(), FileFailure>(())
-        })?;
-        Ok(StoredFile { meta, chunks, bytes })
+        })
     }
-}
 
-impl WriteSession<'_> {
     /// Stores a file that grew since it was stored as `prev` (`prev_size` bytes): proves the
     /// old tail is unchanged by re-hashing `prev`'s last chunk from the file, then chunks only
     /// from that chunk's start onward (a FastCDC cut point, so the cuts match a full read).
@@ -87,13 +97,7 @@ impl WriteSession<'_> {
             return Ok(None);
         }
         let mut chunks = kept.to_vec();
-        let read = chunk_file(&self.repo().config().chunker, &mut data, start, |pieces: &[Piece<'_>]| {
-            let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
-            self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
-            on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
-            chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));
-            Ok::<(), FileFailure>(())
-        })?;
+        let read = self.store_from(&mut data, start, &mut chunks, on_bytes)?;
         Ok(Some(StoredFile { meta, chunks, bytes: start + read }))
     }
 }
