@@ -11,7 +11,7 @@ ensure_build_deps
 data="${1:-$PWD/src}"
 repo="${2:-$PWD/target/demo-repo}"
 cargo build --release
-cairn="$PWD/target/release/cairn"
+cairn="${CARGO_TARGET_DIR:-$PWD/target}/release/cairn"
 export CAIRN_REPO="$repo"
 [ -f "$repo/config" ] || "$cairn" init
 "$cairn" snapshot create "$data" --tag demo
