@@ -350,3 +350,32 @@ fn check_json_names_the_same_findings() {
     assert!(names(&f.c, "a1.bin"), "{affects:?}");
     assert!(!names(&f.b, ""), "B is not affected");
 }
+
+#[test]
+fn damaged_piece_of_a_large_files_chunk_list_names_its_byte_range() {
+    let f = Fixture::new();
+    let big_dir = f.src("src_big");
+    write_file(&big_dir.join("big.bin"), &Rng::new(5).bytes(48 << 20));
+    write_file(&big_dir.join("other.txt"), b"unaffected");
+    let snap = f.create(&big_dir);
+    let repo = f.open();
+    let s = repo.load_snapshot(&snap).unwrap();
+    let path = fs::canonicalize(big_dir.join("big.bin")).unwrap();
+    let node = cairn::ops::select::find_node(&repo, &s, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
+    let cairn::snapshot::NodeContent::LargeFile { pieces } = &node.content else {
+        panic!("a 48 MiB file should keep its chunk list in pieces")
+    };
+    let piece = pieces[0];
+    let loc = repo.locate(&piece.id).unwrap();
+    drop(repo);
+    flip_byte(&f.pack_path(&loc.pack), u64::from(loc.offset) + u64::from(loc.stored_len) / 2);
+    let (c, out) = f.check(&[]);
+    assert_eq!(c, 4, "{out}");
+    assert!(out.contains(&format!("chunk list {}", piece.id)), "{out}");
+    assert!(out.contains(&format!("big.bin bytes 0..{}", piece.bytes)), "{out}");
+    let (c, target, err) = f.restore(&snap, "restored-big");
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains("big.bin"), "{err}");
+    assert!(!target.join("big.bin").exists());
+    assert_eq!(fs::read(target.join("other.txt")).unwrap(), b"unaffected");
+}
