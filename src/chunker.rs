@@ -66,7 +66,7 @@ impl ChunkerParams {
 
 /// Chunks handed to the sink at once: enough to keep every core busy hashing and compressing,
 /// few enough that a huge mapped file does not build a huge list.
-pub const BATCH_PIECES: usize = 256;
+pub const BATCH_PIECES: usize = 64;
 
 /// One chunk of a file: its offset in the file and its bytes.
 pub struct Piece<'a> {

@@ -2,7 +2,7 @@
 //!
 //! Data directories are read while their service writes them. A memory map of a file that
 //! another process truncates raises SIGBUS when the vanished pages are touched, so only files
-//! that look quiet (not modified for [`LIVE_WINDOW_SECS`]) are mapped, and only up to the size
+//! that look quiet (not modified for [`LIVE_WINDOW_SECS`]) are mapped, window by window, and only up to the size
 //! seen at open. Files modified recently are read with `pread` into a reusable buffer instead
 //! (copy-on-read): a file that shrinks just yields a short read, never a fault.
 
@@ -19,6 +19,13 @@ pub const LIVE_WINDOW_SECS: u64 = 60;
 /// Size of one positional-read window. Must exceed the largest chunk several times over.
 pub const READ_WINDOW_BYTES: usize = 8 << 20;
 
+/// Size of one mapped window. A file is mapped piece by piece, so the pages of a huge file
+/// never all count in the process's resident memory at once.
+pub const MAP_WINDOW_BYTES: u64 = 16 << 20;
+
+/// Map offsets must be page-aligned; this covers every page size Linux uses by default.
+const MAP_ALIGN_BYTES: u64 = 64 << 10;
+
 /// How file data is read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ReadStrategy {
@@ -33,7 +40,10 @@ pub enum ReadStrategy {
 pub struct FileData {
     file: File,
     len: u64,
-    map: Option<Mmap>,
+    /// Whether the file is read through memory maps.
+    mapped: bool,
+    /// The current mapped window and the file offset it starts at.
+    map: Option<(u64, Mmap)>,
     buf: Vec<u8>,
 }
 
@@ -44,12 +54,8 @@ impl FileData {
             .duration_since(modified)
             .map(|age| age >= Duration::from_secs(LIVE_WINDOW_SECS))
             .unwrap_or(false);
-        let map = if strategy == ReadStrategy::Auto && quiet && len > 0 {
-            usize::try_from(len).ok().map(|l| map_readonly(&file, l)).transpose()?
-        } else {
-            None
-        };
-        Ok(FileData { file, len, map, buf: Vec::new() })
+        let mapped = strategy == ReadStrategy::Auto && quiet && len > 0;
+        Ok(FileData { file, len, mapped, map: None, buf: Vec::new() })
     }
 
     /// Length of the file when it was opened; reads never go past it.
@@ -62,18 +68,28 @@ impl FileData {
     }
 
     pub fn is_mapped(&self) -> bool {
-        self.map.is_some()
+        self.mapped
     }
 
-    /// The bytes from `pos` on: the whole rest for a mapped file, up to [`READ_WINDOW_BYTES`]
-    /// otherwise. An empty slice before `len()` means the file shrank while being read.
+    /// The bytes from `pos` on: up to [`MAP_WINDOW_BYTES`] for a mapped file (always that many
+    /// unless the file ends first), up to [`READ_WINDOW_BYTES`] otherwise. An empty slice
+    /// before `len()` means the file shrank while being read.
     pub fn window(&mut self, pos: u64) -> io::Result<&[u8]> {
         if pos >= self.len {
             return Ok(&[]);
         }
-        if let Some(map) = &self.map {
-            // pos < len and len fits in usize because the map was created with it.
-            return Ok(&map[pos as usize..]);
+        if self.mapped {
+            let start = pos - pos % MAP_ALIGN_BYTES;
+            let end = (start + MAP_WINDOW_BYTES).min(self.len);
+            let covered = self.map.as_ref().is_some_and(|(s, m)| *s == start && m.len() as u64 == end - start);
+            if !covered {
+                // Unmap the old window first, so at most one is resident.
+                self.map = None;
+                let len = usize::try_from(end - start).expect("a window is at most MAP_WINDOW_BYTES");
+                self.map = Some((start, map_readonly(&self.file, start, len)?));
+            }
+            let (s, m) = self.map.as_ref().expect("mapped just above");
+            return Ok(&m[(pos - s) as usize..]);
         }
         let want = usize::try_from((self.len - pos).min(READ_WINDOW_BYTES as u64))
             .expect("window is bounded by READ_WINDOW_BYTES");
@@ -91,16 +107,16 @@ impl FileData {
     }
 }
 
-/// Maps the first `len` bytes of `file` read-only.
+/// Maps `len` bytes of `file` from `offset` (page-aligned) read-only.
 #[allow(unsafe_code)]
-fn map_readonly(file: &File, len: usize) -> io::Result<Mmap> {
+fn map_readonly(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
     // SAFETY: the map is read-only and never outlives `FileData`, which owns the file. Another
     // process may still modify the file: changed bytes are read as they are at access time
     // (we store what we read, and the chunk ids describe exactly those bytes), and a
-    // truncation below `len` would fault on access. We map only files that have been quiet for
+    // truncation into the mapped window would fault on access. We map only files that have been quiet for
     // LIVE_WINDOW_SECS; files being written are read with `pread` instead, where a
     // truncation is a short read.
-    unsafe { MmapOptions::new().len(len).map(file) }
+    unsafe { MmapOptions::new().offset(offset).len(len).map(file) }
 }
 
 /// A private temporary directory `cairn-<purpose>-<pid>-XXXX` in the system temp dir, removed

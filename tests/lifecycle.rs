@@ -281,7 +281,7 @@ fn concurrent_writers_readers_and_prune_all_succeed() {
     ok(&p, &["wal", "push", wal.to_str().unwrap()]);
     for c in children.iter_mut() {
         let out = c.wait_with_output_ref();
-        assert!(out.0.success(), "a concurrent command failed: {}", out.1);
+        assert!(out.0.success(), "a concurrent command failed ({:?}): {}", out.0, out.1);
     }
     // Everything committed restores, and the repository is clean.
     let list: serde_json::Value = serde_json::from_str(&ok(&p, &["snapshot", "list", "--json"])).unwrap();

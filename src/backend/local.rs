@@ -14,6 +14,8 @@ use crate::backend::{Backend, ObjectInfo, PutMode, PutOutcome};
 use crate::error::{Error, Result};
 
 pub const TEMP_PREFIX: &str = ".tmp-";
+/// Temporary files younger than this are never removed as leftovers.
+pub const TEMP_MIN_AGE_SECS: u64 = 3600;
 
 pub struct LocalBackend {
     root: PathBuf,
@@ -149,6 +151,16 @@ impl Backend for LocalBackend {
             return Err(Error::InvalidArgument(format!("{key:?} is not a temporary file")));
         }
         let path = self.root.join(key);
+        // A young temporary file may be a write in progress by a process that is only
+        // looking for a lock; only old ones are leftovers of crashes.
+        let young = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age < std::time::Duration::from_secs(TEMP_MIN_AGE_SECS));
+        if young {
+            return Ok(());
+        }
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -19,9 +19,15 @@ impl Default for PackBuilder {
 
 impl PackBuilder {
     pub fn new() -> Self {
-        let mut bytes = Vec::with_capacity(HEADER_BYTES);
-        bytes.extend_from_slice(&PACK_HEADER);
-        PackBuilder { bytes, entries: Vec::new(), raw_bytes: 0 }
+        Self::with_capacity(HEADER_BYTES)
+    }
+
+    /// A builder whose buffer is allocated once for a pack of about `bytes`: a growing `Vec`
+    /// would double past the target and briefly hold two copies.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(HEADER_BYTES));
+        buf.extend_from_slice(&PACK_HEADER);
+        PackBuilder { bytes: buf, entries: Vec::new(), raw_bytes: 0 }
     }
 
     /// Bytes the pack would have without its trailer.

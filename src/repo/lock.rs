@@ -154,83 +154,11 @@ impl Repository {
     /// Takes a lock of `kind` for `command`, waiting up to the repository's lock wait for
     /// conflicting locks to go. Removes provably stale locks it meets.
     pub fn lock(&self, kind: LockKind, command: &str) -> Result<LockGuard> {
-        let now = crate::time::now_ns();
-        let pid = std::process::id();
-        let record = LockRecord {
-            kind,
-            command: command.to_string(),
-            host: crate::fs::hostname(),
-            boot_id: boot_id(),
-            pid,
-            pid_start: process_start(pid).unwrap_or(0),
-            created_ns: now,
-            heartbeat_ns: now,
-        };
-        let key = format!("{LOCKS_DIR}{}", crate::repo::RepoId::random()?.0.to_hex());
-        let deadline = Instant::now() + self.lock_wait;
-        let mut attempt = 0u32;
-        loop {
-            self.backend.put(&key, &record.encode()?, PutMode::Overwrite)?;
-            let conflicts = self.conflicts(&key, kind)?;
-            if conflicts.is_empty() {
-                return Ok(self.guard(key, record));
-            }
-            let _ = self.backend.delete(&key);
-            if Instant::now() >= deadline {
-                return Err(Error::Locked(format!(
-                    "{}; if that process is gone, `cairn repo unlock` removes it",
-                    conflicts.join("; ")
-                )));
-            }
-            attempt += 1;
-            // Back off with jitter so racing processes do not collide again.
-            let jitter = u64::from(pid.wrapping_mul(2_654_435_761) ^ attempt) % 400;
-            std::thread::sleep(Duration::from_millis(200 + jitter));
-        }
-    }
-
-    /// Descriptions of live locks (other than `own`) that conflict with `kind`; clears
-    /// provably stale ones on the way.
-    fn conflicts(&self, own: &str, kind: LockKind) -> Result<Vec<String>> {
-        let now = crate::time::now_ns();
-        let mut found = Vec::new();
-        for (key, rec) in list_locks(self.backend.as_ref())? {
-            if key == own {
-                continue;
-            }
-            let Ok(rec) = rec else { continue };
-            if rec.provably_stale() {
-                let _ = self.backend.delete(&key);
-                continue;
-            }
-            let conflicting = kind == LockKind::Exclusive || rec.kind == LockKind::Exclusive;
-            if conflicting && !rec.expired(now) {
-                found.push(format!("repository held by a {}", rec.describe()));
-            }
-        }
-        Ok(found)
-    }
-
-    fn guard(&self, key: String, record: LockRecord) -> LockGuard {
-        let record = Arc::new(Mutex::new(record));
-        let stop = Arc::new(AtomicBool::new(false));
-        let heartbeat = {
-            let (backend, key, record, stop) = (self.backend.clone(), key.clone(), record.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::park_timeout(Duration::from_secs(HEARTBEAT_SECS));
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
-                    r.heartbeat_ns = crate::time::now_ns();
-                    if let Ok(bytes) = r.encode() {
-                        let _ = backend.put(&key, &bytes, PutMode::Overwrite);
-                    }
-                }
-            })
-        };
-        LockGuard { backend: self.backend.clone(), key, record, stop, heartbeat: Some(heartbeat) }
+        let guard = acquire_lock(&self.backend, kind, command, self.lock_wait)?;
+        // What this process read before it held the lock may be stale: a prune may have run
+        // in between. Bring the index view up to date under the lock.
+        self.sync_index()?;
+        Ok(guard)
     }
 
     /// Removes locks: provably stale ones, or with `all` every lock (after the operator made
@@ -267,4 +195,87 @@ impl Repository {
     pub fn set_lock_wait(&mut self, wait: Duration) {
         self.lock_wait = wait;
     }
+}
+
+/// Takes a lock of `kind` on the repository in `backend`, waiting up to `wait` for conflicting
+/// locks to go; removes provably stale locks it meets. [`Repository::lock`] also refreshes the
+/// index view under the lock; an audit takes the lock this way before it reads anything.
+pub fn acquire_lock(backend: &Arc<dyn Backend>, kind: LockKind, command: &str, wait: Duration) -> Result<LockGuard> {
+    let now = crate::time::now_ns();
+    let pid = std::process::id();
+    let record = LockRecord {
+        kind,
+        command: command.to_string(),
+        host: crate::fs::hostname(),
+        boot_id: boot_id(),
+        pid,
+        pid_start: process_start(pid).unwrap_or(0),
+        created_ns: now,
+        heartbeat_ns: now,
+    };
+    let key = format!("{LOCKS_DIR}{}", crate::repo::RepoId::random()?.0.to_hex());
+    let deadline = Instant::now() + wait;
+    let mut attempt = 0u32;
+    loop {
+        backend.put(&key, &record.encode()?, PutMode::Overwrite)?;
+        let conflicts = conflicts(backend, &key, kind)?;
+        if conflicts.is_empty() {
+            return Ok(guard(backend, key, record));
+        }
+        let _ = backend.delete(&key);
+        if Instant::now() >= deadline {
+            return Err(Error::Locked(format!(
+                "{}; if that process is gone, `cairn repo unlock` removes it",
+                conflicts.join("; ")
+            )));
+        }
+        attempt += 1;
+        // Back off with jitter so racing processes do not collide again.
+        let jitter = u64::from(pid.wrapping_mul(2_654_435_761) ^ attempt) % 400;
+        std::thread::sleep(Duration::from_millis(200 + jitter));
+    }
+}
+
+/// Descriptions of live locks (other than `own`) that conflict with `kind`; clears
+/// provably stale ones on the way.
+fn conflicts(backend: &Arc<dyn Backend>, own: &str, kind: LockKind) -> Result<Vec<String>> {
+    let now = crate::time::now_ns();
+    let mut found = Vec::new();
+    for (key, rec) in list_locks(backend.as_ref())? {
+        if key == own {
+            continue;
+        }
+        let Ok(rec) = rec else { continue };
+        if rec.provably_stale() {
+            let _ = backend.delete(&key);
+            continue;
+        }
+        let conflicting = kind == LockKind::Exclusive || rec.kind == LockKind::Exclusive;
+        if conflicting && !rec.expired(now) {
+            found.push(format!("repository held by a {}", rec.describe()));
+        }
+    }
+    Ok(found)
+}
+
+fn guard(backend: &Arc<dyn Backend>, key: String, record: LockRecord) -> LockGuard {
+    let record = Arc::new(Mutex::new(record));
+    let stop = Arc::new(AtomicBool::new(false));
+    let heartbeat = {
+        let (backend, key, record, stop) = (backend.clone(), key.clone(), record.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::park_timeout(Duration::from_secs(HEARTBEAT_SECS));
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
+                r.heartbeat_ns = crate::time::now_ns();
+                if let Ok(bytes) = r.encode() {
+                    let _ = backend.put(&key, &bytes, PutMode::Overwrite);
+                }
+            }
+        })
+    };
+    LockGuard { backend: backend.clone(), key, record, stop, heartbeat: Some(heartbeat) }
 }

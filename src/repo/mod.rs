@@ -24,7 +24,7 @@ pub use layout::{
     WAL_DIR,
 };
 pub use location::{default_cache_dir, Connect, RepoLocation, S3Options};
-pub use lock::{list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
+pub use lock::{acquire_lock, list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
 pub use open::{repair_index, repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub use session::{SessionStats, WriteSession};
 pub use snapshots::SnapshotSpec;

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::index::{ChunkIndex, MemIndex};
 use crate::repo::config::{Config, RepoId};
 use crate::repo::layout::{CONFIG_KEY, LOCAL_INDEX_DIR};
+use crate::repo::LockKind;
 
 /// Whether the caller will add data. Writers try to become the index's primary; readers follow
 /// it as a secondary so they never block a writer.
@@ -232,6 +233,8 @@ pub struct AuditOpen {
     pub index_error: Option<String>,
     /// Packs the index did not know yet (now in the audit's private overlay).
     pub unindexed_packs: Vec<crate::id::PackId>,
+    /// Held for the audit's life.
+    _lock: Option<crate::repo::LockGuard>,
 }
 
 impl Repository {
@@ -253,6 +256,13 @@ impl Repository {
                 Ok(c) => (c, None),
                 Err(e) => (placeholder_config(), Some(e)),
             },
+        };
+        // Hold a shared lock before reading anything, so a prune cannot change the repository
+        // under the audit (a read-only repository is audited without one).
+        let lock = match crate::repo::acquire_lock(&backend, LockKind::Shared, "repo check", DEFAULT_LOCK_WAIT) {
+            Ok(g) => Some(g),
+            Err(Error::ReadOnly { .. }) => None,
+            Err(e) => return Err(e),
         };
         let (index, index_error): (Box<dyn ChunkIndex>, _) = match index_dir.as_deref().map(|d| audit_index(d, kind)) {
             Some(Ok(Some(index))) => (Box::new(crate::index::OverlayIndex::new(index)) as Box<dyn ChunkIndex>, None),
@@ -278,7 +288,7 @@ impl Repository {
         } else {
             repo.ingest_unknown_packs()?
         };
-        Ok(AuditOpen { repo, config_error, index_error, unindexed_packs })
+        Ok(AuditOpen { repo, config_error, index_error, unindexed_packs, _lock: lock })
     }
 }
 

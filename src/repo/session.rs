@@ -30,6 +30,11 @@ pub struct SessionStats {
     pub packs_written: u64,
 }
 
+/// Room for a full pack: the target, one more blob (the one that crosses it) and the trailer.
+fn new_builder(repo: &Repository) -> PackBuilder {
+    PackBuilder::with_capacity(repo.config.pack_target_bytes as usize + (1 << 20))
+}
+
 pub struct WriteSession<'r> {
     repo: &'r Repository,
     open: Mutex<OpenPack>,
@@ -46,7 +51,7 @@ impl<'r> WriteSession<'r> {
     pub fn new(repo: &'r Repository) -> Self {
         WriteSession {
             repo,
-            open: Mutex::new(OpenPack { builder: PackBuilder::new(), pending: HashSet::new() }),
+            open: Mutex::new(OpenPack { builder: new_builder(repo), pending: HashSet::new() }),
             stats: Mutex::new(SessionStats::default()),
         }
     }
@@ -102,7 +107,7 @@ impl<'r> WriteSession<'r> {
             open.builder.add(id, kind, raw_len, &blob);
             open.pending.insert(id);
             if open.builder.data_len() >= self.repo.config.pack_target_bytes as usize {
-                Some(std::mem::take(&mut open.builder))
+                Some(std::mem::replace(&mut open.builder, new_builder(self.repo)))
             } else {
                 None
             }

@@ -144,7 +144,6 @@ impl Findings {
 
 /// Runs the audit.
 pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
-    let _lock = audit.repo.lock_for_reading("repo check")?;
     let started = Instant::now();
     let mut findings = Findings::default();
     audit_locks(&audit.repo, &mut findings)?;
