@@ -119,7 +119,7 @@ fn map_readonly(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
     unsafe { MmapOptions::new().offset(offset).len(len).map(file) }
 }
 
-/// A private temporary directory `cairn-<purpose>-<pid>-XXXX` in the system temp dir, removed
+/// A private temporary directory `cairn-<purpose>-<pid>-<random>` in the system temp dir, removed
 /// when dropped. Directories of the same purpose left by processes that no longer run (killed
 /// with `kill -9`, say) are removed first, so crashes do not accumulate them.
 pub fn private_temp_dir(purpose: &str) -> io::Result<tempfile::TempDir> {
