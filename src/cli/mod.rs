@@ -25,7 +25,7 @@ use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Option
     long_about = "cairn keeps incremental, deduplicated snapshots of data directories (segment logs, \
                   WAL, embedded databases) in a repository, and restores them byte for byte.\n\n\
                   The repository comes from --repo or the CAIRN_REPO environment variable.\n\
-                  Exit codes: 0 ok, 1 failed, 2 usage, 3 finished but some files were skipped, \
+                  Exit codes: 0 ok, 1 failed, 2 usage, 3 finished but some files were skipped, 4 damage found by repo check, \
                   10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository."
 )]
 pub struct Cli {
@@ -71,7 +71,7 @@ enum Command {
     Snapshot(snapshot::SnapshotCommand),
     /// List the files of a snapshot, recursively.
     Ls(browse::LsArgs),
-    /// Restore a snapshot into a directory.
+    /// Restore a snapshot, or the state at a point in time (--at), into a directory.
     Restore(restore::RestoreArgs),
     /// Remove snapshots (and WAL) by a retention policy.
     Forget(lifecycle::ForgetArgs),
