@@ -73,9 +73,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     if repo.access() != Access::Write || !repo.index().shared_writer() {
         return Err(Error::Locked("prune needs the index for writing, and another process holds it".into()));
     }
+    // Taking the lock also syncs the index, so packs written by guests are known before
+    // deciding what is used.
     let lock = repo.lock(LockKind::Exclusive, "prune")?;
-    // Packs written by guests must be known before deciding what is used.
-    repo.sync_index()?;
     progress.phase("prune: mark", None);
     let marks = MarkSet::on_disk()?;
     let (snapshots, wal_records) = mark(repo, &marks)?;

@@ -63,13 +63,15 @@ pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress
     let mut warnings = Vec::new();
     let mut upto = Vec::new();
     let mut newest_overall: Option<(i64, String)> = None;
+    if let Some(dir) = &opts.wal_dir {
+        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    }
     repo.for_each_wal(Some(&opts.stream), &mut |r| {
         if newest_overall.as_ref().is_none_or(|(t, _)| r.archived_ns > *t) {
             newest_overall = Some((r.archived_ns, r.name.clone()));
         }
         if r.archived_ns <= opts.at_ns {
             if let Some(dir) = &opts.wal_dir {
-                fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
                 repo.write_wal_file(&r, &dir.join(&r.name))?;
             }
             upto.push((r.archived_ns, r.name));
