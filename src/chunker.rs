@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::io::FileData;
 
+/// The largest `max_bytes` accepted: a quarter of the smallest read window, so that a window
+/// always holds several whole chunks.
+pub const MAX_CHUNK_BYTES: usize = crate::io::MAX_WINDOW_BYTES / 4;
+
 /// Chunk size bounds, stored in the repository config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkerParams {
@@ -34,7 +38,7 @@ impl ChunkerParams {
         let (min, avg, max) = (self.min_bytes as usize, self.avg_bytes as usize, self.max_bytes as usize);
         let ok = (f::MINIMUM_MIN..=f::MINIMUM_MAX).contains(&min)
             && (f::AVERAGE_MIN..=f::AVERAGE_MAX).contains(&avg)
-            && (f::MAXIMUM_MIN..=f::MAXIMUM_MAX).contains(&max)
+            && (f::MAXIMUM_MIN..=MAX_CHUNK_BYTES).contains(&max)
             && min <= avg
             && avg <= max
             && [min, avg, max].iter().all(|v| v % 2 == 0);
@@ -43,9 +47,17 @@ impl ChunkerParams {
         } else {
             Err(Error::InvalidArgument(format!(
                 "chunk sizes min {min}, avg {avg}, max {max} are out of FastCDC's range \
-                 (min 64..1 MiB, avg 256..4 MiB, max 1 KiB..16 MiB, even, min <= avg <= max)"
+                 (min 64..1 MiB, avg 256..1 MiB, max 1 KiB..1 MiB, even, min <= avg <= max)"
             )))
         }
+    }
+
+    /// How much of a file to read at once: eight of the largest chunks (1 MiB by default),
+    /// within the bounds `io` allows. Small windows keep each file in flight cheap.
+    pub fn window_bytes(&self) -> usize {
+        (8 * self.max_bytes as usize)
+            .next_multiple_of(64 << 10)
+            .clamp(crate::io::MIN_WINDOW_BYTES, crate::io::MAX_WINDOW_BYTES)
     }
 
     /// Splits an in-memory buffer; returns `(offset, len)` pairs.
@@ -86,13 +98,14 @@ pub fn chunk_file<E: From<io::Error>>(
     let len = file.len();
     let mut pos = start;
     let mapped = file.is_mapped();
+    let window_len = file.window_len();
     while pos < len {
         let mut batch = Vec::with_capacity(BATCH_PIECES);
         let window = file.window(pos)?;
         if window.is_empty() {
             break; // shrank underneath us
         }
-        let expected = (len - pos).min(crate::io::READ_WINDOW_BYTES as u64);
+        let expected = (len - pos).min(window_len);
         // A short positional read means the file shrank: what we got is all there is.
         let shrank = !mapped && (window.len() as u64) < expected;
         let at_end = shrank || pos + window.len() as u64 >= len;

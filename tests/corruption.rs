@@ -190,10 +190,11 @@ fn truncated_pack_is_found_and_only_its_files_fail_to_restore() {
     assert_eq!(c, 4, "{out}");
     assert!(out.contains(&format!("pack {}: is corrupt: ", loc.pack)), "{out}");
     assert!(out.contains("a1.bin bytes"), "{out}");
-    // A's own trees were in that pack: its restore fails as a whole, naming the pack.
+    // Trees live in packs of their own, so A's tree survives: only A's files with chunks in
+    // the damaged pack fail, each naming it.
     let (c, _, err) = f.restore(&f.a, "restored-a");
-    assert_eq!(c, 13, "{err}");
-    assert!(err.contains(&loc.pack.to_hex()) && err.contains("truncated"), "{err}");
+    assert_eq!(c, 3, "{err}");
+    assert!(err.contains(&loc.pack.to_hex()) && err.contains("truncated") && err.contains("a1.bin"), "{err}");
     // C shares A's files but has its own root: only the files with lost chunks fail.
     let (c, target, err) = f.restore(&f.c, "restored-c");
     assert_eq!(c, 3, "{err}");
@@ -215,16 +216,14 @@ fn deleted_pack_is_named_with_every_file_it_takes() {
             || out.contains(&format!("pack {}: is missing", loc.pack)),
         "{out}"
     );
-    // A's root tree was in the pack: all of A is named; C has its own root, so its files and
-    // the unchanged subdirectory it shares with A are named one by one.
-    assert!(
-        out.contains(&format!("affects snapshot {} (", short(&f.a)))
-            && out.contains(" / (directory and everything below)"),
-        "{out}"
-    );
-    for name in ["a1.bin bytes", "small.txt bytes", "/sub (directory and everything below)"] {
-        assert!(out.lines().any(|l| l.contains(&short(&f.c)) && l.contains(name)), "{name} not named: {out}");
+    // The pack held data only (trees have packs of their own): every file of A and C with a
+    // chunk in it is named with its byte range; B is not named.
+    for snap in [&f.a, &f.c] {
+        for name in ["a1.bin bytes", "small.txt bytes", "sub/a2.log bytes"] {
+            assert!(out.lines().any(|l| l.contains(&short(snap)) && l.contains(name)), "{name} not named: {out}");
+        }
     }
+    assert!(!out.contains(&short(&f.b)), "{out}");
     let (c, _, err) = f.restore(&f.a, "restored-a");
     assert_ne!(c, 0, "{err}");
     f.assert_b_restores();
@@ -332,6 +331,30 @@ fn leftover_temporary_files_are_warnings_not_damage() {
 }
 
 #[test]
+fn deleted_metadata_pack_names_whole_directories() {
+    let f = Fixture::new();
+    let repo = f.open();
+    let root = repo.load_snapshot(&f.a).unwrap().root;
+    let loc = repo.locate(&root).unwrap();
+    drop(repo);
+    fs::remove_file(f.pack_path(&loc.pack)).unwrap();
+    let (c, out) = f.check(&[]);
+    assert_eq!(c, 4, "{out}");
+    // A's trees were written in A's run, so all of A is gone; C reuses A's unchanged `sub`.
+    assert!(
+        out.lines().any(|l| l.contains(&short(&f.a)) && l.contains(" / (directory and everything below)")),
+        "{out}"
+    );
+    assert!(
+        out.lines().any(|l| l.contains(&short(&f.c)) && l.contains("/sub (directory and everything below)")),
+        "{out}"
+    );
+    let (c, _, err) = f.restore(&f.a, "restored-a");
+    assert_ne!(c, 0, "{err}");
+    f.assert_b_restores();
+}
+
+#[test]
 fn check_json_names_the_same_findings() {
     let f = Fixture::new();
     let (_, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
@@ -346,7 +369,7 @@ fn check_json_names_the_same_findings() {
     let names = |snap: &SnapshotId, suffix: &str| {
         affects.iter().any(|a| a["snapshot"] == snap.to_hex() && a["path"].as_str().unwrap().ends_with(suffix))
     };
-    assert!(names(&f.a, "/ (directory and everything below)"), "{affects:?}");
+    assert!(names(&f.a, "a1.bin"), "{affects:?}");
     assert!(names(&f.c, "a1.bin"), "{affects:?}");
     assert!(!names(&f.b, ""), "B is not affected");
 }

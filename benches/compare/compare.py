@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark of cairn against restic, borg and rustic on generated corpora.
+"""Side-by-side benchmark of cairn against restic, rustic and borg on generated corpora.
 
-    python3 benches/compare/compare.py [--scale 0.25] [--corpus a,b,c] [--out FILE]
+    bash scripts/compare.sh [--scale 1.0] [--corpus a,b,c] [--hours 6] [--tools ...]
 
-Generates deterministic corpora (see issue #6): (a) append-only segments of JSON-like event
-records, (b) a database-like file of 8 KiB pages with 2% rewritten per hour plus WAL,
-(c) many small files. For each corpus and tool it measures the first snapshot, each hourly
-incremental, an unchanged re-snapshot, repository size, restore, structural check and check
-with full data read, each with peak RSS (from /usr/bin/time), dropping the page cache before
-each step when running as root. Tools that are missing are installed when possible (restic and
-borgbackup from Debian, rustic via `cargo install rustic-rs`) and reported as unavailable
-otherwise. Prints a markdown table with the cairn/best-peer ratio per row.
+(`scripts/compare.sh` installs the build dependencies, builds cairn in release mode and runs
+this script as root so the page cache can be dropped.) Generates deterministic corpora (issue
+#6): (a) append-only segments of JSON-like event records, (b) a database-like file of 8 KiB
+pages with 2% rewritten per hour plus WAL, (c) many small files in a deep tree. For each corpus
+and tool it measures the first snapshot, each hourly incremental, an unchanged re-snapshot
+(median of 3), repository size, restore, structural check (median of 3) and check with full
+data read, each with peak RSS (from /usr/bin/time), dropping the page cache before every step.
+Missing peers are installed (restic and borgbackup from Debian, rustic with `cargo install
+rustic-rs`); a peer that cannot be installed is named in the report. It also measures the
+machine's ceilings (cold read of each corpus; per-core chunk+hash and zstd throughput via
+`cargo bench --bench micro -- --ceilings`). Prints one markdown table with the cairn/best-peer
+ratio per row and writes it, with the machine's details, between the `compare:begin` and
+`compare:end` markers of docs/performance.md (or --out FILE).
 """
 import argparse, json, os, random, shutil, subprocess, sys, tempfile, time
 
@@ -148,7 +153,9 @@ class Tool:
                 "init": ["borg", "init", "--encryption=none", r],
                 "backup": ["borg", "create", "--compression", "zstd,3", r + "::{now:%Y%m%d%H%M%S%f}", data],
                 "restore": ["sh", "-c", f"mkdir -p '{target}' && cd '{target}' && borg extract \"{r}::$(borg list --last 1 --short '{r}')\""],
-                "check": ["borg", "check", "--repository-only", r],
+                # The archives check is borg's structural check (archives, items, chunk
+                # references); --repository-only would read and CRC every segment instead.
+                "check": ["borg", "check", "--archives-only", r],
                 "check-data": ["borg", "check", "--verify-data", r],
             }[op]
         return {
@@ -160,10 +167,90 @@ class Tool:
         }[op]
 
 
+RUSTIC_ROOT = os.path.join(ROOT, "target", "tools", "rustic")
+os.environ["PATH"] = os.path.join(RUSTIC_ROOT, "bin") + os.pathsep + os.environ.get("PATH", "")
+PACKAGES = {"restic": "restic", "borg": "borgbackup"}
+
+
 def available(name):
     if name == "cairn":
         return os.path.exists(os.path.join(ROOT, "target", "release", "cairn"))
     return shutil.which(name) is not None
+
+
+def install(name):
+    """Installs a missing peer; returns None on success, else why it could not be installed."""
+    if name == "cairn":
+        cmd = ["cargo", "build", "--release", "--quiet"]
+    elif name in PACKAGES:
+        cmd = ["bash", "-c", f"source scripts/deps.sh && apt_install {PACKAGES[name]}"]
+    else:
+        cmd = ["cargo", "install", "--quiet", "--locked", "rustic-rs", "--root", RUSTIC_ROOT]
+    print(f"{name}: not found, installing ({' '.join(cmd)})", file=sys.stderr)
+    started = time.time()
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0 or not available(name):
+        return f"installing failed ({' '.join(cmd)}): {p.stderr.strip()[-300:]}"
+    print(f"{name}: installed in {time.time() - started:.0f} s", file=sys.stderr)
+    return None
+
+
+def version(name):
+    cmd = {"cairn": [os.path.join(ROOT, "target", "release", "cairn"), "--version"], "restic": ["restic", "version"],
+           "borg": ["borg", "--version"], "rustic": ["rustic", "--version"]}[name]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def machine():
+    def first(path, key):
+        try:
+            for line in open(path):
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return "?"
+    disk = subprocess.run(["findmnt", "-no", "SOURCE,FSTYPE", "-T", "/var/tmp"], capture_output=True, text=True)
+    return (f"{first('/proc/cpuinfo', 'model name')}, {os.cpu_count()} cores, "
+            f"{int(first('/proc/meminfo', 'MemTotal').split()[0]) // 1024} MiB RAM, Linux {os.uname().release}, "
+            f"/var/tmp on {disk.stdout.strip() or '?'}")
+
+
+def cold_read_mb_s(data):
+    """The disk's ceiling for this corpus: every file read with 8 readers, page cache dropped."""
+    drop_caches()
+    size = dir_bytes(data)
+    t = time.time()
+    subprocess.run(["sh", "-c", f"find '{data}' -type f -print0 | xargs -0 -P8 -n 64 cat > /dev/null"], check=True)
+    return size / 1e6 / (time.time() - t)
+
+
+def cpu_ceilings(data, work):
+    """Per-core CPU throughput of cairn's write and read paths on this corpus's bytes."""
+    sample = os.path.join(work, "ceiling-sample")
+    with open(sample, "wb") as out:
+        left = 256 << 20
+        for root, _, files in sorted(os.walk(data)):
+            for f in sorted(files):
+                with open(os.path.join(root, f), "rb") as src:
+                    chunk = src.read(left)
+                out.write(chunk)
+                left -= len(chunk)
+                if left <= 0:
+                    break
+            if left <= 0:
+                break
+    p = subprocess.run(["cargo", "bench", "--quiet", "--bench", "micro", "--", "--ceilings", sample], cwd=ROOT,
+                       capture_output=True, text=True)
+    os.remove(sample)
+    try:
+        return json.loads(p.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        print(f"ceilings: could not measure: {p.stderr[-500:]}", file=sys.stderr)
+        return None
 
 
 def dir_bytes(p):
@@ -217,68 +304,158 @@ def run_corpus(kind, tools, scale, hours, work):
         secs, rss = sh(tool.cmd("restore", data, target), tool.env)
         results[t]["restore (MB/s)"] = (size / 1e6 / secs, rss)
         shutil.rmtree(target, ignore_errors=True)
-        drop_caches()
-        results[t]["check, structural (s)"] = sh(tool.cmd("check"), tool.env)
+        runs = []
+        for _ in range(3):
+            drop_caches()
+            runs.append(sh(tool.cmd("check"), tool.env))
+        runs.sort()
+        results[t]["check, structural (s, median of 3)"] = runs[1]
         drop_caches()
         secs, rss = sh(tool.cmd("check-data"), tool.env)
         results[t]["check --read-data (MB/s of data)"] = (size / 1e6 / secs, rss)
     for t in tools:
         hourly = results[t]["hourly incremental (s, mean)"]
         results[t]["hourly incremental (s, mean)"] = (sum(s for s, _ in hourly) / len(hourly), max(r for _, r in hourly))
-    return results
+        results[t]["peak RSS over all steps (MiB)"] = (max(rss for _, rss in results[t].values()), 0)
+    ceilings = {"cold read (MB/s)": cold_read_mb_s(data), "cpu": cpu_ceilings(data, work)}
+    shutil.rmtree(data, ignore_errors=True)
+    for t in tools:
+        shutil.rmtree(os.path.join(work, f"repo-{kind}-{t}"), ignore_errors=True)
+    return results, ceilings
 
 
 HIGHER_IS_BETTER = {"first snapshot (MB/s)", "restore (MB/s)", "check --read-data (MB/s of data)"}
+# Issue #6's target per row, as a minimum for cairn / best peer (repository bytes: best / cairn).
+TARGETS = {
+    "first snapshot (MB/s)": 2.0,
+    "unchanged re-snapshot (s, median of 3)": 3.0,
+    "restore (MB/s)": 1.1,
+    "check --read-data (MB/s of data)": 2.0,
+    "repository MB": 1.0,
+}
 
 
-def table(kind, results, tools):
-    rows = list(next(iter(results.values())).keys())
-    out = [f"\n### Corpus ({kind})\n", "| step | " + " | ".join(tools) + " | cairn / best peer |",
-           "|---|" + "---|" * (len(tools) + 1)]
-    for row in rows:
-        cells, vals = [], {}
-        for t in tools:
-            v, rss = results[t][row]
-            vals[t] = v
-            cells.append(f"{v:.2f}" + (f" ({rss:.0f} MiB)" if rss else ""))
-        peers = [vals[t] for t in tools if t != "cairn"]
-        if peers and "cairn" in vals and vals["cairn"] > 0:
-            best = max(peers) if row in HIGHER_IS_BETTER else min(peers)
-            ratio = vals["cairn"] / best if row in HIGHER_IS_BETTER else best / vals["cairn"]
-            cells.append(f"{ratio:.2f}×")
-        else:
-            cells.append("-")
-        out.append(f"| {row} | " + " | ".join(cells) + " |")
+def ceiling_of(row, ceilings):
+    """What this machine could do at best for a throughput row, from the measured ceilings."""
+    cpu, read, cores = ceilings.get("cpu"), ceilings["cold read (MB/s)"], os.cpu_count() or 1
+    if not cpu:
+        return None
+    if row == "first snapshot (MB/s)":
+        return min(read, cores * cpu["write_path_mb_s"])
+    if row in ("restore (MB/s)", "check --read-data (MB/s of data)"):
+        return cores * cpu["unzstd_blake3_mb_s"]
+    return None
+
+
+def table(all_results, tools):
+    out = ["| corpus | step | " + " | ".join(tools) + " | cairn / best peer | target | cairn / machine ceiling |",
+           "|---|---|" + "---|" * (len(tools) + 3)]
+    for kind, (results, ceilings) in all_results.items():
+        for row in next(iter(results.values())).keys():
+            cells, vals = [], {}
+            for t in tools:
+                v, rss = results[t][row]
+                vals[t] = v
+                cells.append(f"{v:.2f}" + (f" ({rss:.0f} MiB)" if rss else ""))
+            peers = [vals[t] for t in tools if t != "cairn"]
+            target = TARGETS.get(row)
+            if kind == "a" and row.startswith("hourly"):
+                target = 2.0
+            if row.startswith("peak RSS"):
+                ratio_cell = "-"
+                target_cell = "≤ 128 MiB " + ("✓" if vals.get("cairn", 999) <= 128 else "✗")
+            elif peers and "cairn" in vals and vals["cairn"] > 0:
+                best = max(peers) if row in HIGHER_IS_BETTER else min(peers)
+                ratio = vals["cairn"] / best if row in HIGHER_IS_BETTER else best / vals["cairn"]
+                ratio_cell = f"{ratio:.2f}×"
+                if row == "restore (MB/s)" and "restic" in vals:
+                    vs_restic = vals["cairn"] / vals["restic"]
+                    met = ratio >= 1.1 and vs_restic >= 2.0
+                    target_cell = f"≥ 1.1× best, ≥ 2× restic ({vs_restic:.2f}×) " + ("✓" if met else "✗")
+                elif target:
+                    target_cell = f"≥ {target:g}× " + ("✓" if ratio >= target else "✗")
+                else:
+                    target_cell = "-"
+            else:
+                ratio_cell, target_cell = "-", "-"
+            ceiling = ceiling_of(row, ceilings)
+            ceiling_cell = f"{vals['cairn'] / ceiling:.0%} of {ceiling:.0f}" if ceiling and "cairn" in vals else "-"
+            out.append(f"| ({kind}) | {row} | " + " | ".join(cells) + f" | {ratio_cell} | {target_cell} | {ceiling_cell} |")
     return "\n".join(out)
 
 
+def ceilings_table(all_results):
+    out = ["| corpus | cold read, 8 readers (MB/s) | chunk + BLAKE3, 1 core (MB/s) | zstd, 1 core (MB/s; ratio) "
+           "| write path, 1 core (MB/s) | unzstd + BLAKE3, 1 core (MB/s) |", "|---|---|---|---|---|---|"]
+    for kind, (_, c) in all_results.items():
+        cpu = c.get("cpu") or {}
+        out.append(f"| ({kind}) | {c['cold read (MB/s)']:.0f} | {cpu.get('fastcdc_blake3_mb_s', '?')} | "
+                   f"{cpu.get('zstd_mb_s', '?')} (level {cpu.get('zstd_level', '?')}; {cpu.get('ratio', '?')}) | "
+                   f"{cpu.get('write_path_mb_s', '?')} | {cpu.get('unzstd_blake3_mb_s', '?')} |")
+    return "\n".join(out)
+
+
+def write_into(path, text):
+    """Replaces the text between the compare markers of `path` (appends them if absent)."""
+    begin, end = "<!-- compare:begin -->", "<!-- compare:end -->"
+    old = open(path).read() if os.path.exists(path) else ""
+    block = f"{begin}\n{text}\n{end}"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + block + "\n"
+    with open(path, "w") as f:
+        f.write(new)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--scale", type=float, default=1.0)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="corpus size factor (1.0 = the sizes of issue #6)")
     ap.add_argument("--corpus", default="a,b,c")
     ap.add_argument("--hours", type=int, default=6)
     ap.add_argument("--tools", default="cairn,restic,rustic,borg")
-    ap.add_argument("--out")
+    ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"),
+                    help="file whose compare markers receive the report ('-' to only print)")
     args = ap.parse_args()
-    tools = []
+    if os.geteuid() != 0:
+        print("note: not root, so the page cache cannot be dropped between steps", file=sys.stderr)
+    tools, missing = [], {}
     for t in args.tools.split(","):
-        if available(t):
-            tools.append(t)
+        why = None if available(t) else install(t)
+        if why:
+            missing[t] = why
+            print(f"{t}: left out: {why}", file=sys.stderr)
         else:
-            print(f"{t}: not available on this machine, left out", file=sys.stderr)
+            tools.append(t)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work = tempfile.mkdtemp(prefix="cairn-compare-", dir="/var/tmp")
-    report = [f"Machine: {os.cpu_count()} cores; scale {args.scale}; {args.hours} hours; sizes: MB = 10^6 bytes; "
-              "values are time or throughput with peak RSS in parentheses."]
+    all_results = {}
     try:
         for kind in args.corpus.split(","):
-            report.append(table(kind, run_corpus(kind, tools, args.scale, args.hours, work), tools))
+            print(f"corpus ({kind})...", file=sys.stderr)
+            all_results[kind] = run_corpus(kind, tools, args.scale, args.hours, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = "\n".join(report)
+    lines = [
+        f"Run of {started}: `bash scripts/compare.sh --scale {args.scale:g} --corpus {args.corpus} "
+        f"--hours {args.hours}`.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "Tools: " + "; ".join(version(t) for t in tools) + ".",
+    ]
+    for t, why in missing.items():
+        lines += ["", f"**{t} could not be installed and is not in this run**: {why}"]
+    lines += ["", "Values are time or throughput with peak RSS in parentheses; MB = 10^6 bytes; page cache "
+              "dropped before every step; ratios are cairn / best peer (for times and sizes: best peer / cairn, "
+              "so above 1 is always better).", "", table(all_results, tools), "",
+              "Machine ceilings measured in the same run (CPU stages on the first 256 MiB of each corpus, "
+              "page cache warm; `cargo bench --bench micro -- --ceilings FILE`):", "", ceilings_table(all_results)]
+    text = "\n".join(lines)
     print(text)
-    if args.out:
-        with open(args.out, "w") as f:
-            f.write(text + "\n")
+    if args.out != "-":
+        write_into(args.out, text)
+        print(f"written into {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":

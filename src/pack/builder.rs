@@ -30,6 +30,13 @@ impl PackBuilder {
         PackBuilder { bytes: buf, entries: Vec::new(), raw_bytes: 0 }
     }
 
+    /// A builder writing into `buffer` (a finished pack's, say), whatever it held.
+    pub fn reusing(mut buffer: Vec<u8>) -> Self {
+        buffer.clear();
+        buffer.extend_from_slice(&PACK_HEADER);
+        PackBuilder { bytes: buffer, entries: Vec::new(), raw_bytes: 0 }
+    }
+
     /// Bytes the pack would have without its trailer.
     pub fn data_len(&self) -> usize {
         self.bytes.len()

@@ -48,7 +48,8 @@ impl WriteSession<'_> {
     ) -> Result<StoredFile, FileFailure> {
         let file = File::open(path)?;
         let meta = FileMeta::from_metadata(&file.metadata()?);
-        let mut data = FileData::new(file, meta.size, meta.last_change(), strategy)?;
+        let mut data =
+            FileData::new(file, meta.size, meta.last_change(), strategy, self.repo().config().chunker.window_bytes())?;
         let mut chunks = Vec::new();
         let bytes = self.store_from(&mut data, 0, &mut chunks, on_bytes)?;
         Ok(StoredFile { meta, chunks, bytes })
@@ -91,7 +92,8 @@ impl WriteSession<'_> {
             return Ok(None);
         }
         let start = prev_size - u64::from(last.len);
-        let mut data = FileData::new(file, meta.size, meta.last_change(), strategy)?;
+        let mut data =
+            FileData::new(file, meta.size, meta.last_change(), strategy, self.repo().config().chunker.window_bytes())?;
         let window = data.window(start)?;
         if window.len() < last.len as usize || ChunkId::of(&window[..last.len as usize]) != last.id {
             return Ok(None);
@@ -107,7 +109,7 @@ impl WriteSession<'_> {
 pub fn hash_file(params: &ChunkerParams, path: &Path) -> io::Result<(FileMeta, Vec<ChunkRef>)> {
     let file = File::open(path)?;
     let meta = FileMeta::from_metadata(&file.metadata()?);
-    let mut data = FileData::new(file, meta.size, meta.last_change(), ReadStrategy::Copy)?;
+    let mut data = FileData::new(file, meta.size, meta.last_change(), ReadStrategy::Copy, params.window_bytes())?;
     let mut chunks = Vec::new();
     chunk_file(params, &mut data, 0, |pieces: &[Piece<'_>]| {
         chunks.extend(

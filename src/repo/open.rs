@@ -39,7 +39,11 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { chunker: ChunkerParams::default(), compression_level: 3, pack_target_bytes: 16 << 20 }
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            compression_level: crate::repo::DEFAULT_COMPRESSION_LEVEL,
+            pack_target_bytes: 16 << 20,
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use crate::ops::Skipped;
 use crate::pack::decode_blob;
 use crate::progress::Progress;
 use crate::repo::{pack_key, Repository};
-use crate::snapshot::{Node, NodeContent, Snapshot};
+use crate::snapshot::{ChunkRef, Node, NodeContent, Snapshot};
 
 /// Chunk references planned at once; bounds the plan's memory whatever the snapshot's size.
 const BATCH_CHUNK_REFS: usize = 32 * 1024;
@@ -82,6 +82,7 @@ pub fn restore(
         chown: opts.owners.unwrap_or_else(is_root),
         progress,
         report: Mutex::new(RestoreReport::default()),
+        io: crate::fs::io_pool()?,
         dirs: Vec::new(),
         batch: Vec::new(),
         batch_refs: 0,
@@ -125,6 +126,8 @@ struct Restorer<'a> {
     chown: bool,
     progress: &'a dyn Progress,
     report: Mutex<RestoreReport>,
+    /// Creates files and sets metadata: many small synchronous filesystem calls.
+    io: rayon::ThreadPool,
     /// Directories created, in creation order, for metadata at the end.
     dirs: Vec<(PathBuf, Node)>,
     batch: Vec<FileJob>,
@@ -219,20 +222,22 @@ impl Restorer<'_> {
             failures.lock().unwrap_or_else(|p| p.into_inner()).entry(job).or_insert(why);
         };
         // Create and preallocate every file, and note where each chunk goes.
+        let prepared: Vec<Option<Vec<ChunkRef>>> = self.io.install(|| {
+            jobs.par_iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    let _ = std::fs::remove_file(&job.path);
+                    if let Err(e) = File::create(&job.path).and_then(|f| f.set_len(job.node.size)) {
+                        fail(i, format!("cannot create: {e}"));
+                        return None;
+                    }
+                    self.repo.file_chunks(&job.node).map_err(|e| fail(i, format!("chunk list lost: {e}"))).ok()
+                })
+                .collect()
+        });
         let mut targets: HashMap<ChunkId, Vec<(usize, u64)>> = HashMap::new();
-        for (i, job) in jobs.iter().enumerate() {
-            let _ = std::fs::remove_file(&job.path);
-            if let Err(e) = File::create(&job.path).and_then(|f| f.set_len(job.node.size)) {
-                fail(i, format!("cannot create: {e}"));
-                continue;
-            }
-            let chunks = match self.repo.file_chunks(&job.node) {
-                Ok(c) => c,
-                Err(e) => {
-                    fail(i, format!("chunk list lost: {e}"));
-                    continue;
-                }
-            };
+        for (i, chunks) in prepared.into_iter().enumerate() {
+            let Some(chunks) = chunks else { continue };
             let mut offset = 0u64;
             for c in chunks {
                 targets.entry(c.id).or_default().push((i, offset));
@@ -259,22 +264,24 @@ impl Restorer<'_> {
         });
         // Remove what failed; finish the rest.
         let failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
-        for (i, job) in jobs.iter().enumerate() {
-            if let Some(why) = failures.get(&i) {
-                let _ = std::fs::remove_file(&job.path);
-                self.fail(&job.path, why.clone());
-                continue;
-            }
-            let n = &job.node;
-            match apply_metadata(&job.path, EntryKind::File, n.mode, n.uid, n.gid, n.mtime_ns, self.chown) {
-                Ok(()) => self.count(|r| {
-                    r.files += 1;
-                    r.bytes += n.size;
-                }),
-                Err(e) => self.fail(&job.path, format!("cannot set metadata: {e}")),
-            }
-            self.progress.add_files(1);
-        }
+        self.io.install(|| {
+            jobs.par_iter().enumerate().for_each(|(i, job)| {
+                if let Some(why) = failures.get(&i) {
+                    let _ = std::fs::remove_file(&job.path);
+                    self.fail(&job.path, why.clone());
+                    return;
+                }
+                let n = &job.node;
+                match apply_metadata(&job.path, EntryKind::File, n.mode, n.uid, n.gid, n.mtime_ns, self.chown) {
+                    Ok(()) => self.count(|r| {
+                        r.files += 1;
+                        r.bytes += n.size;
+                    }),
+                    Err(e) => self.fail(&job.path, format!("cannot set metadata: {e}")),
+                }
+                self.progress.add_files(1);
+            })
+        });
         Ok(())
     }
 
