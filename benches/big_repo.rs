@@ -60,7 +60,7 @@ fn main() {
     let summary: serde_json::Value = serde_json::from_str(&first.2).unwrap();
     let chunks = summary["summary"]["chunks_added"].as_u64().unwrap();
     assert!(chunks >= 5_000_000, "only {chunks} chunks");
-    row(&format!("first snapshot: {} MiB into {chunks} chunks", FILES * FILE_BYTES >> 20), first);
+    row(&format!("first snapshot: {} MiB into {chunks} chunks", (FILES * FILE_BYTES) >> 20), first);
     row(
         "snapshot of 256 MiB of new data (lookups in the full index)",
         cairn(&repo, &["snapshot", "create", fresh.to_str().unwrap()]),
@@ -71,7 +71,7 @@ fn main() {
     let big = snaps.as_array().unwrap().iter().rev().find(|s| s["summary"]["files"].as_u64() == Some(FILES as u64));
     let big = big.expect("the big snapshot is listed")["id"].as_str().unwrap().to_string();
     row(
-        &format!("restore of the {} MiB snapshot", FILES * FILE_BYTES >> 20),
+        &format!("restore of the {} MiB snapshot", (FILES * FILE_BYTES) >> 20),
         cairn(&repo, &["restore", &big, "--target", target.to_str().unwrap()]),
     );
     row("repo check (structural)", cairn(&repo, &["repo", "check"]));
