@@ -228,6 +228,17 @@ def cold_read_mb_s(data):
     return size / 1e6 / (time.time() - t)
 
 
+def write_mb_s(work):
+    """The disk's sequential write bandwidth: 1 GiB written and fsynced."""
+    target = os.path.join(work, "write-ceiling")
+    t = time.time()
+    subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=16M", "count=64", "conv=fsync"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    secs = time.time() - t
+    os.remove(target)
+    return (1 << 30) / 1e6 / secs
+
+
 def cpu_ceilings(data, work):
     """Per-core CPU throughput of cairn's write and read paths on this corpus's bytes."""
     sample = os.path.join(work, "ceiling-sample")
@@ -317,7 +328,7 @@ def run_corpus(kind, tools, scale, hours, work):
         hourly = results[t]["hourly incremental (s, mean)"]
         results[t]["hourly incremental (s, mean)"] = (sum(s for s, _ in hourly) / len(hourly), max(r for _, r in hourly))
         results[t]["peak RSS over all steps (MiB)"] = (max(rss for _, rss in results[t].values()), 0)
-    ceilings = {"cold read (MB/s)": cold_read_mb_s(data), "cpu": cpu_ceilings(data, work)}
+    ceilings = {"cold read (MB/s)": cold_read_mb_s(data), "cpu": cpu_ceilings(data, work), "write (MB/s)": write_mb_s(work)}
     shutil.rmtree(data, ignore_errors=True)
     for t in tools:
         shutil.rmtree(os.path.join(work, f"repo-{kind}-{t}"), ignore_errors=True)
@@ -340,10 +351,14 @@ def ceiling_of(row, ceilings):
     cpu, read, cores = ceilings.get("cpu"), ceilings["cold read (MB/s)"], os.cpu_count() or 1
     if not cpu:
         return None
+    decode = cores * cpu["unzstd_blake3_mb_s"]
     if row == "first snapshot (MB/s)":
         return min(read, cores * cpu["write_path_mb_s"])
-    if row in ("restore (MB/s)", "check --read-data (MB/s of data)"):
-        return cores * cpu["unzstd_blake3_mb_s"]
+    if row == "restore (MB/s)":
+        return min(ceilings["write (MB/s)"], decode)
+    if row == "check --read-data (MB/s of data)":
+        # Packs are read at about the corpus's cold read speed and hold `ratio` times less.
+        return min(read * cpu["ratio"], decode)
     return None
 
 
@@ -385,11 +400,12 @@ def table(all_results, tools):
 
 
 def ceilings_table(all_results):
-    out = ["| corpus | cold read, 8 readers (MB/s) | chunk + BLAKE3, 1 core (MB/s) | zstd, 1 core (MB/s; ratio) "
-           "| write path, 1 core (MB/s) | unzstd + BLAKE3, 1 core (MB/s) |", "|---|---|---|---|---|---|"]
+    out = ["| corpus | cold read, 8 readers (MB/s) | sequential write + fsync (MB/s) | chunk + BLAKE3, 1 core (MB/s) "
+           "| zstd, 1 core (MB/s; ratio) | write path, 1 core (MB/s) | unzstd + BLAKE3, 1 core (MB/s) |",
+           "|---|---|---|---|---|---|---|"]
     for kind, (_, c) in all_results.items():
         cpu = c.get("cpu") or {}
-        out.append(f"| ({kind}) | {c['cold read (MB/s)']:.0f} | {cpu.get('fastcdc_blake3_mb_s', '?')} | "
+        out.append(f"| ({kind}) | {c['cold read (MB/s)']:.0f} | {c['write (MB/s)']:.0f} | {cpu.get('fastcdc_blake3_mb_s', '?')} | "
                    f"{cpu.get('zstd_mb_s', '?')} (level {cpu.get('zstd_level', '?')}; {cpu.get('ratio', '?')}) | "
                    f"{cpu.get('write_path_mb_s', '?')} | {cpu.get('unzstd_blake3_mb_s', '?')} |")
     return "\n".join(out)
@@ -450,7 +466,10 @@ def main():
               "dropped before every step; ratios are cairn / best peer (for times and sizes: best peer / cairn, "
               "so above 1 is always better).", "", table(all_results, tools), "",
               "Machine ceilings measured in the same run (CPU stages on the first 256 MiB of each corpus, "
-              "page cache warm; `cargo bench --bench micro -- --ceilings FILE`):", "", ceilings_table(all_results)]
+              "page cache warm, `cargo bench --bench micro -- --ceilings FILE`; the last column of the table "
+              "above compares cairn with: first snapshot min(cold read, cores × write path); restore "
+              "min(write, cores × decode); read-data check min(cold read × compression ratio, cores × decode)):",
+              "", ceilings_table(all_results)]
     text = "\n".join(lines)
     print(text)
     if args.out != "-":

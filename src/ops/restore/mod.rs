@@ -41,8 +41,9 @@ const BATCH_FILES: usize = 4096;
 const COALESCE_GAP_BYTES: u64 = 256 << 10;
 /// File handles one pack task keeps open (well below common descriptor limits).
 const MAX_OPEN_FILES: usize = 64;
-/// Largest single range read.
-const MAX_READ_BYTES: u64 = 32 << 20;
+/// Largest single range read: large enough to be sequential, small enough that every thread
+/// holding one stays cheap (32 MiB reads took a restore of 5.5 M chunks to 274 MiB).
+const MAX_READ_BYTES: u64 = 8 << 20;
 
 #[derive(Clone, Debug, Default)]
 pub struct RestoreOptions {
