@@ -17,9 +17,9 @@ use memmap2::{Mmap, MmapOptions};
 pub const LIVE_WINDOW_SECS: u64 = 60;
 
 /// Bounds of the window a file is read in (mapped or copied): the caller picks a size in this
-/// range, several times its largest chunk (see `ChunkerParams::window_bytes`). Only one window
-/// per file is in memory at a time, so this bounds what each file being read costs, which
-/// matters with many files in flight at once.
+/// range, several times its largest chunk (see `ChunkerParams::window_bytes`). At most two
+/// windows per file are in memory at a time (one chunked while the other is compressed), so
+/// this bounds what each file being read costs, which matters with many files in flight.
 pub const MIN_WINDOW_BYTES: usize = 1 << 20;
 pub const MAX_WINDOW_BYTES: usize = 4 << 20;
 
@@ -47,13 +47,36 @@ pub struct FileData {
     len: u64,
     /// Whether the file is read through memory maps.
     mapped: bool,
-    /// The current mapped window and the file offset it starts at.
-    map: Option<(u64, Mmap)>,
-    buf: Vec<u8>,
+    /// A buffer of a window handed back with [`FileData::recycle`], for the next copied read.
+    spare: Option<Vec<u8>>,
     /// Bytes read or mapped at once.
     window: u64,
     /// End of the range already handed to the kernel for background reading.
     advised_until: u64,
+}
+
+/// Bytes of a file from some offset on, owned, so that a file can have two windows at once:
+/// the one being chunked and the one being hashed and compressed.
+pub struct Window {
+    bytes: WindowBytes,
+    /// Where the requested offset lies in `bytes` (maps start at an aligned offset before it).
+    skip: usize,
+}
+
+enum WindowBytes {
+    Mapped(Mmap),
+    Copied(Vec<u8>),
+}
+
+impl std::ops::Deref for Window {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match &self.bytes {
+            WindowBytes::Mapped(m) => &m[self.skip..],
+            WindowBytes::Copied(v) => &v[self.skip..],
+        }
+    }
 }
 
 impl FileData {
@@ -74,7 +97,7 @@ impl FileData {
             // Sequential access: the kernel's own readahead doubles its window.
             let _ = rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential);
         }
-        Ok(FileData { file, len, mapped, map: None, buf: Vec::new(), window: window as u64, advised_until: 0 })
+        Ok(FileData { file, len, mapped, spare: None, window: window as u64, advised_until: 0 })
     }
 
     /// Length of the file when it was opened; reads never go past it.
@@ -97,38 +120,33 @@ impl FileData {
 
     /// The bytes from `pos` on: for a mapped file, to the end of the window-sized map that
     /// starts at or before `pos` (at least a window minus 64 KiB unless the file ends first),
-    /// else up to a window. An empty slice
-    /// before `len()` means the file shrank while being read.
-    pub fn window(&mut self, pos: u64) -> io::Result<&[u8]> {
+    /// else up to a window. An empty window before `len()` means the file shrank while being
+    /// read. Hand it back with [`FileData::recycle`] when done, so its buffer is reused.
+    pub fn window(&mut self, pos: u64) -> io::Result<Window> {
         if pos >= self.len {
-            return Ok(&[]);
+            return Ok(Window { bytes: WindowBytes::Copied(Vec::new()), skip: 0 });
         }
         self.read_ahead(pos);
         if self.mapped {
             let start = pos - pos % MAP_ALIGN_BYTES;
             let end = (start + self.window).min(self.len);
-            let covered = self.map.as_ref().is_some_and(|(s, m)| *s == start && m.len() as u64 == end - start);
-            if !covered {
-                // Unmap the old window first, so at most one is resident.
-                self.map = None;
-                let len = usize::try_from(end - start).expect("a window is at most MAX_WINDOW_BYTES");
-                self.map = Some((start, map_readonly(&self.file, start, len)?));
-            }
-            let (s, m) = self.map.as_ref().expect("mapped just above");
-            return Ok(&m[(pos - s) as usize..]);
+            let len = usize::try_from(end - start).expect("a window is at most MAX_WINDOW_BYTES");
+            let map = map_readonly(&self.file, start, len)?;
+            return Ok(Window { bytes: WindowBytes::Mapped(map), skip: (pos - start) as usize });
         }
         let want = usize::try_from((self.len - pos).min(self.window)).expect("window is bounded by MAX_WINDOW_BYTES");
-        self.buf.resize(want, 0);
-        let mut filled = 0;
-        while filled < want {
-            match self.file.read_at(&mut self.buf[filled..], pos + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        let mut buf = self.spare.take().unwrap_or_default();
+        buf.resize(want, 0);
+        let filled = read_fully(&self.file, &mut buf, pos)?;
+        buf.truncate(filled);
+        Ok(Window { bytes: WindowBytes::Copied(buf), skip: 0 })
+    }
+
+    /// Takes back a window's buffer for the next read (a map is just unmapped).
+    pub fn recycle(&mut self, window: Window) {
+        if let WindowBytes::Copied(buf) = window.bytes {
+            self.spare = Some(buf);
         }
-        Ok(&self.buf[..filled])
     }
 }
 
@@ -152,6 +170,20 @@ impl FileData {
         }
         self.advised_until = until;
     }
+}
+
+/// Reads into `buf` from `pos` until it is full or the file ends; returns the bytes read.
+fn read_fully(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], pos + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 /// Maps `len` bytes of `file` from `offset` (page-aligned) read-only.

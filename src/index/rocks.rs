@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedIndexType, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, DataBlockIndexType,
-    IteratorMode, Options, WriteBatch, DB,
+    InfoLogger, IteratorMode, LogLevel, Options, WriteBatch, DB,
 };
 
 use crate::error::{Error, Result};
@@ -67,11 +67,19 @@ fn options(mode: OpenMode, cache: &Cache) -> Options {
     opts.set_block_based_table_factory(&block);
     opts.set_compression_type(DBCompressionType::None);
     opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
-    opts.set_keep_log_file_num(2);
+    // RocksDB's own log (LOG, renamed to LOG.old.<time> at every open and pruned) lived in the
+    // index directory, which several processes open at once (a writer and secondaries): one
+    // process's pruning raced another's renaming, and an open failed with "while unlink()
+    // file: .../LOG.old.…". Errors go to stderr instead; the rest is not kept.
+    opts.set_info_logger(InfoLogger::new_callback_logger(LogLevel::Error, |level, msg| {
+        // Headers (options, version) come at any level; only errors are worth a line.
+        if matches!(level, LogLevel::Error | LogLevel::Fatal) {
+            eprintln!("cairn: index (RocksDB): {}", msg.trim_end());
+        }
+    }));
     // Little preallocation: on a nearly full disk the index must still open, so that the
     // repository stays usable (and prunable) after a backup ran out of space.
     opts.set_manifest_preallocation_size(64 << 10);
-    opts.set_max_log_file_size(1 << 20);
     opts.create_if_missing(mode == OpenMode::Primary);
     opts.create_missing_column_families(mode == OpenMode::Primary);
     // A secondary must keep every file open to follow the primary's compactions.

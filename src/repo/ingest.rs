@@ -65,7 +65,8 @@ impl WriteSession<'_> {
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FileFailure> {
         chunk_file(&self.repo().config().chunker, data, start, |pieces: &[Piece<'_>]| {
-            let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
+            let items: Vec<(ChunkId, &[u8])> =
+                crate::threads::on_cores(|| pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect());
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
             on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
             chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));
@@ -95,7 +96,9 @@ impl WriteSession<'_> {
         let mut data =
             FileData::new(file, meta.size, meta.last_change(), strategy, self.repo().config().chunker.window_bytes())?;
         let window = data.window(start)?;
-        if window.len() < last.len as usize || ChunkId::of(&window[..last.len as usize]) != last.id {
+        let proven = window.len() >= last.len as usize && ChunkId::of(&window[..last.len as usize]) == last.id;
+        data.recycle(window);
+        if !proven {
             return Ok(None);
         }
         let mut chunks = kept.to_vec();

@@ -10,9 +10,10 @@ use crate::id::{ChunkId, SnapshotId};
 use crate::repo::Repository;
 use crate::snapshot::{NodeContent, Snapshot};
 
-/// Trees already found clean, so shared subtrees are audited once. Cleared when it reaches
-/// this many ids, which bounds its memory (a cleared tree is simply audited again).
-const CLEAN_TREES_MAX: usize = 1 << 20;
+/// Trees and chunk-list pieces already found clean, so what snapshots share is audited once
+/// (a sealed segment's pieces, say, in every snapshot after the one that stored it). Cleared
+/// when it reaches this many ids, which bounds its memory (a cleared id is audited again).
+const CLEAN_MAX: usize = 1 << 20;
 
 pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut CheckStats) -> Result<()> {
     let mut snapshots: Vec<(SnapshotId, Snapshot)> = Vec::new();
@@ -53,6 +54,7 @@ struct Walker<'a> {
     repo: &'a Repository,
     findings: &'a mut Findings,
     stats: &'a mut CheckStats,
+    /// See [`CLEAN_MAX`].
     clean: HashSet<ChunkId>,
     snapshot: String,
     time: String,
@@ -165,8 +167,18 @@ impl Walker<'_> {
                     for p in pieces {
                         let range = (offset, offset + p.bytes);
                         offset = range.1;
+                        if self.clean.contains(&p.id) {
+                            self.stats.chunk_refs += u64::from(p.chunks);
+                            continue;
+                        }
                         match self.chunk_list(&p.id)? {
-                            Some(list) => clean &= self.chunks(&list.chunks, range.0, &child)?,
+                            Some(list) => {
+                                let piece_clean = self.chunks(&list.chunks, range.0, &child)?;
+                                if piece_clean {
+                                    self.mark_clean(p.id);
+                                }
+                                clean &= piece_clean;
+                            }
                             None => {
                                 clean = false;
                                 let idx = self.findings.damaged_chunks[&p.id];
@@ -180,11 +192,15 @@ impl Walker<'_> {
             }
         }
         if clean {
-            if self.clean.len() >= CLEAN_TREES_MAX {
-                self.clean.clear();
-            }
-            self.clean.insert(id);
+            self.mark_clean(id);
         }
         Ok(clean)
+    }
+
+    fn mark_clean(&mut self, id: ChunkId) {
+        if self.clean.len() >= CLEAN_MAX {
+            self.clean.clear();
+        }
+        self.clean.insert(id);
     }
 }
