@@ -120,7 +120,11 @@ pub fn chunk_file<E: From<io::Error> + Send>(
             feed(&mut sink)?;
             None
         } else {
-            let (fed, cut) = crate::threads::overlap(|| feed(&mut sink), || cut_window(params, file, after));
+            // The current thread cuts; the feed waits on its deque for an idle thread of the
+            // pool to take it. (Handing the feed to a second, per-core pool instead made the
+            // waiting thread take whole directories of other work meanwhile, and 100 000 files
+            // overflowed its stack.)
+            let (cut, fed) = rayon::join(|| cut_window(params, file, after), || feed(&mut sink));
             fed?;
             cut?
         };

@@ -29,7 +29,6 @@ pub mod pg;
 pub mod progress;
 pub mod repo;
 pub mod snapshot;
-pub mod threads;
 pub mod time;
 
 pub use error::{Error, Result};

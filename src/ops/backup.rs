@@ -177,7 +177,7 @@ pub fn backup_with(
         counters: Counters::default(),
         log: Log::default(),
     };
-    let root = crate::threads::io_pool()?.install(|| archiver.synthetic_root(&paths, parent_root.as_ref()))?;
+    let root = crate::fs::io_pool()?.install(|| archiver.synthetic_root(&paths, parent_root.as_ref()))?;
     session.flush()?;
     let stats = session.stats();
     let c = &archiver.counters;

@@ -65,8 +65,7 @@ impl WriteSession<'_> {
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FileFailure> {
         chunk_file(&self.repo().config().chunker, data, start, |pieces: &[Piece<'_>]| {
-            let items: Vec<(ChunkId, &[u8])> =
-                crate::threads::on_cores(|| pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect());
+            let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
             on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
             chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));

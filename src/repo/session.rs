@@ -110,9 +110,8 @@ impl<'r> WriteSession<'r> {
             .map(|(item, _)| item)
             .collect();
         let level = self.repo.config.compression_level;
-        let encoded: Vec<EncodedBlob> = crate::threads::on_cores(|| {
-            fresh.par_iter().map(|(_, data)| encode_blob(data, level)).collect::<Result<_>>()
-        })?;
+        let encoded: Vec<EncodedBlob> =
+            fresh.par_iter().map(|(_, data)| encode_blob(data, level)).collect::<Result<_>>()?;
         let mut added = 0;
         for ((id, data), blob) in fresh.into_iter().zip(encoded) {
             if self.add(kind, *id, data.len(), blob, generation)? {

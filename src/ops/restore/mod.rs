@@ -83,7 +83,7 @@ pub fn restore(
         chown: opts.owners.unwrap_or_else(is_root),
         progress,
         report: Mutex::new(RestoreReport::default()),
-        io: crate::threads::io_pool()?,
+        io: crate::fs::io_pool()?,
         dirs: Vec::new(),
         batch: Vec::new(),
         batch_refs: 0,
