@@ -91,12 +91,14 @@ pub struct Piece<'a> {
 /// is less than `len - start` only when the file shrank while being read.
 ///
 /// Cut points are sequential, but what `sink` does with a window's chunks (hash, compress) is
-/// not: the next window is read and cut while `sink` works on the current one. Without that
-/// overlap a single large file kept both cores busy only 70% of the time.
+/// not: with `overlap`, the next window is read and cut while `sink` works on the current one,
+/// which costs a second window of memory. Without that overlap a single large file kept both
+/// cores busy only 70% of the time.
 pub fn chunk_file<E: From<io::Error> + Send>(
     params: &ChunkerParams,
     file: &mut FileData,
     start: u64,
+    overlap: bool,
     mut sink: impl FnMut(&[Piece<'_>]) -> Result<(), E> + Send,
 ) -> Result<u64, E> {
     let mut pos = start;
@@ -116,20 +118,24 @@ pub fn chunk_file<E: From<io::Error> + Send>(
             }
             Ok(())
         };
-        let following = if current.last {
+        if current.last {
             feed(&mut sink)?;
-            None
-        } else {
+            return Ok(after - start);
+        }
+        if overlap {
             // The current thread cuts; the feed waits on its deque for an idle thread of the
             // pool to take it. (Handing the feed to a second, per-core pool instead made the
             // waiting thread take whole directories of other work meanwhile, and 100 000 files
             // overflowed its stack.)
             let (cut, fed) = rayon::join(|| cut_window(params, file, after), || feed(&mut sink));
             fed?;
-            cut?
-        };
-        file.recycle(current.window);
-        next = following;
+            file.recycle(current.window);
+            next = cut?;
+        } else {
+            feed(&mut sink)?;
+            file.recycle(current.window);
+            next = cut_window(params, file, after)?;
+        }
         pos = after;
     }
     Ok(pos - start)
@@ -177,4 +183,63 @@ fn cut_window(params: &ChunkerParams, file: &mut FileData, pos: u64) -> io::Resu
         return Err(io::Error::other("chunker made no progress"));
     }
     Ok(Some(CutWindow { window, cuts, consumed, last }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::ReadStrategy;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// Cuts of `data` as `chunk_file` finds them, reading a file window by window.
+    fn windowed_cuts(
+        params: &ChunkerParams,
+        data: &[u8],
+        strategy: ReadStrategy,
+        overlap: bool,
+    ) -> Vec<(usize, usize)> {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(data).unwrap();
+        let old = std::time::SystemTime::UNIX_EPOCH; // "quiet": mapped under Auto
+        let mut data = FileData::new(file, data.len() as u64, old, strategy, params.window_bytes()).unwrap();
+        let mut cuts = Vec::new();
+        let read = chunk_file(params, &mut data, 0, overlap, |pieces: &[Piece<'_>]| {
+            cuts.extend(pieces.iter().map(|p| (p.offset as usize, p.data.len())));
+            Ok::<(), io::Error>(())
+        })
+        .unwrap();
+        assert_eq!(read, data.len());
+        cuts
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(12))]
+
+        /// Windows (mapped or copied, overlapped or not) find exactly the cuts of one pass.
+        #[test]
+        fn windows_cut_like_one_pass(seed in any::<u64>(), len in 0usize..(5 << 20), overlap: bool, copy: bool) {
+            let params = ChunkerParams { min_bytes: 2 << 10, avg_bytes: 8 << 10, max_bytes: 64 << 10 };
+            let mut state = seed | 1;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            // Random bytes with runs of zeros longer than max_bytes, so that some chunks are
+            // cut only by the size limit.
+            let mut data = Vec::with_capacity(len);
+            while data.len() < len {
+                let block = (len - data.len()).min(100 << 10);
+                if next() % 4 == 0 {
+                    data.resize(data.len() + block, 0);
+                } else {
+                    data.extend((0..block).map(|_| (next() >> 24) as u8));
+                }
+            }
+            let strategy = if copy { ReadStrategy::Copy } else { ReadStrategy::Auto };
+            prop_assert_eq!(windowed_cuts(&params, &data, strategy, overlap), params.cut_all(&data));
+        }
+    }
 }

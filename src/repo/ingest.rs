@@ -64,7 +64,8 @@ impl WriteSession<'_> {
         chunks: &mut Vec<ChunkRef>,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FileFailure> {
-        chunk_file(&self.repo().config().chunker, data, start, |pieces: &[Piece<'_>]| {
+        let permit = if data.len() - start > data.window_len() { self.overlap_permit() } else { None };
+        chunk_file(&self.repo().config().chunker, data, start, permit.is_some(), |pieces: &[Piece<'_>]| {
             let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
             on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
@@ -113,7 +114,7 @@ pub fn hash_file(params: &ChunkerParams, path: &Path) -> io::Result<(FileMeta, V
     let meta = FileMeta::from_metadata(&file.metadata()?);
     let mut data = FileData::new(file, meta.size, meta.last_change(), ReadStrategy::Copy, params.window_bytes())?;
     let mut chunks = Vec::new();
-    chunk_file(params, &mut data, 0, |pieces: &[Piece<'_>]| {
+    chunk_file(params, &mut data, 0, true, |pieces: &[Piece<'_>]| {
         chunks.extend(
             pieces
                 .par_iter()
