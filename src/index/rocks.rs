@@ -20,6 +20,8 @@ use crate::pack::BlobEntry;
 const CF_CHUNKS: &str = "chunks";
 const CF_PACKS: &str = "packs";
 /// Block cache shared by both column families: bounds the index's memory whatever its size.
+/// Keys per RocksDB multi-get; see `get_many`.
+const MULTI_GET_KEYS: usize = 256;
 const BLOCK_CACHE_BYTES: usize = 32 << 20;
 const WRITE_BUFFER_BYTES: usize = 16 << 20;
 
@@ -152,15 +154,20 @@ impl ChunkIndex for RocksIndex {
     }
 
     fn get_many(&self, ids: &[ChunkId]) -> Result<Vec<Option<Location>>> {
-        let keys: Vec<&[u8]> = ids.iter().map(|id| id.as_bytes().as_slice()).collect();
-        self.db
-            .batched_multi_get_cf(self.cf(CF_CHUNKS), keys, false)
-            .into_iter()
-            .map(|r| match r.map_err(|e| self.err(e))? {
-                Some(v) => Location::decode(&v).map(Some),
-                None => Ok(None),
-            })
-            .collect()
+        let mut found = Vec::with_capacity(ids.len());
+        // Each result pins its data block in the cache until it is dropped, beyond the cache's
+        // capacity: a check looking up a pack's 80 000 entries at once, on 4 threads, reached
+        // 717 MiB on the 5.5 M-chunk repository. A few hundred keys keep the benefit of a batch.
+        for part in ids.chunks(MULTI_GET_KEYS) {
+            let keys: Vec<&[u8]> = part.iter().map(|id| id.as_bytes().as_slice()).collect();
+            for r in self.db.batched_multi_get_cf(self.cf(CF_CHUNKS), keys, false) {
+                found.push(match r.map_err(|e| self.err(e))? {
+                    Some(v) => Some(Location::decode(&v)?),
+                    None => None,
+                });
+            }
+        }
+        Ok(found)
     }
 
     fn add_pack(&self, pack: PackId, size: u64, entries: &[BlobEntry]) -> Result<()> {
