@@ -19,9 +19,9 @@ use crate::pack::BlobEntry;
 
 const CF_CHUNKS: &str = "chunks";
 const CF_PACKS: &str = "packs";
-/// Block cache shared by both column families: bounds the index's memory whatever its size.
 /// Keys per RocksDB multi-get; see `get_many`.
 const MULTI_GET_KEYS: usize = 256;
+/// Block cache shared by both column families: bounds the index's memory whatever its size.
 const BLOCK_CACHE_BYTES: usize = 32 << 20;
 const WRITE_BUFFER_BYTES: usize = 16 << 20;
 

@@ -6,6 +6,7 @@
 //! index or in a pack of this session are not stored again.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use rayon::prelude::*;
@@ -46,14 +47,14 @@ pub struct WriteSession<'r> {
     written: Condvar,
     stats: Mutex<SessionStats>,
     /// Files read with two windows in flight now; see [`WriteSession::overlap_permit`].
-    overlapped: Mutex<usize>,
+    overlapped: AtomicUsize,
 }
 
-pub(crate) struct OverlapPermit<'s>(&'s Mutex<usize>);
+pub(crate) struct OverlapPermit<'s>(&'s AtomicUsize);
 
 impl Drop for OverlapPermit<'_> {
     fn drop(&mut self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -99,7 +100,7 @@ impl<'r> WriteSession<'r> {
             }),
             written: Condvar::new(),
             stats: Mutex::new(SessionStats::default()),
-            overlapped: Mutex::new(0),
+            overlapped: AtomicUsize::new(0),
         }
     }
 
@@ -114,11 +115,8 @@ impl<'r> WriteSession<'r> {
     /// two cores busy. Never waits: waiting on a rayon thread that may hold a permit further
     /// down its stack could deadlock, so a file without a permit is read one window at a time.
     pub(crate) fn overlap_permit(&self) -> Option<OverlapPermit<'_>> {
-        let mut held = self.overlapped.lock().unwrap_or_else(|p| p.into_inner());
-        if *held >= OVERLAPPED_FILES {
-            return None;
-        }
-        *held += 1;
+        let take = |held: usize| (held < OVERLAPPED_FILES).then_some(held + 1);
+        self.overlapped.fetch_update(Ordering::Relaxed, Ordering::Relaxed, take).ok()?;
         Some(OverlapPermit(&self.overlapped))
     }
 
