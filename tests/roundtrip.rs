@@ -123,3 +123,31 @@ proptest! {
         assert_same_tree(&src, &target);
     }
 }
+
+/// A large file's chunk list is stored piece by piece while the file is read; the pieces must
+/// be exactly those of the whole list, whatever the batch sizes, so that they deduplicate
+/// against lists stored whole (and against the previous snapshot's pieces).
+#[test]
+fn chunk_lists_stored_while_reading_equal_lists_stored_whole() {
+    use cairn::id::ChunkId;
+    use cairn::repo::{FileList, WriteSession};
+    use cairn::snapshot::{ChunkRef, LIST_PIECE_CHUNKS};
+
+    let repo = TestRepo::new(IndexKind::Persistent);
+    let repo = repo.open(Access::Write);
+    let session = WriteSession::new(&repo);
+    let p = LIST_PIECE_CHUNKS;
+    for count in [0, 1, p - 1, p, p + 1, 2 * p, 2 * p + 1, 5 * p + 77] {
+        let all: Vec<ChunkRef> = (0..count)
+            .map(|i| ChunkRef { id: ChunkId::of(&(i as u64).to_le_bytes()), len: 1000 + (i % 7) as u32 })
+            .collect();
+        let whole = session.file_content(all.clone()).unwrap();
+        for batch in [1, 7, 64, p + 3] {
+            let mut list = FileList::pieced();
+            for part in all.chunks(batch) {
+                session.extend_list(&mut list, part.iter().copied()).unwrap();
+            }
+            assert_eq!(session.finish_list(list).unwrap(), whole, "{count} refs in batches of {batch}");
+        }
+    }
+}

@@ -23,7 +23,7 @@ use crate::io::ReadStrategy;
 use crate::ops::Skipped;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
-use crate::repo::{FileFailure, LockKind, Repository, SnapshotSpec, WriteSession};
+use crate::repo::{FileFailure, FileList, LockKind, Repository, SnapshotSpec, WriteSession};
 use crate::snapshot::{ChunkRef, Node, NodeContent, Snapshot, Summary, Tree};
 
 #[derive(Clone, Debug, Default)]
@@ -459,7 +459,7 @@ impl Archiver<'_> {
             Ok((meta, chunks, read)) => {
                 self.counters.bytes.fetch_add(read, Ordering::Relaxed);
                 self.progress.add_files(1);
-                let content = self.session.file_content(chunks)?;
+                let content = self.session.finish_list(chunks)?;
                 let mut node = node_from(name, &meta, content);
                 node.size = read;
                 if read != meta.size {
@@ -486,7 +486,7 @@ impl Archiver<'_> {
 
     /// Reads and stores a file's data: only the new part when `grown_from` (its parent entry)
     /// is given and the old tail proves unchanged, else all of it.
-    fn read_file(&self, path: &Path, grown_from: Option<&Node>) -> Result<(FileMeta, Vec<ChunkRef>, u64), FileFailure> {
+    fn read_file(&self, path: &Path, grown_from: Option<&Node>) -> Result<(FileMeta, FileList, u64), FileFailure> {
         self.counters.files_read.fetch_add(1, Ordering::Relaxed);
         if self.opts.record_reads {
             self.log.with(|l| l.read_paths.push(path.display().to_string()));
@@ -504,7 +504,7 @@ impl Archiver<'_> {
                 return Ok((stored.meta, stored.chunks, stored.bytes));
             }
         }
-        let stored = self.session.store_file(path, self.opts.read_strategy, &on_bytes)?;
+        let stored = self.session.store_file(path, self.opts.read_strategy, FileList::pieced(), &on_bytes)?;
         Ok((stored.meta, stored.chunks, stored.bytes))
     }
 }

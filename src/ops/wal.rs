@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::backend::{PutMode, PutOutcome};
 use crate::error::{Error, Result};
 use crate::io::ReadStrategy;
-use crate::repo::{hash_file, wal_key, FileFailure, LockKind, Repository, SessionStats, WriteSession};
+use crate::repo::{hash_file, wal_key, FileFailure, FileList, LockKind, Repository, SessionStats, WriteSession};
 use crate::snapshot::WalRecord;
 
 /// The stream WAL goes to when none is named.
@@ -51,7 +51,7 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         return Ok(report(&existing, true, SessionStats::default()));
     }
     let session = WriteSession::new(repo);
-    let stored = session.store_file(path, ReadStrategy::Copy, &|_| {}).map_err(|e| match e {
+    let stored = session.store_file(path, ReadStrategy::Copy, FileList::flat(), &|_| {}).map_err(|e| match e {
         FileFailure::Source(e) => Error::io("cannot read", path, e),
         FileFailure::Repo(e) => e,
     })?;
@@ -60,7 +60,7 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         stream: stream.to_string(),
         name: name.clone(),
         size: stored.bytes,
-        chunks: stored.chunks,
+        chunks: stored.chunks.into_flat(),
         archived_ns: crate::time::now_ns(),
         mtime_ns: stored.meta.mtime_ns,
         host: crate::fs::hostname(),

@@ -13,7 +13,7 @@ use crate::fs::FileMeta;
 use crate::id::ChunkId;
 use crate::io::{FileData, ReadStrategy};
 use crate::pack::BlobKind;
-use crate::repo::WriteSession;
+use crate::repo::{FileList, WriteSession};
 use crate::snapshot::ChunkRef;
 
 /// Why a file could not be stored: its own fault (skip it) or the repository's (abort).
@@ -30,27 +30,28 @@ impl From<io::Error> for FileFailure {
 }
 
 /// A file as stored: metadata from the open handle (taken before reading, so a change during
-/// the read shows up as a change next time), its chunks, and the bytes actually read (less
+/// the read shows up as a change next time), its chunk list, and the bytes actually read (less
 /// than `meta.size` when it shrank underneath).
 pub struct StoredFile {
     pub meta: FileMeta,
-    pub chunks: Vec<ChunkRef>,
+    pub chunks: FileList,
     pub bytes: u64,
 }
 
 impl WriteSession<'_> {
-    /// Stores the data of the file at `path`; `on_bytes` hears of every batch read.
+    /// Stores the data of the file at `path`, its refs going to `chunks` (pieced for a
+    /// snapshot, flat for a WAL record); `on_bytes` hears of every batch read.
     pub fn store_file(
         &self,
         path: &Path,
         strategy: ReadStrategy,
+        mut chunks: FileList,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<StoredFile, FileFailure> {
         let file = File::open(path)?;
         let meta = FileMeta::from_metadata(&file.metadata()?);
         let mut data =
             FileData::new(file, meta.size, meta.last_change(), strategy, self.repo().config().chunker.window_bytes())?;
-        let mut chunks = Vec::new();
         let bytes = self.store_from(&mut data, 0, &mut chunks, on_bytes)?;
         Ok(StoredFile { meta, chunks, bytes })
     }
@@ -61,7 +62,7 @@ impl WriteSession<'_> {
         &self,
         data: &mut FileData,
         start: u64,
-        chunks: &mut Vec<ChunkRef>,
+        chunks: &mut FileList,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FileFailure> {
         let permit = if data.len() - start > data.window_len() { self.overlap_permit() } else { None };
@@ -69,15 +70,16 @@ impl WriteSession<'_> {
             let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
             on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
-            chunks.extend(items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 }));
-            Ok::<(), FileFailure>(())
+            let refs = items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 });
+            self.extend_list(chunks, refs).map_err(FileFailure::Repo)
         })
     }
 
     /// Stores a file that grew since it was stored as `prev` (`prev_size` bytes): proves the
     /// old tail is unchanged by re-hashing `prev`'s last chunk from the file, then chunks only
     /// from that chunk's start onward (a FastCDC cut point, so the cuts match a full read).
-    /// `None` when the proof fails or the file did not grow: the caller reads it whole.
+    /// `None` when the proof fails or the file did not grow: the caller reads it whole. The
+    /// refs go to a pieced list (the unchanged pieces are found already stored).
     pub fn store_appended(
         &self,
         path: &Path,
@@ -101,7 +103,8 @@ impl WriteSession<'_> {
         if !proven {
             return Ok(None);
         }
-        let mut chunks = kept.to_vec();
+        let mut chunks = FileList::pieced();
+        self.extend_list(&mut chunks, kept.iter().copied()).map_err(FileFailure::Repo)?;
         let read = self.store_from(&mut data, start, &mut chunks, on_bytes)?;
         Ok(Some(StoredFile { meta, chunks, bytes: start + read }))
     }

@@ -251,20 +251,77 @@ impl<'r> WriteSession<'r> {
     }
 }
 
+/// A file's chunk list while the file is read.
+///
+/// In a snapshot (`FileList::pieced`), each full piece of [`LIST_PIECE_CHUNKS`] refs is stored
+/// as a blob as soon as a ref past it arrives, so a file in flight holds at most one piece of
+/// its list, not all of it: a 64 MiB file at 1 KiB chunks has 55 000 refs (2-3.5 MiB with the
+/// vector's growth), and 16 such files in flight took the first snapshot of the 5.5 M-chunk
+/// repository of `docs/performance.md` past its memory bound. The pieces are those
+/// [`WriteSession::file_content`] would cut from the whole list, so they deduplicate alike.
+/// A WAL record holds a flat list (`FileList::flat`).
+pub struct FileList {
+    /// Pieces stored so far; empty while the file has at most [`LIST_PIECE_CHUNKS`] chunks.
+    pieces: Vec<ListPiece>,
+    /// Refs not yet in a stored piece.
+    tail: Vec<ChunkRef>,
+    store_pieces: bool,
+}
+
+impl FileList {
+    pub fn pieced() -> Self {
+        FileList { pieces: Vec::new(), tail: Vec::new(), store_pieces: true }
+    }
+
+    pub fn flat() -> Self {
+        FileList { pieces: Vec::new(), tail: Vec::new(), store_pieces: false }
+    }
+
+    /// Every ref of a flat list.
+    pub fn into_flat(self) -> Vec<ChunkRef> {
+        assert!(!self.store_pieces, "a pieced list is not kept whole");
+        self.tail
+    }
+}
+
 impl WriteSession<'_> {
+    /// Appends `refs` to `list`, storing each piece that is complete and followed by more refs
+    /// (a list of exactly [`LIST_PIECE_CHUNKS`] stays inline).
+    pub fn extend_list(&self, list: &mut FileList, refs: impl IntoIterator<Item = ChunkRef>) -> Result<()> {
+        list.tail.extend(refs);
+        if list.store_pieces {
+            while list.tail.len() > LIST_PIECE_CHUNKS {
+                list.pieces.push(self.store_piece(&list.tail[..LIST_PIECE_CHUNKS])?);
+                list.tail.drain(..LIST_PIECE_CHUNKS);
+            }
+        }
+        Ok(())
+    }
+
+    /// The content entry for a file whose refs are all in `list`.
+    pub fn finish_list(&self, mut list: FileList) -> Result<NodeContent> {
+        if list.pieces.is_empty() {
+            return self.file_content(list.tail);
+        }
+        // Never empty: a piece is stored only when a ref past it arrived.
+        list.pieces.push(self.store_piece(&list.tail)?);
+        Ok(NodeContent::LargeFile { pieces: list.pieces })
+    }
+
     /// The content entry for a file with `chunks`: inline when short, else stored as list
     /// pieces (each piece a blob, deduplicated like any other).
     pub fn file_content(&self, chunks: Vec<ChunkRef>) -> Result<NodeContent> {
         if chunks.len() <= LIST_PIECE_CHUNKS {
             return Ok(NodeContent::File { chunks });
         }
-        let mut pieces = Vec::with_capacity(chunks.len().div_ceil(LIST_PIECE_CHUNKS));
-        for part in chunks.chunks(LIST_PIECE_CHUNKS) {
-            let list = ChunkList { chunks: part.to_vec() };
-            let id = self.store(BlobKind::Tree, &list.encode()?)?;
-            let bytes = part.iter().map(|c| u64::from(c.len)).sum();
-            pieces.push(ListPiece { id, chunks: part.len() as u32, bytes });
-        }
+        let pieces = chunks.chunks(LIST_PIECE_CHUNKS).map(|part| self.store_piece(part)).collect::<Result<_>>()?;
         Ok(NodeContent::LargeFile { pieces })
+    }
+
+    fn store_piece(&self, part: &[ChunkRef]) -> Result<ListPiece> {
+        let list = ChunkList { chunks: part.to_vec() };
+        let id = self.store(BlobKind::Tree, &list.encode()?)?;
+        let bytes = part.iter().map(|c| u64::from(c.len)).sum();
+        Ok(ListPiece { id, chunks: part.len() as u32, bytes })
     }
 }
