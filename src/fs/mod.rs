@@ -22,13 +22,27 @@ pub fn hostname() -> String {
 /// (compression, during a snapshot) is shared between the cores by the OS.
 /// `CAIRN_IO_THREADS` overrides the size (a spinning disk may prefer fewer).
 pub fn io_pool() -> crate::error::Result<rayon::ThreadPool> {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = std::env::var("CAIRN_IO_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .filter(|n| (1..=256).contains(n))
-        .unwrap_or((8 * cores).clamp(16, 64));
-    rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(|i| format!("cairn-io-{i}")).build().map_err(|e| {
-        crate::error::Error::Io { context: "cannot start worker threads".into(), source: std::io::Error::other(e) }
-    })
+        .unwrap_or((8 * cores()).clamp(16, 64));
+    pool(threads, "cairn-io")
+}
+
+/// A pool of twice as many threads as cores, for work that alternates between reading from
+/// the disk and decoding what it read (restore, check): while some threads wait for a read,
+/// the others keep the cores busy.
+pub fn decode_pool() -> crate::error::Result<rayon::ThreadPool> {
+    pool(2 * cores(), "cairn-decode")
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn pool(threads: usize, name: &'static str) -> crate::error::Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new().num_threads(threads).thread_name(move |i| format!("{name}-{i}")).build().map_err(
+        |e| crate::error::Error::Io { context: "cannot start worker threads".into(), source: std::io::Error::other(e) },
+    )
 }

@@ -66,11 +66,7 @@ pub(super) fn audit(
     let mut packs: Vec<(PackId, u64)> = listed.iter().map(|(k, v)| (*k, *v)).collect();
     packs.sort();
     // Twice as many packs in flight as cores: while some wait for the disk, others decode.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2 * cores).build().map_err(|e| crate::error::Error::Io {
-        context: "cannot start worker threads".into(),
-        source: std::io::Error::other(e),
-    })?;
+    let pool = crate::fs::decode_pool()?;
     let results: Vec<(PackId, PackResult)> = pool.install(|| {
         packs
             .par_iter()

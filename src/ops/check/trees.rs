@@ -2,13 +2,18 @@
 //! looks up every chunk reference, and attaches to the findings of pass 1 the snapshots, paths
 //! and byte ranges they affect.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
 
 use super::{Affected, CheckStats, Findings, Severity};
 use crate::error::Result;
 use crate::id::{ChunkId, SnapshotId};
+use crate::index::Location;
 use crate::repo::Repository;
-use crate::snapshot::{NodeContent, Snapshot};
+use crate::snapshot::{ChunkList, ChunkRef, ListPiece, Node, NodeContent, Snapshot, Tree};
 
 /// Trees and chunk-list pieces already found clean, so what snapshots share is audited once
 /// (a sealed segment's pieces, say, in every snapshot after the one that stored it). Cleared
@@ -36,12 +41,32 @@ pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut Chec
             }
         }
     }
-    let mut walker =
-        Walker { repo, findings, stats, clean: HashSet::new(), snapshot: String::new(), time: String::new() };
+    let pool = crate::fs::decode_pool()?;
+    let order: HashMap<String, usize> = snapshots.iter().enumerate().map(|(i, (id, _))| (id.to_hex(), i)).collect();
+    let mut walker = Walker {
+        repo,
+        findings: Mutex::new(findings),
+        counters: Counters::default(),
+        clean: Mutex::new(HashSet::new()),
+        snapshot: String::new(),
+        time: String::new(),
+    };
     for (id, snap) in &snapshots {
         walker.snapshot = id.to_hex();
         walker.time = crate::time::format_ns_secs(snap.time_ns);
-        walker.tree(snap.root, "/")?;
+        pool.install(|| walker.tree(snap.root, "/"))?;
+    }
+    let c = &walker.counters;
+    stats.trees += c.trees.load(Ordering::Relaxed);
+    stats.files += c.files.load(Ordering::Relaxed);
+    stats.chunk_refs += c.chunk_refs.load(Ordering::Relaxed);
+    // Subtrees are walked in parallel: put what each finding affects back in walk order.
+    let findings = walker.findings.into_inner().unwrap_or_else(|p| p.into_inner());
+    for f in &mut findings.list {
+        f.affects.sort_by(|a, b| {
+            let rank = |x: &Affected| order.get(&x.snapshot).copied().unwrap_or(usize::MAX);
+            (rank(a), &a.path, a.bytes).cmp(&(rank(b), &b.path, b.bytes))
+        });
     }
     Ok(())
 }
@@ -50,157 +75,225 @@ fn strip(msg: &str, what: &str) -> String {
     msg.strip_prefix(&format!("{what} ")).unwrap_or(msg).to_string()
 }
 
+fn child_path(dir: &str, node: &Node) -> String {
+    if dir.ends_with('/') {
+        format!("{dir}{}", node.name_lossy())
+    } else {
+        format!("{dir}/{}", node.name_lossy())
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    trees: AtomicU64,
+    files: AtomicU64,
+    chunk_refs: AtomicU64,
+}
+
+/// Walks one snapshot at a time; within it, subdirectories in parallel (on a pool of twice as
+/// many threads as cores, so that trees read from a cold disk overlap), each directory's small
+/// files looked up in the index with one multi-get. The findings are behind a lock taken once
+/// per directory (damage is rare; the lookups and reads happen outside it).
 struct Walker<'a> {
     repo: &'a Repository,
-    findings: &'a mut Findings,
-    stats: &'a mut CheckStats,
+    findings: Mutex<&'a mut Findings>,
+    counters: Counters,
     /// See [`CLEAN_MAX`].
-    clean: HashSet<ChunkId>,
+    clean: Mutex<HashSet<ChunkId>>,
     snapshot: String,
     time: String,
 }
 
-impl Walker<'_> {
-    fn affected(&self, path: &str, bytes: Option<(u64, u64)>) -> Affected {
-        Affected { snapshot: self.snapshot.clone(), time: self.time.clone(), path: path.to_string(), bytes }
+impl<'a> Walker<'a> {
+    fn affected(&self, path: String, bytes: Option<(u64, u64)>) -> Affected {
+        Affected { snapshot: self.snapshot.clone(), time: self.time.clone(), path, bytes }
     }
 
-    /// Checks a file's chunks (starting at byte `offset` of the file) against the index and
-    /// the damage found so far; returns whether all are intact.
-    fn chunks(&mut self, chunks: &[crate::snapshot::ChunkRef], mut offset: u64, file: &str) -> Result<bool> {
-        self.stats.chunk_refs += chunks.len() as u64;
-        let ids: Vec<ChunkId> = chunks.iter().map(|c| c.id).collect();
-        let found = self.repo.index().get_many(&ids)?;
+    fn findings(&self) -> std::sync::MutexGuard<'_, &'a mut Findings> {
+        self.findings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Attributes damage among a file's `chunks` (starting at byte `offset` of the file), whose
+    /// index entries are `found`; returns whether all are intact.
+    fn attribute(
+        &self,
+        findings: &mut Findings,
+        chunks: &[ChunkRef],
+        found: &[Option<Location>],
+        mut offset: u64,
+        file: &dyn Fn() -> String,
+    ) -> bool {
+        self.counters.chunk_refs.fetch_add(chunks.len() as u64, Ordering::Relaxed);
         let mut clean = true;
         for (c, loc) in chunks.iter().zip(found) {
             let range = (offset, offset + u64::from(c.len));
             offset = range.1;
-            let idx = match (self.findings.damaged_chunks.get(&c.id), loc) {
+            let idx = match (findings.damaged_chunks.get(&c.id), loc) {
                 (Some(idx), _) => *idx,
                 (None, None) => {
-                    let idx = self.findings.add(Severity::Damage, format!("chunk {}", c.id), "is in no pack");
-                    self.findings.damage_chunk(c.id, idx);
+                    let idx = findings.add(Severity::Damage, format!("chunk {}", c.id), "is in no pack");
+                    findings.damage_chunk(c.id, idx);
                     idx
                 }
                 (None, Some(_)) => continue,
             };
             clean = false;
-            let a = self.affected(file, Some(range));
-            self.findings.list[idx].affects.push(a);
+            findings.list[idx].affects.push(self.affected(file(), Some(range)));
         }
-        Ok(clean)
+        clean
     }
 
     /// Loads a piece of a large file's chunk list, or records why it cannot be loaded.
-    fn chunk_list(&mut self, id: &ChunkId) -> Result<Option<crate::snapshot::ChunkList>> {
-        if self.findings.damaged_chunks.contains_key(id) {
+    fn chunk_list(&self, id: &ChunkId) -> Result<Option<ChunkList>> {
+        if self.findings().damaged_chunks.contains_key(id) {
             return Ok(None);
         }
         let Some(loc) = self.repo.index().get(id)? else {
-            let idx = self.findings.add(Severity::Damage, format!("chunk list {id}"), "is in no pack");
-            self.findings.damage_chunk(*id, idx);
+            let mut findings = self.findings();
+            let idx = findings.add(Severity::Damage, format!("chunk list {id}"), "is in no pack");
+            findings.damage_chunk(*id, idx);
             return Ok(None);
         };
-        match self.repo.read_blob_at(id, &loc).and_then(|b| crate::snapshot::ChunkList::decode(&b, "chunk list")) {
+        match self.repo.read_blob_at(id, &loc).and_then(|b| ChunkList::decode(&b, "chunk list")) {
             Ok(list) => Ok(Some(list)),
             Err(e) => {
                 let msg = e.to_string();
                 let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
-                let idx = self.findings.add(Severity::Damage, format!("pack {} chunk list {id}", loc.pack), detail);
-                self.findings.damage_chunk(*id, idx);
+                let mut findings = self.findings();
+                let idx = findings.add(Severity::Damage, format!("pack {} chunk list {id}", loc.pack), detail);
+                findings.damage_chunk(*id, idx);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Loads a tree, or records why it cannot be loaded.
+    fn load_tree(&self, id: &ChunkId) -> Result<Option<Tree>> {
+        let Some(loc) = self.repo.index().get(id)? else {
+            let mut findings = self.findings();
+            if !findings.damaged_chunks.contains_key(id) {
+                let idx = findings.add(Severity::Damage, format!("tree {id}"), "is in no pack");
+                findings.damage_chunk(*id, idx);
+            }
+            return Ok(None);
+        };
+        match self.repo.read_blob_at(id, &loc).and_then(|b| Tree::decode(&b, "tree")) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) => {
+                let mut findings = self.findings();
+                if !findings.damaged_chunks.contains_key(id) {
+                    let msg = e.to_string();
+                    let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
+                    let idx = findings.add(Severity::Damage, format!("pack {} tree {id}", loc.pack), detail);
+                    findings.damage_chunk(*id, idx);
+                }
                 Ok(None)
             }
         }
     }
 
     /// Audits the tree `id` at `path`; returns whether everything below is clean.
-    fn tree(&mut self, id: ChunkId, path: &str) -> Result<bool> {
-        if self.clean.contains(&id) {
+    fn tree(&self, id: ChunkId, path: &str) -> Result<bool> {
+        if self.is_clean(&id) {
             return Ok(true);
         }
-        self.stats.trees += 1;
-        let tree = match self.repo.index().get(&id)? {
-            None if !self.findings.damaged_chunks.contains_key(&id) => {
-                let idx = self.findings.add(Severity::Damage, format!("tree {id}"), "is in no pack");
-                self.findings.damage_chunk(id, idx);
-                None
-            }
-            None => None,
-            Some(loc) => {
-                match self.repo.read_blob_at(&id, &loc).and_then(|b| crate::snapshot::Tree::decode(&b, "tree")) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        if !self.findings.damaged_chunks.contains_key(&id) {
-                            let msg = e.to_string();
-                            let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
-                            let idx =
-                                self.findings.add(Severity::Damage, format!("pack {} tree {id}", loc.pack), detail);
-                            self.findings.damage_chunk(id, idx);
-                        }
-                        None
-                    }
-                }
-            }
-        };
-        let Some(tree) = tree else {
-            let idx = self.findings.damaged_chunks[&id];
-            let a = self.affected(&format!("{path} (directory and everything below)"), None);
-            self.findings.list[idx].affects.push(a);
+        self.counters.trees.fetch_add(1, Ordering::Relaxed);
+        let Some(tree) = self.load_tree(&id)? else {
+            let mut findings = self.findings();
+            let idx = findings.damaged_chunks[&id];
+            let a = self.affected(format!("{path} (directory and everything below)"), None);
+            findings.list[idx].affects.push(a);
             return Ok(false);
         };
+        // The small files' chunks, all looked up at once.
+        let ids: Vec<ChunkId> = tree
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.content {
+                NodeContent::File { chunks } => Some(chunks.iter().map(|c| c.id)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let found = self.repo.index().get_many(&ids)?;
         let mut clean = true;
-        for node in &tree.nodes {
-            let child = if path.ends_with('/') {
-                format!("{path}{}", node.name_lossy())
-            } else {
-                format!("{path}/{}", node.name_lossy())
-            };
-            match &node.content {
-                NodeContent::Dir { subtree } => clean &= self.tree(*subtree, &child)?,
-                NodeContent::File { chunks } => {
-                    self.stats.files += 1;
-                    clean &= self.chunks(chunks, 0, &child)?;
+        {
+            let mut findings = self.findings();
+            let mut found = found.as_slice();
+            for node in &tree.nodes {
+                if let NodeContent::File { chunks } = &node.content {
+                    self.counters.files.fetch_add(1, Ordering::Relaxed);
+                    let (mine, rest) = found.split_at(chunks.len());
+                    found = rest;
+                    clean &= self.attribute(&mut findings, chunks, mine, 0, &|| child_path(path, node));
                 }
-                NodeContent::LargeFile { pieces } => {
-                    self.stats.files += 1;
-                    let mut offset = 0u64;
-                    for p in pieces {
-                        let range = (offset, offset + p.bytes);
-                        offset = range.1;
-                        if self.clean.contains(&p.id) {
-                            self.stats.chunk_refs += u64::from(p.chunks);
-                            continue;
-                        }
-                        match self.chunk_list(&p.id)? {
-                            Some(list) => {
-                                let piece_clean = self.chunks(&list.chunks, range.0, &child)?;
-                                if piece_clean {
-                                    self.mark_clean(p.id);
-                                }
-                                clean &= piece_clean;
-                            }
-                            None => {
-                                clean = false;
-                                let idx = self.findings.damaged_chunks[&p.id];
-                                let a = self.affected(&child, Some(range));
-                                self.findings.list[idx].affects.push(a);
-                            }
-                        }
-                    }
-                }
-                NodeContent::Symlink { .. } => {}
             }
         }
+        for node in &tree.nodes {
+            if let NodeContent::LargeFile { pieces } = &node.content {
+                self.counters.files.fetch_add(1, Ordering::Relaxed);
+                clean &= self.large_file(pieces, &child_path(path, node))?;
+            }
+        }
+        let subtrees: Vec<(ChunkId, String)> = tree
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.content {
+                NodeContent::Dir { subtree } => Some((*subtree, child_path(path, n))),
+                _ => None,
+            })
+            .collect();
+        let below = subtrees.par_iter().map(|(id, child)| self.tree(*id, child)).collect::<Result<Vec<bool>>>()?;
+        clean &= below.iter().all(|c| *c);
         if clean {
             self.mark_clean(id);
         }
         Ok(clean)
     }
 
-    fn mark_clean(&mut self, id: ChunkId) {
-        if self.clean.len() >= CLEAN_MAX {
-            self.clean.clear();
+    /// Audits the pieces of a large file's chunk list; returns whether all are clean.
+    fn large_file(&self, pieces: &[ListPiece], file: &str) -> Result<bool> {
+        let mut clean = true;
+        let mut offset = 0u64;
+        for p in pieces {
+            let range = (offset, offset + p.bytes);
+            offset = range.1;
+            if self.is_clean(&p.id) {
+                self.counters.chunk_refs.fetch_add(u64::from(p.chunks), Ordering::Relaxed);
+                continue;
+            }
+            match self.chunk_list(&p.id)? {
+                Some(list) => {
+                    let ids: Vec<ChunkId> = list.chunks.iter().map(|c| c.id).collect();
+                    let found = self.repo.index().get_many(&ids)?;
+                    let piece_clean =
+                        self.attribute(&mut self.findings(), &list.chunks, &found, range.0, &|| file.to_string());
+                    if piece_clean {
+                        self.mark_clean(p.id);
+                    }
+                    clean &= piece_clean;
+                }
+                None => {
+                    clean = false;
+                    let mut findings = self.findings();
+                    let idx = findings.damaged_chunks[&p.id];
+                    let a = self.affected(file.to_string(), Some(range));
+                    findings.list[idx].affects.push(a);
+                }
+            }
         }
-        self.clean.insert(id);
+        Ok(clean)
+    }
+
+    fn is_clean(&self, id: &ChunkId) -> bool {
+        self.clean.lock().unwrap_or_else(|p| p.into_inner()).contains(id)
+    }
+
+    fn mark_clean(&self, id: ChunkId) {
+        let mut clean = self.clean.lock().unwrap_or_else(|p| p.into_inner());
+        if clean.len() >= CLEAN_MAX {
+            clean.clear();
+        }
+        clean.insert(id);
     }
 }
