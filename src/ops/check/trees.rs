@@ -148,47 +148,34 @@ impl<'a> Walker<'a> {
         if self.findings().damaged_chunks.contains_key(id) {
             return Ok(None);
         }
+        self.load(id, "chunk list", ChunkList::decode)
+    }
+
+    /// Loads and decodes the metadata blob `id` (`what`: a tree or a chunk list), or records
+    /// why it cannot be loaded, unless that is known already.
+    fn load<T>(&self, id: &ChunkId, what: &str, decode: impl Fn(&[u8], &str) -> Result<T>) -> Result<Option<T>> {
         let Some(loc) = self.repo.index().get(id)? else {
-            let mut findings = self.findings();
-            let idx = findings.add(Severity::Damage, format!("chunk list {id}"), "is in no pack");
-            findings.damage_chunk(*id, idx);
+            self.damage_once(id, || (format!("{what} {id}"), "is in no pack".to_string()));
             return Ok(None);
         };
-        match self.repo.read_blob_at(id, &loc).and_then(|b| ChunkList::decode(&b, "chunk list")) {
-            Ok(list) => Ok(Some(list)),
+        match self.repo.read_blob_at(id, &loc).and_then(|b| decode(&b, what)) {
+            Ok(v) => Ok(Some(v)),
             Err(e) => {
                 let msg = e.to_string();
                 let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
-                let mut findings = self.findings();
-                let idx = findings.add(Severity::Damage, format!("pack {} chunk list {id}", loc.pack), detail);
-                findings.damage_chunk(*id, idx);
+                self.damage_once(id, || (format!("pack {} {what} {id}", loc.pack), detail));
                 Ok(None)
             }
         }
     }
 
-    /// Loads a tree, or records why it cannot be loaded.
-    fn load_tree(&self, id: &ChunkId) -> Result<Option<Tree>> {
-        let Some(loc) = self.repo.index().get(id)? else {
-            let mut findings = self.findings();
-            if !findings.damaged_chunks.contains_key(id) {
-                let idx = findings.add(Severity::Damage, format!("tree {id}"), "is in no pack");
-                findings.damage_chunk(*id, idx);
-            }
-            return Ok(None);
-        };
-        match self.repo.read_blob_at(id, &loc).and_then(|b| Tree::decode(&b, "tree")) {
-            Ok(t) => Ok(Some(t)),
-            Err(e) => {
-                let mut findings = self.findings();
-                if !findings.damaged_chunks.contains_key(id) {
-                    let msg = e.to_string();
-                    let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
-                    let idx = findings.add(Severity::Damage, format!("pack {} tree {id}", loc.pack), detail);
-                    findings.damage_chunk(*id, idx);
-                }
-                Ok(None)
-            }
+    /// Records damage to `id` as the finding `(object, problem)` unless `id` is known damaged.
+    fn damage_once(&self, id: &ChunkId, finding: impl FnOnce() -> (String, String)) {
+        let mut findings = self.findings();
+        if !findings.damaged_chunks.contains_key(id) {
+            let (object, problem) = finding();
+            let idx = findings.add(Severity::Damage, object, problem);
+            findings.damage_chunk(*id, idx);
         }
     }
 
@@ -198,7 +185,7 @@ impl<'a> Walker<'a> {
             return Ok(true);
         }
         self.counters.trees.fetch_add(1, Ordering::Relaxed);
-        let Some(tree) = self.load_tree(&id)? else {
+        let Some(tree) = self.load(&id, "tree", Tree::decode)? else {
             let mut findings = self.findings();
             let idx = findings.damaged_chunks[&id];
             let a = self.affected(format!("{path} (directory and everything below)"), None);
