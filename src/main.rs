@@ -22,7 +22,7 @@ fn main() {
 /// each large block freed (up to 32 MiB): after the first 17 MiB pack buffer was freed, read
 /// windows, pack trailers and batches came from the per-thread arenas, and each of the 16 I/O
 /// threads' arenas kept its share resident. First snapshot of 24 files × 64 MiB at 1 KiB
-/// chunks: 236-256 MiB peak RSS by default, 165-169 MiB with this (same time); jemalloc
+/// chunks: 236-257 MiB peak RSS by default, 165-170 MiB with this (same time); jemalloc
 /// (261-268) and mimalloc (312-322) did worse. See `docs/performance.md`, "Memory".
 fn fixed_mmap_threshold() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

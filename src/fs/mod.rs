@@ -31,8 +31,9 @@ pub fn io_pool() -> crate::error::Result<rayon::ThreadPool> {
 }
 
 /// A pool of twice as many threads as cores, for work that alternates between reading from
-/// the disk and decoding what it read (restore, check): while some threads wait for a read,
-/// the others keep the cores busy.
+/// the disk and decoding what it read (`repo check`'s two passes): while some threads wait for
+/// a read, the others keep the cores busy. (Restore measured no better with it: its many small
+/// files then cost more kernel time; `docs/performance.md`.)
 pub fn decode_pool() -> crate::error::Result<rayon::ThreadPool> {
     pool(2 * cores(), "cairn-decode")
 }
