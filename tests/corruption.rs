@@ -268,6 +268,58 @@ fn corrupted_index_files_are_found_and_repaired() {
     f.assert_b_restores();
 }
 
+/// Writes `chunk`'s index entry as `loc`, the way a damaged or stale index could hold it.
+fn set_index_entry(f: &Fixture, chunk: ChunkId, loc: &Location) {
+    use cairn::index::{ChunkIndex, OpenMode, RocksIndex};
+    let index = RocksIndex::open(&f.repo().join("index"), OpenMode::Primary).unwrap();
+    let size = fs::metadata(f.pack_path(&loc.pack)).unwrap().len();
+    index.add_pack(loc.pack, size, &[loc.entry(chunk)]).unwrap();
+    index.persist().unwrap();
+}
+
+#[test]
+fn index_entry_disagreeing_with_its_pack_trailer_is_found_and_repaired() {
+    let f = Fixture::new();
+    let (chunk, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
+    set_index_entry(&f, chunk, &Location { offset: loc.offset + 1, ..loc });
+    let (c, out) = f.check(&[]);
+    assert_eq!(c, 4, "{out}");
+    assert!(
+        out.contains(&format!("index entry for chunk {chunk}: disagrees with the trailer of pack {}", loc.pack)),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l.contains(&short(&f.a)) && l.contains("a1.bin bytes 0..")), "{out}");
+    assert!(!out.contains(&short(&f.b)), "{out}");
+    let o = f.cairn(&["repo", "repair", "index"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(f.check(&[]).0, 0);
+    // C is the newest snapshot of src_a (A's files plus one).
+    let (c, target, err) = f.restore(&f.c, "restored-c");
+    assert_eq!(c, 0, "{err}");
+    assert_same_tree(&f.src("src_a"), &target);
+}
+
+#[test]
+fn index_entry_naming_a_pack_without_the_chunk_is_found_and_repaired() {
+    let f = Fixture::new();
+    let (chunk, _) = f.chunk_of(&f.b, &f.src("src_b").join("b1.bin"));
+    let (_, elsewhere) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
+    // B's first chunk said to be where A's first chunk is: same pack format, other bytes.
+    set_index_entry(&f, chunk, &elsewhere);
+    let (c, out) = f.check(&[]);
+    assert_eq!(c, 4, "{out}");
+    let want =
+        format!("index entry for chunk {chunk}: names pack {}, whose trailer does not list the chunk", elsewhere.pack);
+    assert!(out.contains(&want), "{out}");
+    assert!(out.lines().any(|l| l.contains(&short(&f.b)) && l.contains("b1.bin bytes 0..")), "{out}");
+    // A's own chunk at that place is fine: A is not named.
+    assert!(!out.contains(&short(&f.a)), "{out}");
+    let o = f.cairn(&["repo", "repair", "index"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(f.check(&[]).0, 0);
+    f.assert_b_restores();
+}
+
 #[test]
 fn corrupted_tree_names_the_directory_and_snapshot() {
     let f = Fixture::new();

@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::backend::{Backend, ObjectInfo, PutMode, PutOutcome};
 use crate::error::{Error, Result};
@@ -17,13 +18,44 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 /// Temporary files younger than this are never removed as leftovers.
 pub const TEMP_MIN_AGE_SECS: u64 = 3600;
 
+/// Objects kept open for range reads. A restore or a check reads tens of thousands of small
+/// blobs (trees) from a few packs; opening the file for each read cost an `openat` and a
+/// `close` per blob (~90 000 of each restoring corpus (c) of `docs/performance.md`).
+const OPEN_FOR_RANGES: usize = 32;
+
 pub struct LocalBackend {
     root: PathBuf,
+    /// Objects recently read by range, least recently used first. Range reads are for packs,
+    /// which never change once written, so a kept handle reads what the name stands for (a
+    /// pack another process deletes meanwhile still reads as what it was); this process's own
+    /// puts and deletes drop the handle all the same.
+    open_for_ranges: Mutex<Vec<(String, Arc<File>)>>,
 }
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalBackend { root: root.into() }
+        LocalBackend { root: root.into(), open_for_ranges: Mutex::new(Vec::new()) }
+    }
+
+    /// The file behind `key`, opened for range reads, or kept open from an earlier one.
+    fn open_for_ranges(&self, key: &str, path: &Path) -> io::Result<Arc<File>> {
+        let lock = || self.open_for_ranges.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut open = lock();
+            if let Some(i) = open.iter().position(|(k, _)| k == key) {
+                let entry = open.remove(i);
+                let file = Arc::clone(&entry.1);
+                open.push(entry);
+                return Ok(file);
+            }
+        }
+        let file = Arc::new(File::open(path)?);
+        let mut open = lock();
+        if open.len() >= OPEN_FOR_RANGES {
+            open.remove(0);
+        }
+        open.push((key.to_string(), Arc::clone(&file)));
+        Ok(file)
     }
 
     pub fn root(&self) -> &Path {
@@ -37,6 +69,10 @@ impl LocalBackend {
             return Err(Error::InvalidArgument(format!("invalid object key {key:?}")));
         }
         Ok(self.root.join(key))
+    }
+
+    fn forget_open(&self, key: &str) {
+        self.open_for_ranges.lock().unwrap_or_else(|p| p.into_inner()).retain(|(k, _)| k != key);
     }
 
     fn write_temp(&self, dir: &Path, data: &[u8]) -> Result<tempfile::NamedTempFile> {
@@ -73,6 +109,7 @@ impl Backend for LocalBackend {
 
     fn put(&self, key: &str, data: &[u8], mode: PutMode) -> Result<PutOutcome> {
         let path = self.path(key)?;
+        self.forget_open(key);
         let dir = path.parent().expect("object paths have a parent").to_path_buf();
         ensure_dir(&dir)?;
         let tmp = self.write_temp(&dir, data)?;
@@ -101,7 +138,7 @@ impl Backend for LocalBackend {
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
         let path = self.path(key)?;
-        let file = File::open(&path).map_err(|e| match e.kind() {
+        let file = self.open_for_ranges(key, &path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::not_found(format!("object {key}")),
             _ => Error::io("cannot open", &path, e),
         })?;
@@ -114,6 +151,13 @@ impl Backend for LocalBackend {
             _ => Error::io("cannot read", &path, e),
         })?;
         Ok(buf)
+    }
+
+    fn prefetch(&self, key: &str, offset: u64, len: u64) {
+        let (Ok(path), Some(len)) = (self.path(key), std::num::NonZeroU64::new(len)) else { return };
+        if let Ok(file) = self.open_for_ranges(key, &path) {
+            let _ = rustix::fs::fadvise(&*file, offset, Some(len), rustix::fs::Advice::WillNeed);
+        }
     }
 
     fn size(&self, key: &str) -> Result<Option<u64>> {
@@ -138,6 +182,7 @@ impl Backend for LocalBackend {
 
     fn delete(&self, key: &str) -> Result<()> {
         let path = self.path(key)?;
+        self.forget_open(key);
         match fs::remove_file(&path) {
             Ok(()) => sync_dir(path.parent().expect("object paths have a parent")),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

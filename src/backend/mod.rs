@@ -54,6 +54,12 @@ pub trait Backend: Send + Sync {
     /// `len` bytes from `offset`; an object shorter than that is reported as corrupt.
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
 
+    /// A hint that `len` bytes from `offset` will be read soon: a local repository asks the
+    /// kernel to read them in the background, so that the read overlaps with decoding what
+    /// came before. Only a hint: errors are ignored, and backends without a cheap way to act
+    /// on it do nothing.
+    fn prefetch(&self, _key: &str, _offset: u64, _len: u64) {}
+
     /// The object's size, or `None` when it does not exist.
     fn size(&self, key: &str) -> Result<Option<u64>>;
 

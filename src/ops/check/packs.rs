@@ -2,7 +2,7 @@
 //! entries that disagree with the packs, stray and temporary files, and (with read-data)
 //! blobs whose content no longer matches their id.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
@@ -23,8 +23,8 @@ struct PackResult {
     misnamed: bool,
     /// Read-data: blobs that fail to decompress or verify.
     bad_blobs: Vec<(ChunkId, String)>,
-    /// Index entries that claim this pack but disagree with its trailer.
-    mismatched: Vec<ChunkId>,
+    /// Digest of the trailer's entries as index entries; see [`EntryDigest`].
+    trailer_digest: u128,
     unindexed: bool,
     bytes_read: u64,
     blobs_verified: u64,
@@ -65,6 +65,7 @@ pub(super) fn audit(
     let seed = crate::time::now_ns() as u64;
     let mut packs: Vec<(PackId, u64)> = listed.iter().map(|(k, v)| (*k, *v)).collect();
     packs.sort();
+    let digest = EntryDigest::new(seed);
     // Twice as many packs in flight as cores: while some wait for the disk, others decode.
     let pool = crate::fs::decode_pool()?;
     let results: Vec<(PackId, PackResult)> = pool.install(|| {
@@ -72,13 +73,14 @@ pub(super) fn audit(
             .par_iter()
             .map(|(id, size)| {
                 let read = selected(read_data, id, seed);
-                let r = audit_pack(repo, id, *size, read, unindexed);
+                let r = audit_pack(repo, id, *size, read, unindexed, &digest);
                 progress.add_bytes(r.bytes_read);
                 (*id, r)
             })
             .collect()
     });
     let mut broken_packs: HashMap<PackId, usize> = HashMap::new();
+    let mut digests: Vec<(PackId, u64, u128)> = Vec::new();
     for (id, r) in results {
         stats.bytes_read += r.bytes_read;
         stats.blobs_verified += r.blobs_verified;
@@ -87,6 +89,7 @@ pub(super) fn audit(
             broken_packs.insert(id, findings.add(Severity::Damage, format!("pack {id}"), why));
             continue;
         }
+        digests.push((id, listed[&id], r.trailer_digest));
         if r.misnamed {
             findings.add(
                 Severity::Damage,
@@ -100,14 +103,6 @@ pub(super) fn audit(
                 findings.damage_chunk(chunk, idx);
             }
         }
-        for chunk in r.mismatched {
-            let idx = findings.add(
-                Severity::Damage,
-                format!("index entry for chunk {chunk}"),
-                format!("disagrees with the trailer of pack {id}; `cairn repo repair index` rebuilds it"),
-            );
-            findings.damage_chunk(chunk, idx);
-        }
         if r.unindexed {
             findings.add(
                 Severity::Warning,
@@ -116,21 +111,80 @@ pub(super) fn audit(
             );
         }
     }
-    audit_index_entries(repo, &listed, &broken_packs, findings, stats);
+    let index_digests = audit_index_entries(repo, &listed, &broken_packs, &digest, findings, stats);
+    // A pack whose trailer and index entries digest alike agrees with the index. The others
+    // (damage, or a chunk stored twice whose index entry names the other copy) are compared
+    // entry by entry; what is left over after that names the pack without being in it.
+    let mut strays: HashMap<PackId, HashSet<ChunkId>> = HashMap::new();
+    for (id, size, trailer_digest) in digests {
+        let indexed = index_digests.get(&id).copied().unwrap_or_default();
+        if indexed == trailer_digest {
+            continue;
+        }
+        let Some(compared) = compare_entries(repo, &id, size, &digest) else { continue };
+        for chunk in &compared.mismatched {
+            let idx = findings.add(
+                Severity::Damage,
+                format!("index entry for chunk {chunk}"),
+                format!("disagrees with the trailer of pack {id}; `cairn repo repair index` rebuilds it"),
+            );
+            findings.damage_chunk(*chunk, idx);
+        }
+        if compared.accounted != indexed {
+            strays.insert(id, compared.listed);
+        }
+    }
+    if !strays.is_empty() {
+        report_strays(repo, &strays, findings);
+    }
     Ok(())
 }
 
-/// Checks every index entry against the packs that exist.
+/// An order-independent digest of a set of index entries: the sum of a keyed hash of each
+/// (chunk id, location). Pass 1 compares, per pack, the digest of its trailer's entries with
+/// that of the index entries naming it, instead of looking every trailer entry up in the
+/// index (one sequential scan of the index instead of a point lookup per chunk: 0.3–0.5 s of
+/// the 2–3 s of CPU a structural check of corpus (c) took). The key is new for every run, so
+/// no stored bytes can be made to collide.
+struct EntryDigest {
+    key: [u8; 32],
+}
+
+impl EntryDigest {
+    fn new(seed: u64) -> Self {
+        let seed = [seed.to_le_bytes(), u64::from(std::process::id()).to_le_bytes()].concat();
+        EntryDigest { key: *blake3::hash(&seed).as_bytes() }
+    }
+
+    fn of(&self, chunk: &ChunkId, loc: &Location) -> u128 {
+        let mut bytes = [0u8; 32 + crate::index::LOCATION_BYTES];
+        bytes[..32].copy_from_slice(chunk.as_bytes());
+        bytes[32..].copy_from_slice(&loc.encode());
+        let h = blake3::keyed_hash(&self.key, &bytes);
+        u128::from_le_bytes(h.as_bytes()[..16].try_into().expect("16 bytes"))
+    }
+
+    fn of_trailer(&self, pack: &PackId, entries: &[BlobEntry]) -> u128 {
+        entries.iter().fold(0u128, |sum, e| sum.wrapping_add(self.of(&e.id, &Location::new(*pack, e))))
+    }
+}
+
+/// Checks every index entry against the packs that exist; returns, per pack, the digest of the
+/// index entries that name it.
 fn audit_index_entries(
     repo: &Repository,
     listed: &HashMap<PackId, u64>,
     broken: &HashMap<PackId, usize>,
+    digest: &EntryDigest,
     findings: &mut Findings,
     stats: &mut CheckStats,
-) {
+) -> HashMap<PackId, u128> {
     let mut missing: HashMap<PackId, usize> = HashMap::new();
+    let mut digests: HashMap<PackId, u128> = HashMap::new();
     let scan = repo.index().for_each_chunk(&mut |chunk, loc| {
         stats.index_entries += 1;
+        let sum = digests.entry(loc.pack).or_default();
+        *sum = sum.wrapping_add(digest.of(&chunk, &loc));
         let idx = match listed.get(&loc.pack) {
             None => *missing.entry(loc.pack).or_insert_with(|| {
                 findings.add(
@@ -154,6 +208,57 @@ fn audit_index_entries(
     if let Err(e) = scan {
         findings.add(Severity::Damage, "index", format!("cannot be read: {e}; `cairn repo repair index` rebuilds it"));
     }
+    digests
+}
+
+/// A pack's trailer compared entry by entry with the index.
+struct Compared {
+    /// Chunks whose index entry names the pack but disagrees with its trailer.
+    mismatched: Vec<ChunkId>,
+    /// Digest of the index entries that name the pack and are in its trailer (agreeing or
+    /// not): when the index holds more under the pack's name, those are strays.
+    accounted: u128,
+    /// The chunks the trailer lists.
+    listed: HashSet<ChunkId>,
+}
+
+fn compare_entries(repo: &Repository, id: &PackId, size: u64, digest: &EntryDigest) -> Option<Compared> {
+    // The trailer was read a moment ago; if it cannot be read now, the next check reports the
+    // pack as broken, and there is nothing to compare.
+    let entries = repo.read_trailer(id, size).ok()?;
+    let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
+    // An index that cannot be read is reported by the index scan; here only disagreements count.
+    let found = repo.index().get_many(&ids).ok()?;
+    let mut c = Compared { mismatched: Vec::new(), accounted: 0, listed: ids.iter().copied().collect() };
+    for (e, loc) in entries.iter().zip(found) {
+        let Some(loc) = loc.filter(|loc| loc.pack == *id) else { continue };
+        if loc != Location::new(*id, e) {
+            c.mismatched.push(e.id);
+        }
+        c.accounted = c.accounted.wrapping_add(digest.of(&e.id, &loc));
+    }
+    Some(c)
+}
+
+/// Reports index entries that name a pack whose trailer does not list their chunk (a reader
+/// would decode whatever bytes lie at that place); `strays` holds those packs' listed chunks.
+fn report_strays(repo: &Repository, strays: &HashMap<PackId, HashSet<ChunkId>>, findings: &mut Findings) {
+    let mut found: Vec<(ChunkId, PackId)> = Vec::new();
+    // The first scan already reported an index that cannot be read.
+    let _ = repo.index().for_each_chunk(&mut |chunk, loc| {
+        if strays.get(&loc.pack).is_some_and(|listed| !listed.contains(&chunk)) {
+            found.push((chunk, loc.pack));
+        }
+        Ok(())
+    });
+    for (chunk, pack) in found {
+        let idx = findings.add(
+            Severity::Damage,
+            format!("index entry for chunk {chunk}"),
+            format!("names pack {pack}, whose trailer does not list the chunk; `cairn repo repair index` rebuilds it"),
+        );
+        findings.damage_chunk(chunk, idx);
+    }
 }
 
 /// Whether read-data reads this pack.
@@ -174,7 +279,14 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool, unindexed: &[PackId]) -> PackResult {
+fn audit_pack(
+    repo: &Repository,
+    id: &PackId,
+    size: u64,
+    read: bool,
+    unindexed: &[PackId],
+    digest: &EntryDigest,
+) -> PackResult {
     let mut r = PackResult::default();
     let entries = if read {
         match read_whole_pack(repo, id, size, &mut r) {
@@ -190,13 +302,7 @@ fn audit_pack(repo: &Repository, id: &PackId, size: u64, read: bool, unindexed: 
             }
         }
     };
-    let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
-    // An index that cannot be read is reported by the index scan; here only disagreements count.
-    for (e, loc) in entries.iter().zip(repo.index().get_many(&ids).unwrap_or_default()) {
-        if loc.is_some_and(|loc| loc.pack == *id && loc != Location::new(*id, e)) {
-            r.mismatched.push(e.id);
-        }
-    }
+    r.trailer_digest = digest.of_trailer(id, &entries);
     r.unindexed = matches!(repo.index().pack_info(id), Ok(None)) || unindexed.contains(id);
     r
 }

@@ -11,13 +11,14 @@ use rayon::prelude::*;
 use super::{Affected, CheckStats, Findings, Severity};
 use crate::error::Result;
 use crate::id::{ChunkId, SnapshotId};
-use crate::index::Location;
 use crate::repo::Repository;
 use crate::snapshot::{ChunkList, ChunkRef, ListPiece, Node, NodeContent, Snapshot, Tree};
 
 /// Trees and chunk-list pieces already found clean, so what snapshots share is audited once
-/// (a sealed segment's pieces, say, in every snapshot after the one that stored it). Cleared
-/// when it reaches this many ids, which bounds its memory (a cleared id is audited again).
+/// (a sealed segment's pieces, say, in every snapshot after the one that stored it), and
+/// chunks already found in the index, so a file kept from one snapshot to the next is looked
+/// up once even when its directory or its chunk-list piece changed. Each set is cleared when
+/// it reaches this many ids, which bounds its memory (a cleared id is audited again).
 const CLEAN_MAX: usize = 1 << 20;
 
 pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut CheckStats) -> Result<()> {
@@ -48,6 +49,7 @@ pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut Chec
         findings: Mutex::new(findings),
         counters: Counters::default(),
         clean: Mutex::new(HashSet::new()),
+        indexed: Mutex::new(HashSet::new()),
         snapshot: String::new(),
         time: String::new(),
     };
@@ -98,8 +100,11 @@ struct Walker<'a> {
     repo: &'a Repository,
     findings: Mutex<&'a mut Findings>,
     counters: Counters,
-    /// See [`CLEAN_MAX`].
+    /// Trees and pieces found clean; see [`CLEAN_MAX`].
     clean: Mutex<HashSet<ChunkId>>,
+    /// Chunks found in the index (kept apart from `clean`: a tree id found as a chunk says
+    /// nothing about what is below it); see [`CLEAN_MAX`].
+    indexed: Mutex<HashSet<ChunkId>>,
     snapshot: String,
     time: String,
 }
@@ -113,13 +118,13 @@ impl<'a> Walker<'a> {
         self.findings.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Attributes damage among a file's `chunks` (starting at byte `offset` of the file), whose
-    /// index entries are `found`; returns whether all are intact.
+    /// Attributes damage among a file's `chunks` (starting at byte `offset` of the file), of
+    /// which those marked in `found` are in the index; returns whether all are intact.
     fn attribute(
         &self,
         findings: &mut Findings,
         chunks: &[ChunkRef],
-        found: &[Option<Location>],
+        found: &[bool],
         mut offset: u64,
         file: &dyn Fn() -> String,
     ) -> bool {
@@ -130,12 +135,12 @@ impl<'a> Walker<'a> {
             offset = range.1;
             let idx = match (findings.damaged_chunks.get(&c.id), loc) {
                 (Some(idx), _) => *idx,
-                (None, None) => {
+                (None, false) => {
                     let idx = findings.add(Severity::Damage, format!("chunk {}", c.id), "is in no pack");
                     findings.damage_chunk(c.id, idx);
                     idx
                 }
-                (None, Some(_)) => continue,
+                (None, true) => continue,
             };
             clean = false;
             findings.list[idx].affects.push(self.affected(file(), Some(range)));
@@ -202,7 +207,7 @@ impl<'a> Walker<'a> {
             })
             .flatten()
             .collect();
-        let found = self.repo.index().get_many(&ids)?;
+        let found = self.indexed(&ids)?;
         let mut clean = true;
         {
             let mut findings = self.findings();
@@ -252,7 +257,7 @@ impl<'a> Walker<'a> {
             match self.chunk_list(&p.id)? {
                 Some(list) => {
                     let ids: Vec<ChunkId> = list.chunks.iter().map(|c| c.id).collect();
-                    let found = self.repo.index().get_many(&ids)?;
+                    let found = self.indexed(&ids)?;
                     let piece_clean =
                         self.attribute(&mut self.findings(), &list.chunks, &found, range.0, &|| file.to_string());
                     if piece_clean {
@@ -270,6 +275,34 @@ impl<'a> Walker<'a> {
             }
         }
         Ok(clean)
+    }
+
+    /// Which of `ids` are in the index: looked up there unless found before.
+    fn indexed(&self, ids: &[ChunkId]) -> Result<Vec<bool>> {
+        let lock = || self.indexed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut found: Vec<bool> = {
+            let known = lock();
+            ids.iter().map(|id| known.contains(id)).collect()
+        };
+        let unknown: Vec<ChunkId> = ids.iter().zip(&found).filter(|(_, k)| !**k).map(|(id, _)| *id).collect();
+        if unknown.is_empty() {
+            return Ok(found);
+        }
+        let looked_up = self.repo.index().get_many(&unknown)?;
+        let mut known = lock();
+        let mut next = looked_up.iter();
+        for (id, f) in ids.iter().zip(found.iter_mut()) {
+            if !*f {
+                *f = next.next().is_some_and(|loc| loc.is_some());
+                if *f {
+                    if known.len() >= CLEAN_MAX {
+                        known.clear();
+                    }
+                    known.insert(*id);
+                }
+            }
+        }
+        Ok(found)
     }
 
     fn is_clean(&self, id: &ChunkId) -> bool {
