@@ -302,28 +302,33 @@ def run_corpus(kind, tools, scale, hours, work):
             secs, rss = sh(tool.cmd("backup", data), tool.env)
             results[t].setdefault("hourly incremental (s, mean)", []).append((secs, rss))
     size = dir_bytes(data)
-    for t in tools:
-        tool = Tool(t, os.path.join(work, f"repo-{kind}-{t}"))
+    # Step by step, every tool in turn, so that a drift of the machine's speed (this VM's CPU
+    # varies up to 2-3x between hours) lands on all tools of a row alike, not on one tool.
+    tool_of = {t: Tool(t, os.path.join(work, f"repo-{kind}-{t}")) for t in tools}
+
+    def median_of_3(t, *args):
         runs = []
         for _ in range(3):
             drop_caches()
-            runs.append(sh(tool.cmd("backup", data), tool.env))
+            runs.append(sh(tool_of[t].cmd(*args), tool_of[t].env))
         runs.sort()
-        results[t]["unchanged re-snapshot (s, median of 3)"] = runs[1]
-        results[t]["repository MB"] = (dir_bytes(tool.repo) / 1e6, 0)
+        return runs[1]
+
+    for t in tools:
+        results[t]["unchanged re-snapshot (s, median of 3)"] = median_of_3(t, "backup", data)
+    for t in tools:
+        results[t]["repository MB"] = (dir_bytes(tool_of[t].repo) / 1e6, 0)
+    for t in tools:
         target = os.path.join(work, f"restore-{kind}-{t}")
         drop_caches()
-        secs, rss = sh(tool.cmd("restore", data, target), tool.env)
+        secs, rss = sh(tool_of[t].cmd("restore", data, target), tool_of[t].env)
         results[t]["restore (MB/s)"] = (size / 1e6 / secs, rss)
         shutil.rmtree(target, ignore_errors=True)
-        runs = []
-        for _ in range(3):
-            drop_caches()
-            runs.append(sh(tool.cmd("check"), tool.env))
-        runs.sort()
-        results[t]["check, structural (s, median of 3)"] = runs[1]
+    for t in tools:
+        results[t]["check, structural (s, median of 3)"] = median_of_3(t, "check")
+    for t in tools:
         drop_caches()
-        secs, rss = sh(tool.cmd("check-data"), tool.env)
+        secs, rss = sh(tool_of[t].cmd("check-data"), tool_of[t].env)
         results[t]["check --read-data (MB/s of data)"] = (size / 1e6 / secs, rss)
     for t in tools:
         hourly = results[t]["hourly incremental (s, mean)"]

@@ -65,7 +65,7 @@ pub(super) fn audit(
     let seed = crate::time::now_ns() as u64;
     let mut packs: Vec<(PackId, u64)> = listed.iter().map(|(k, v)| (*k, *v)).collect();
     packs.sort();
-    let digest = EntryDigest::new(seed);
+    let digest = EntryDigest::new();
     // Twice as many packs in flight as cores: while some wait for the disk, others decode.
     let pool = crate::fs::decode_pool()?;
     let results: Vec<(PackId, PackResult)> = pool.install(|| {
@@ -144,15 +144,22 @@ pub(super) fn audit(
 /// (chunk id, location). Pass 1 compares, per pack, the digest of its trailer's entries with
 /// that of the index entries naming it, instead of looking every trailer entry up in the
 /// index (one sequential scan of the index instead of a point lookup per chunk: 0.3–0.5 s of
-/// the 2–3 s of CPU a structural check of corpus (c) took). The key is new for every run, so
-/// no stored bytes can be made to collide.
+/// the 2–3 s of CPU a structural check of corpus (c) took). The key is drawn at random for
+/// every run, so no stored bytes can be made to collide.
 struct EntryDigest {
     key: [u8; 32],
 }
 
 impl EntryDigest {
-    fn new(seed: u64) -> Self {
-        let seed = [seed.to_le_bytes(), u64::from(std::process::id()).to_le_bytes()].concat();
+    fn new() -> Self {
+        // The standard library's hash keys come from the operating system's random source.
+        let random = |i: u64| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u64(i);
+            h.finish().to_le_bytes()
+        };
+        let seed = [random(0), random(1), random(2), random(3)].concat();
         EntryDigest { key: *blake3::hash(&seed).as_bytes() }
     }
 
