@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::error::{Error, Result};
+#[cfg(feature = "rocksdb")]
+use crate::error::Error;
+use crate::error::Result;
 use crate::id::ChunkId;
 
 pub struct MarkSet {
