@@ -221,10 +221,11 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
             count(s.index_entries),
             duration_ms(report.duration_ms)
         ));
+        let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
         ctx.say(match (damage, warnings) {
             (0, 0) => "no problems found".to_string(),
-            (0, w) => format!("no damage found ({w} warnings)"),
-            (d, w) => format!("DAMAGE FOUND: {d} problems ({w} warnings)"),
+            (0, w) => format!("no damage found ({})", n(w, "warning", "warnings")),
+            (d, w) => format!("DAMAGE FOUND: {} ({})", n(d, "problem", "problems"), n(w, "warning", "warnings")),
         });
     }
     Ok(if report.damage_found() { exit::DAMAGE_FOUND } else { exit::OK })
