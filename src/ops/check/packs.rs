@@ -80,7 +80,7 @@ pub(super) fn audit(
             .collect()
     });
     let mut broken_packs: HashMap<PackId, usize> = HashMap::new();
-    let mut digests: Vec<(PackId, u64, u128)> = Vec::new();
+    let mut digests: Vec<(PackId, u128)> = Vec::new();
     for (id, r) in results {
         stats.bytes_read += r.bytes_read;
         stats.blobs_verified += r.blobs_verified;
@@ -89,7 +89,7 @@ pub(super) fn audit(
             broken_packs.insert(id, findings.add(Severity::Damage, format!("pack {id}"), why));
             continue;
         }
-        digests.push((id, listed[&id], r.trailer_digest));
+        digests.push((id, r.trailer_digest));
         if r.misnamed {
             findings.add(
                 Severity::Damage,
@@ -116,12 +116,12 @@ pub(super) fn audit(
     // (damage, or a chunk stored twice whose index entry names the other copy) are compared
     // entry by entry; what is left over after that names the pack without being in it.
     let mut strays: HashMap<PackId, HashSet<ChunkId>> = HashMap::new();
-    for (id, size, trailer_digest) in digests {
+    for (id, trailer_digest) in digests {
         let indexed = index_digests.get(&id).copied().unwrap_or_default();
         if indexed == trailer_digest {
             continue;
         }
-        let Some(compared) = compare_entries(repo, &id, size, &digest) else { continue };
+        let Some(compared) = compare_entries(repo, &id, listed[&id], &digest) else { continue };
         for chunk in &compared.mismatched {
             let idx = findings.add(
                 Severity::Damage,

@@ -298,10 +298,7 @@ impl<'a> Walker<'a> {
             if !*f {
                 *f = next.next().is_some_and(|loc| loc.is_some());
                 if *f {
-                    if known.len() >= INDEXED_MAX {
-                        known.clear();
-                    }
-                    known.insert(*id);
+                    insert_bounded(&mut known, *id, INDEXED_MAX);
                 }
             }
         }
@@ -313,10 +310,15 @@ impl<'a> Walker<'a> {
     }
 
     fn mark_clean(&self, id: ChunkId) {
-        let mut clean = self.clean.lock().unwrap_or_else(|p| p.into_inner());
-        if clean.len() >= CLEAN_MAX {
-            clean.clear();
-        }
-        clean.insert(id);
+        insert_bounded(&mut self.clean.lock().unwrap_or_else(|p| p.into_inner()), id, CLEAN_MAX);
     }
+}
+
+/// Adds `id` to `set`, emptying the set first when it holds `max` ids (a forgotten id is only
+/// audited again).
+fn insert_bounded(set: &mut HashSet<ChunkId>, id: ChunkId, max: usize) {
+    if set.len() >= max {
+        set.clear();
+    }
+    set.insert(id);
 }
