@@ -137,20 +137,29 @@ impl Backend for LocalBackend {
     }
 
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.get_range_into(key, offset, len, &mut buf)?;
+        Ok(buf)
+    }
+
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
         let path = self.path(key)?;
         let file = self.open_for_ranges(key, &path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::not_found(format!("object {key}")),
             _ => Error::io("cannot open", &path, e),
         })?;
         let len = usize::try_from(len).map_err(|_| Error::corrupt(key, "range too large"))?;
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, offset).map_err(|e| match e.kind() {
+        // Bytes already in the buffer are overwritten by the read: only growth needs zeroing.
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        buf.truncate(len);
+        file.read_exact_at(buf, offset).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => {
                 Error::corrupt(key, format!("shorter than {} bytes (truncated?)", offset + len as u64))
             }
             _ => Error::io("cannot read", &path, e),
-        })?;
-        Ok(buf)
+        })
     }
 
     fn prefetch(&self, key: &str, offset: u64, len: u64) {

@@ -54,6 +54,14 @@ pub trait Backend: Send + Sync {
     /// `len` bytes from `offset`; an object shorter than that is reported as corrupt.
     fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Vec<u8>>;
 
+    /// [`Backend::get_range`] into `buf` (its old content replaced), for callers reading many
+    /// ranges one after the other: a local repository then reuses one buffer instead of
+    /// faulting in fresh memory for every read.
+    fn get_range_into(&self, key: &str, offset: u64, len: u64, buf: &mut Vec<u8>) -> Result<()> {
+        *buf = self.get_range(key, offset, len)?;
+        Ok(())
+    }
+
     /// A hint that `len` bytes from `offset` will be read soon: a local repository asks the
     /// kernel to read them in the background, so that the read overlaps with decoding what
     /// came before. Only a hint: errors are ignored, and backends without a cheap way to act

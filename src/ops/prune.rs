@@ -22,7 +22,7 @@ use crate::backend::PutMode;
 use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::MarkSet;
-use crate::pack::{decode_blob, parse_pack, BlobEntry, EncodedBlob, PackBuilder};
+use crate::pack::{parse_pack, verify_blob, BlobEntry, EncodedBlob, PackBuilder};
 use crate::progress::Progress;
 use crate::repo::{pack_key, Access, LockKind, Repository};
 use crate::snapshot::NodeContent;
@@ -207,7 +207,7 @@ fn repack(repo: &Repository, packs: &[PackUse], progress: &dyn Progress) -> Resu
         for e in &p.used {
             let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
             // Never copy damage forward: a blob that does not verify stops the prune.
-            decode_blob(e, stored, &what)?;
+            verify_blob(e, stored, &what)?;
             builder.add(e.id, e.kind, e.raw_len, &EncodedBlob { codec: e.codec, bytes: stored.to_vec() });
             progress.add_bytes(u64::from(e.stored_len));
             if builder.data_len() >= target {

@@ -43,7 +43,11 @@ pub struct EncodedBlob {
 thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+    static VERIFY_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
+
+/// A thread's verify buffer larger than this is freed after use rather than kept.
+const KEPT_SCRATCH_BYTES: usize = 8 << 20;
 
 /// Compresses `data` at zstd `level`, keeping it raw when that saves nothing. Reuses one zstd
 /// context per thread so the hot path allocates only the output.
@@ -69,12 +73,36 @@ pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
 
 /// Decodes a blob's stored bytes and verifies them against its id. `what` names the pack.
 pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u8>> {
+    let mut raw = Vec::new();
+    decode_blob_into(entry, stored, what, &mut raw)?;
+    Ok(raw)
+}
+
+/// Decodes and verifies a blob without keeping its bytes (`repo check --read-data`), in a
+/// buffer each thread reuses.
+pub fn verify_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<()> {
+    VERIFY_SCRATCH.with(|cell| {
+        let mut raw = cell.borrow_mut();
+        let verified = decode_blob_into(entry, stored, what, &mut raw);
+        if raw.capacity() > KEPT_SCRATCH_BYTES {
+            *raw = Vec::new();
+        }
+        verified
+    })
+}
+
+/// [`decode_blob`] into `raw` (its old content replaced), for callers that decode many blobs
+/// and use each briefly: reusing one buffer saves an allocation per blob and, for large blobs,
+/// the page faults and zeroing of fresh memory (check --read-data of corpus (a), see
+/// `docs/performance.md`).
+pub fn decode_blob_into(entry: &BlobEntry, stored: &[u8], what: &str, raw: &mut Vec<u8>) -> Result<()> {
     let fail = |detail: String| Error::corrupt(format!("{what} blob {}", entry.id), detail);
     if stored.len() != entry.stored_len as usize {
         return Err(fail(format!("expected {} stored bytes, got {}", entry.stored_len, stored.len())));
     }
-    let raw = match entry.codec {
-        Codec::Raw => stored.to_vec(),
+    raw.clear();
+    match entry.codec {
+        Codec::Raw => raw.extend_from_slice(stored),
         // The frame header must declare the length the trailer claims before we allocate it:
         // a hostile trailer alone cannot make us reserve memory.
         Codec::Zstd
@@ -82,21 +110,24 @@ pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u
         {
             return Err(fail("zstd frame does not declare the expected length".to_string()));
         }
-        Codec::Zstd => DECOMPRESSOR
-            .with(|cell| {
-                let mut slot = cell.borrow_mut();
-                if slot.is_none() {
-                    *slot = Some(zstd::bulk::Decompressor::new()?);
-                }
-                slot.as_mut().expect("set just above").decompress(stored, entry.raw_len as usize)
-            })
-            .map_err(|e| fail(format!("cannot decompress: {e}")))?,
-    };
+        Codec::Zstd => {
+            raw.reserve(entry.raw_len as usize);
+            DECOMPRESSOR
+                .with(|cell| {
+                    let mut slot = cell.borrow_mut();
+                    if slot.is_none() {
+                        *slot = Some(zstd::bulk::Decompressor::new()?);
+                    }
+                    slot.as_mut().expect("set just above").decompress_to_buffer(stored, raw)
+                })
+                .map_err(|e| fail(format!("cannot decompress: {e}")))?;
+        }
+    }
     if raw.len() != entry.raw_len as usize {
         return Err(fail(format!("decompressed to {} bytes, expected {}", raw.len(), entry.raw_len)));
     }
-    if ChunkId::of(&raw) != entry.id {
+    if ChunkId::of(raw) != entry.id {
         return Err(fail("hash mismatch: content does not match its id".to_string()));
     }
-    Ok(raw)
+    Ok(())
 }

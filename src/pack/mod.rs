@@ -7,7 +7,7 @@ mod blob;
 mod builder;
 mod format;
 
-pub use blob::{decode_blob, encode_blob, Codec, EncodedBlob};
+pub use blob::{decode_blob, decode_blob_into, encode_blob, verify_blob, Codec, EncodedBlob};
 pub use builder::{FinishedPack, PackBuilder};
 pub use format::{
     encode_trailer, parse_footer, parse_pack, parse_trailer, BlobEntry, BlobKind, FOOTER_BYTES, HEADER_BYTES,

@@ -10,7 +10,7 @@ use super::{CheckStats, Findings, ReadData, Severity};
 use crate::error::Result;
 use crate::id::{ChunkId, PackId};
 use crate::index::Location;
-use crate::pack::{decode_blob, BlobEntry, FOOTER_BYTES, PACK_HEADER};
+use crate::pack::{verify_blob, BlobEntry, FOOTER_BYTES, PACK_HEADER};
 use crate::progress::Progress;
 use crate::repo::{pack_key, Repository, PACKS_DIR};
 
@@ -334,6 +334,7 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
     by_offset.sort_by_key(|e| e.offset);
     let key = pack_key(id);
     let mut hasher = blake3::Hasher::new();
+    let mut bytes = Vec::new();
     let (mut start, mut next) = (0u64, 0usize);
     while start < size {
         // Extend the step over whole blobs; the last step runs to the end of the pack.
@@ -346,13 +347,10 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
             end = end.max(blob_end);
             next += 1;
         }
-        let bytes = match repo.backend().get_range(&key, start, end - start) {
-            Ok(b) => b,
-            Err(e) => {
-                r.broken = Some(format!("cannot be read: {e}"));
-                return None;
-            }
-        };
+        if let Err(e) = repo.backend().get_range_into(&key, start, end - start, &mut bytes) {
+            r.broken = Some(format!("cannot be read: {e}"));
+            return None;
+        }
         if start == 0 && !bytes.starts_with(&PACK_HEADER) {
             r.broken = Some("is corrupt: pack header magic missing".to_string());
             return None;
@@ -367,7 +365,7 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
                 .filter_map(|e| {
                     let from = (u64::from(e.offset) - start) as usize;
                     let stored = &bytes[from..from + e.stored_len as usize];
-                    decode_blob(e, stored, &what).err().map(|err| (e.id, blob_problem(&err.to_string())))
+                    verify_blob(e, stored, &what).err().map(|err| (e.id, blob_problem(&err.to_string())))
                 })
                 .collect::<Vec<_>>(),
         );

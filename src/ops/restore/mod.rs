@@ -28,7 +28,7 @@ use crate::id::{ChunkId, PackId};
 use crate::index::Location;
 use crate::ops::select::{restore_origin, Includes};
 use crate::ops::Skipped;
-use crate::pack::decode_blob;
+use crate::pack::decode_blob_into;
 use crate::progress::Progress;
 use crate::repo::{pack_key, Repository};
 use crate::snapshot::{ChunkRef, Node, NodeContent, Snapshot};
@@ -323,32 +323,27 @@ impl Restorer<'_> {
         let key = pack_key(&pack);
         let what = format!("pack {pack}");
         let mut open: HashMap<usize, File> = HashMap::new();
+        let (mut bytes, mut raw) = (Vec::new(), Vec::new());
         for group in coalesce(blobs) {
             let start = u64::from(group[0].1.offset);
             let end = group.iter().map(|(_, l)| u64::from(l.offset) + u64::from(l.stored_len)).max().unwrap_or(start);
-            let bytes = match self.repo.backend().get_range(&key, start, end - start) {
-                Ok(b) => b,
-                Err(e) => {
-                    for (id, _) in group {
-                        for (job, _) in &targets[id] {
-                            fail(*job, format!("cannot read {what}: {e}"));
-                        }
+            if let Err(e) = self.repo.backend().get_range_into(&key, start, end - start, &mut bytes) {
+                for (id, _) in group {
+                    for (job, _) in &targets[id] {
+                        fail(*job, format!("cannot read {what}: {e}"));
                     }
-                    continue;
                 }
-            };
+                continue;
+            }
             for (id, loc) in group {
                 let from = (u64::from(loc.offset) - start) as usize;
                 let stored = &bytes[from..from + loc.stored_len as usize];
-                let raw = match decode_blob(&loc.entry(*id), stored, &what) {
-                    Ok(raw) => raw,
-                    Err(e) => {
-                        for (job, _) in &targets[id] {
-                            fail(*job, e.to_string());
-                        }
-                        continue;
+                if let Err(e) = decode_blob_into(&loc.entry(*id), stored, &what, &mut raw) {
+                    for (job, _) in &targets[id] {
+                        fail(*job, e.to_string());
                     }
-                };
+                    continue;
+                }
                 if open.len() > MAX_OPEN_FILES {
                     open.clear();
                 }
