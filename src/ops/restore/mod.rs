@@ -77,34 +77,36 @@ pub fn restore(
     std::fs::create_dir_all(&opts.target).map_err(|e| Error::io("cannot create", &opts.target, e))?;
     let total: u64 = snapshot.summary.bytes;
     progress.phase("restore", Some(total));
-    let mut r = Restorer {
+    let r = Restorer {
         repo,
-        includes,
         chown: opts.owners.unwrap_or_else(is_root),
         progress,
         report: Mutex::new(RestoreReport::default()),
         io: crate::fs::io_pool()?,
-        dirs: Vec::new(),
-        batch: Vec::new(),
-        batch_refs: 0,
     };
     let (_, origin) = restore_origin(repo, snapshot)?;
-    match origin.content {
-        NodeContent::Dir { .. } => {
-            r.walk(&origin, &opts.target, "", r.includes.all())?;
-            if r.includes.all() && origin.name != b"/" {
-                r.dirs.push((opts.target.clone(), origin.clone()));
+    // The walk (tree reads, directories) runs on this thread while the batch it queued last
+    // is restored on another, so the two overlap.
+    let (batches, queued) = std::sync::mpsc::sync_channel::<Vec<FileJob>>(1);
+    let (walked, restored) = std::thread::scope(|scope| {
+        let runner = scope.spawn(|| {
+            let mut first_error = None;
+            for jobs in queued {
+                if first_error.is_none() {
+                    first_error = r.run_batch(jobs).err();
+                }
             }
-        }
-        _ => {
-            let path = opts.target.join(std::ffi::OsStr::from_bytes(&origin.name));
-            let rel = origin.name_lossy();
-            let included = r.includes.matches(&rel, &rel);
-            r.entry(&origin, &path, &rel, included)?
-        }
-    }
-    r.run_batch()?;
-    for (path, node) in r.dirs.iter().rev() {
+            first_error.map_or(Ok(()), Err)
+        });
+        let mut w = Walker { r: &r, includes, dirs: Vec::new(), batch: Vec::new(), batch_refs: 0, batches };
+        let walked = w.walk_origin(&origin, &opts.target);
+        let dirs = std::mem::take(&mut w.dirs);
+        drop(w); // closes the queue: the runner finishes what is queued and returns
+        (walked.map(|()| dirs), runner.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let dirs = walked?;
+    restored?;
+    for (path, node) in dirs.iter().rev() {
         if let Err(e) = apply_metadata(path, EntryKind::Dir, node.mode, node.uid, node.gid, node.mtime_ns, r.chown) {
             r.fail(path, format!("cannot set metadata: {e}"));
         }
@@ -121,18 +123,25 @@ struct FileJob {
     node: Node,
 }
 
+/// What restoring files needs, shared by the walk and the batches.
 struct Restorer<'a> {
     repo: &'a Repository,
-    includes: Includes,
     chown: bool,
     progress: &'a dyn Progress,
     report: Mutex<RestoreReport>,
     /// Creates files and sets metadata: many small synchronous filesystem calls.
     io: rayon::ThreadPool,
+}
+
+/// The tree walk: creates directories and symlinks, queues files in batches.
+struct Walker<'r, 'a> {
+    r: &'r Restorer<'a>,
+    includes: Includes,
     /// Directories created, in creation order, for metadata at the end.
     dirs: Vec<(PathBuf, Node)>,
     batch: Vec<FileJob>,
     batch_refs: usize,
+    batches: std::sync::mpsc::SyncSender<Vec<FileJob>>,
 }
 
 impl Restorer<'_> {
@@ -145,79 +154,8 @@ impl Restorer<'_> {
         f(&mut self.report.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
-    /// Restores the children of directory `node` into `dir`.
-    fn walk(&mut self, node: &Node, dir: &Path, rel: &str, included: bool) -> Result<()> {
-        let tree = match crate::ops::select::children(self.repo, node) {
-            Ok(tree) => tree,
-            // Without its root there is nothing to restore; a damaged subdirectory only
-            // costs what is below it.
-            Err(e) if rel.is_empty() => return Err(e),
-            Err(e) => {
-                self.fail(dir, format!("directory contents lost: {e}"));
-                return Ok(());
-            }
-        };
-        for child in &tree.nodes {
-            let name = child.name_lossy();
-            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
-            let path = dir.join(std::ffi::OsStr::from_bytes(&child.name));
-            let inc = included || self.includes.matches(&child_rel, &name);
-            self.entry(child, &path, &child_rel, inc)?;
-        }
-        Ok(())
-    }
-
-    fn entry(&mut self, node: &Node, path: &Path, rel: &str, included: bool) -> Result<()> {
-        match &node.content {
-            NodeContent::Dir { .. } => {
-                if included {
-                    std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
-                    self.dirs.push((path.to_path_buf(), node.clone()));
-                    self.count(|r| r.dirs += 1);
-                }
-                self.walk(node, path, rel, included)
-            }
-            NodeContent::Symlink { target } if included => {
-                self.ensure_parent(path)?;
-                let _ = std::fs::remove_file(path);
-                let made = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).and_then(|_| {
-                    apply_metadata(path, EntryKind::Symlink, node.mode, node.uid, node.gid, node.mtime_ns, self.chown)
-                });
-                match made {
-                    Ok(()) => self.count(|r| r.symlinks += 1),
-                    Err(e) => self.fail(path, format!("cannot create symlink: {e}")),
-                }
-                Ok(())
-            }
-            NodeContent::File { .. } | NodeContent::LargeFile { .. } if included => {
-                self.ensure_parent(path)?;
-                self.batch_refs += node.chunk_count() as usize;
-                self.batch.push(FileJob { path: path.to_path_buf(), node: node.clone() });
-                if self.batch_refs >= BATCH_CHUNK_REFS || self.batch.len() >= BATCH_FILES {
-                    self.run_batch()?;
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn ensure_parent(&self, path: &Path) -> Result<()> {
-        match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => {
-                std::fs::create_dir_all(p).map_err(|e| Error::io("cannot create", p, e))
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Restores the queued files.
-    fn run_batch(&mut self) -> Result<()> {
-        let jobs = std::mem::take(&mut self.batch);
-        self.batch_refs = 0;
-        if jobs.is_empty() {
-            return Ok(());
-        }
+    /// Restores a batch of files.
+    fn run_batch(&self, jobs: Vec<FileJob>) -> Result<()> {
         let failures: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
         let fail = |job: usize, why: String| {
             failures.lock().unwrap_or_else(|p| p.into_inner()).entry(job).or_insert(why);
@@ -361,6 +299,113 @@ impl Restorer<'_> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl Walker<'_, '_> {
+    /// Walks from the snapshot's origin (a directory, or a single file) into `target`, then
+    /// queues the last batch.
+    fn walk_origin(&mut self, origin: &Node, target: &Path) -> Result<()> {
+        match origin.content {
+            NodeContent::Dir { .. } => {
+                let all = self.includes.all();
+                self.walk(origin, target, "", all)?;
+                if all && origin.name != b"/" {
+                    self.dirs.push((target.to_path_buf(), origin.clone()));
+                }
+            }
+            _ => {
+                let path = target.join(std::ffi::OsStr::from_bytes(&origin.name));
+                let rel = origin.name_lossy();
+                let included = self.includes.matches(&rel, &rel);
+                self.entry(origin, &path, &rel, included, true)?
+            }
+        }
+        self.queue_batch();
+        Ok(())
+    }
+
+    /// Hands the queued files to the batch runner (waiting while it still has one queued).
+    fn queue_batch(&mut self) {
+        self.batch_refs = 0;
+        let jobs = std::mem::take(&mut self.batch);
+        if !jobs.is_empty() {
+            // Fails only when the runner is gone, i.e. panicked: the join reports that.
+            let _ = self.batches.send(jobs);
+        }
+    }
+
+    /// Restores the children of directory `node` into `dir`.
+    fn walk(&mut self, node: &Node, dir: &Path, rel: &str, included: bool) -> Result<()> {
+        let tree = match crate::ops::select::children(self.r.repo, node) {
+            Ok(tree) => tree,
+            // Without its root there is nothing to restore; a damaged subdirectory only
+            // costs what is below it.
+            Err(e) if rel.is_empty() => return Err(e),
+            Err(e) => {
+                self.r.fail(dir, format!("directory contents lost: {e}"));
+                return Ok(());
+            }
+        };
+        for child in &tree.nodes {
+            let name = child.name_lossy();
+            let child_rel = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let path = dir.join(std::ffi::OsStr::from_bytes(&child.name));
+            let inc = included || self.includes.matches(&child_rel, &name);
+            // `dir` exists when it was included (created) or is the target itself.
+            self.entry(child, &path, &child_rel, inc, included || rel.is_empty())?;
+        }
+        Ok(())
+    }
+
+    /// Restores (or queues) one entry; `parent_made` says its directory exists already, so
+    /// that the 100 000 files of a tree do not cost 100 000 failing `mkdir` calls.
+    fn entry(&mut self, node: &Node, path: &Path, rel: &str, included: bool, parent_made: bool) -> Result<()> {
+        match &node.content {
+            NodeContent::Dir { .. } => {
+                if included {
+                    std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+                    self.dirs.push((path.to_path_buf(), node.clone()));
+                    self.r.count(|r| r.dirs += 1);
+                }
+                self.walk(node, path, rel, included)
+            }
+            NodeContent::Symlink { target } if included => {
+                if !parent_made {
+                    self.ensure_parent(path)?;
+                }
+                let _ = std::fs::remove_file(path);
+                let made = std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target), path).and_then(|_| {
+                    apply_metadata(path, EntryKind::Symlink, node.mode, node.uid, node.gid, node.mtime_ns, self.r.chown)
+                });
+                match made {
+                    Ok(()) => self.r.count(|r| r.symlinks += 1),
+                    Err(e) => self.r.fail(path, format!("cannot create symlink: {e}")),
+                }
+                Ok(())
+            }
+            NodeContent::File { .. } | NodeContent::LargeFile { .. } if included => {
+                if !parent_made {
+                    self.ensure_parent(path)?;
+                }
+                self.batch_refs += node.chunk_count() as usize;
+                self.batch.push(FileJob { path: path.to_path_buf(), node: node.clone() });
+                if self.batch_refs >= BATCH_CHUNK_REFS || self.batch.len() >= BATCH_FILES {
+                    self.queue_batch();
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn ensure_parent(&self, path: &Path) -> Result<()> {
+        match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => {
+                std::fs::create_dir_all(p).map_err(|e| Error::io("cannot create", p, e))
+            }
+            _ => Ok(()),
         }
     }
 }
