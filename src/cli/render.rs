@@ -33,6 +33,11 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `1 problem`, `2 problems`, `12,431 files`.
+pub fn count_of(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
 /// `45 ms`, `4.2 s`, `0:42`, `1:02:03`.
 pub fn duration_ms(ms: u64) -> String {
     let secs = ms / 1000;

@@ -9,7 +9,7 @@ use cairn::repo::{Access, InitOptions};
 
 use cairn::ops::{self, CheckOptions, ReadData, Severity};
 
-use super::render::{bytes, count, duration_ms, json};
+use super::render::{bytes, count, count_of, duration_ms, json};
 use super::Context;
 
 #[derive(Args)]
@@ -221,7 +221,7 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
             count(s.index_entries),
             duration_ms(report.duration_ms)
         ));
-        let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        let n = |k: usize, one: &str, many: &str| count_of(k as u64, one, many);
         ctx.say(match (damage, warnings) {
             (0, 0) => "no problems found".to_string(),
             (0, w) => format!("no damage found ({})", n(w, "warning", "warnings")),

@@ -8,7 +8,7 @@ use cairn::error::{exit, Error, Result};
 use cairn::ops::{self, PitrOptions, RestoreOptions, RestoreReport};
 use cairn::repo::{Access, SnapshotSpec};
 
-use super::render::{bytes, count, duration_ms, json};
+use super::render::{bytes, count, count_of, duration_ms, json};
 use super::Context;
 
 #[derive(Args)]
@@ -118,7 +118,8 @@ fn finish(report: &RestoreReport) -> i32 {
     if report.failed.is_empty() {
         exit::OK
     } else {
-        eprintln!("error: {} files could not be restored (listed above)", report.failed.len());
+        let failed = count_of(report.failed.len() as u64, "path", "paths");
+        eprintln!("error: {failed} could not be restored (listed above)");
         exit::PARTIAL
     }
 }
