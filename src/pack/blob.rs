@@ -131,3 +131,49 @@ pub fn decode_blob_into(entry: &BlobEntry, stored: &[u8], what: &str, raw: &mut 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::BlobKind;
+
+    fn entry_for(data: &[u8], blob: &EncodedBlob) -> BlobEntry {
+        BlobEntry {
+            id: ChunkId::of(data),
+            kind: BlobKind::Data,
+            codec: blob.codec,
+            offset: 0,
+            stored_len: blob.bytes.len() as u32,
+            raw_len: data.len() as u32,
+        }
+    }
+
+    #[test]
+    fn a_reused_buffer_holds_exactly_each_blob_in_turn() {
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let small = b"a much smaller blob, stored raw".to_vec();
+        let incompressible: Vec<u8> = (0..5000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut raw = Vec::new();
+        for (data, level) in [(&big, 2), (&small, 0), (&incompressible, 2), (&big, 0), (&small, 2)] {
+            let blob = encode_blob(data, level).unwrap();
+            let entry = entry_for(data, &blob);
+            decode_blob_into(&entry, &blob.bytes, "pack p", &mut raw).unwrap();
+            assert_eq!(&raw, data);
+            verify_blob(&entry, &blob.bytes, "pack p").unwrap();
+        }
+    }
+
+    #[test]
+    fn a_damaged_blob_fails_in_a_reused_buffer() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 97) as u8).collect();
+        let blob = encode_blob(&data, 0).unwrap();
+        let entry = entry_for(&data, &blob);
+        let mut raw = Vec::new();
+        decode_blob_into(&entry, &blob.bytes, "pack p", &mut raw).unwrap();
+        let mut damaged = blob.bytes.clone();
+        damaged[1234] ^= 1;
+        let err = decode_blob_into(&entry, &damaged, "pack p", &mut raw).unwrap_err().to_string();
+        assert!(err.contains("hash mismatch"), "{err}");
+        assert!(verify_blob(&entry, &damaged, "pack p").is_err());
+    }
+}

@@ -1,7 +1,8 @@
 //! `restore`: rebuild a snapshot's files in a target directory, every chunk verified.
 //!
-//! The tree walk creates directories and symlinks at once and queues files. Files are restored
-//! in bounded batches: each batch's chunks are grouped by pack so every pack is read once,
+//! The tree walk creates directories and symlinks at once and queues files; it runs on the
+//! calling thread while the batch it queued before is restored on a second one. Files are
+//! restored in bounded batches: each batch's chunks are grouped by pack so every pack is read once,
 //! sequentially (nearby blobs coalesced into one range read), packs are processed in
 //! parallel, and chunks are written with positional writes into preallocated files. A chunk
 //! that fails verification fails the files that need it: they are removed and reported, never
