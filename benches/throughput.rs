@@ -78,10 +78,10 @@ fn main() {
     println!("| snapshot create, unchanged ({:.3} s) | - |", secs);
     drop(repo);
     let repo = Repository::open_local(&repo_path, Access::Read, IndexKind::Persistent).unwrap();
-    let (_, snap) = repo.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
+    let (id, snap) = repo.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let target = dir.path().join("restored");
     let ropts = RestoreOptions { target, ..Default::default() };
-    let (_, secs) = time(|| ops::restore(&repo, &snap, &ropts, &NoProgress).unwrap());
+    let (_, secs) = time(|| ops::restore(&repo, &id, &snap, &ropts, &NoProgress).unwrap());
     println!("| restore | {:.0} |", mb_per_s(total, secs));
     drop(repo);
     let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent).unwrap();

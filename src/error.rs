@@ -28,6 +28,9 @@ pub mod exit {
     pub const UNSUPPORTED_VERSION: i32 = 12;
     /// A repository file that must be intact is damaged (config, snapshot, tree, pack).
     pub const CORRUPT: i32 = 13;
+    /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it); what was finished is
+    /// complete, and rerunning the command finishes the rest.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub enum Error {
 
     #[error("{0}")]
     Conflict(String),
+
+    #[error("{what} interrupted: {detail}")]
+    Interrupted { what: String, detail: String },
 
     #[error("repository is locked: {0}")]
     Locked(String),
@@ -105,6 +111,7 @@ impl Error {
             Error::UnsupportedVersion { .. } => exit::UNSUPPORTED_VERSION,
             Error::Corrupt { .. } => exit::CORRUPT,
             Error::Locked(_) => exit::LOCKED,
+            Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::InvalidArgument(_) | Error::Ambiguous { .. } => exit::USAGE,
             _ => exit::FAILED,
         }

@@ -60,10 +60,14 @@ fn include_patterns_select_names_and_paths() {
     write_file(&src.join("other.txt"), b"o");
     repo.snapshot(&[&src]);
     let r = repo.open(Access::Read);
-    let (_, snap) = r.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
+    let (id, snap) = r.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let target = repo.dir.path().join("restored");
-    let opts = RestoreOptions { target: target.clone(), include: vec!["base/1".into(), "*.conf".into()], owners: None };
-    let report = ops::restore(&r, &snap, &opts, &NoProgress).unwrap();
+    let opts = RestoreOptions {
+        target: target.clone(),
+        include: vec!["base/1".into(), "*.conf".into()],
+        ..Default::default()
+    };
+    let report = ops::restore(&r, &id, &snap, &opts, &NoProgress).unwrap();
     assert_eq!(report.files, 2);
     assert!(target.join("base/1/data").exists());
     assert!(target.join("conf/main.conf").exists());

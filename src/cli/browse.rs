@@ -7,6 +7,7 @@ use cairn::ops;
 use cairn::repo::{Access, SnapshotSpec};
 
 use super::render::bytes;
+use super::select::SelectArgs;
 use super::Context;
 
 #[derive(Args)]
@@ -15,11 +16,13 @@ pub struct LsArgs {
     snapshot: String,
     /// Absolute path inside the snapshot to list (default: everything).
     path: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 pub fn ls(ctx: &Context, args: LsArgs) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
-    let (_, snap) = repo.resolve_snapshot(&args.snapshot.parse::<SnapshotSpec>()?)?;
+    let (_, snap) = repo.resolve_snapshot_matching(&args.snapshot.parse::<SnapshotSpec>()?, &args.select.filter())?;
     if ctx.json {
         let mut all = Vec::new();
         ops::ls(&repo, &snap, args.path.as_deref(), &mut |e| all.push(e))?;

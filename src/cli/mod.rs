@@ -7,6 +7,7 @@ mod progress;
 mod render;
 mod repo;
 mod restore;
+mod select;
 mod snapshot;
 mod wal;
 

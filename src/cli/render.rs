@@ -53,6 +53,31 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// How many paths with the same reason are listed before the rest is counted.
+const SAME_REASON_LISTED: usize = 3;
+
+/// Prints `error: LABEL: PATH: REASON` per entry on stderr, but a reason shared by many
+/// entries (a full disk fails every file alike) only for the first few, then one line with the
+/// count of the rest.
+pub fn print_failures(label: &str, failed: &[cairn::ops::Skipped]) {
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
+    for f in failed {
+        match by_reason.iter_mut().find(|(r, _)| *r == f.reason) {
+            Some((_, paths)) => paths.push(&f.path),
+            None => by_reason.push((&f.reason, vec![&f.path])),
+        }
+    }
+    for (reason, paths) in by_reason {
+        for p in paths.iter().take(SAME_REASON_LISTED) {
+            eprintln!("error: {label}: {p}: {reason}");
+        }
+        if paths.len() > SAME_REASON_LISTED {
+            let rest = paths.len() - SAME_REASON_LISTED;
+            eprintln!("error: {label}: {} more with the same error: {reason}", count_of(rest as u64, "path", "paths"));
+        }
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn json<T: Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {

@@ -1,17 +1,26 @@
 //! `cairn restore`: a snapshot, or a point in time (`--at`).
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use cairn::error::{exit, Error, Result};
-use cairn::ops::{self, PitrOptions, RestoreOptions, RestoreReport};
+use cairn::ops::{self, restore::Mode, restore::Overwrite, PitrOptions, RestoreOptions, RestoreReport};
 use cairn::repo::{Access, SnapshotSpec};
 
-use super::render::{bytes, count, count_of, duration_ms, json};
+use super::render::{bytes, count, count_of, duration_ms, json, print_failures};
+use super::select::SelectArgs;
 use super::Context;
 
 #[derive(Args)]
+#[command(after_long_help = "\
+A non-empty target needs --overwrite. Every file is written under a temporary name and renamed \
+into place only when all its data is written and verified; nothing outside the target is ever \
+written (symlinks in the target are replaced, never followed). Interrupted (Ctrl-C, SIGTERM: \
+exit 130), the same command with --overwrite if-changed finishes the job. Exit codes: 0 done, \
+2 usage, 3 some paths could not be restored (named), 130 interrupted.")]
 pub struct RestoreArgs {
     /// Snapshot id, unique id prefix, or `latest` (omit with --at).
     #[arg(required_unless_present = "at", conflicts_with = "at")]
@@ -21,15 +30,45 @@ pub struct RestoreArgs {
     /// or Unix seconds. A PostgreSQL data directory is prepared to recover to exactly then.
     #[arg(long, value_name = "TIME")]
     at: Option<String>,
-    /// Directory to restore into (created if missing). A snapshot of one path restores that
-    /// path's contents directly into it; with several paths each lands under it by its full path.
-    #[arg(long, short, value_name = "DIR")]
-    target: PathBuf,
+    /// Directory to restore into (created if missing; a symlink given here is followed, none
+    /// below it is). A snapshot of one path restores that path's contents directly into it,
+    /// and the directory takes that path's mode, owner and times; with several paths each
+    /// lands under it by its full path.
+    #[arg(long, short, value_name = "DIR", required_unless_present = "verify_only")]
+    target: Option<PathBuf>,
     /// Restore only matching entries (repeatable). A pattern with a `/` matches the path
-    /// relative to the restored root (`base/**`), one without matches any name (`*.conf`).
-    /// A matching directory is restored with everything in it.
+    /// relative to the restored root (`base/**`) or, when it starts with `/`, the absolute
+    /// path `cairn ls` prints; one without `/` matches any name (`*.conf`). A matching
+    /// directory is restored with everything in it. A pattern that matches nothing is an error.
     #[arg(long, value_name = "PATTERN", conflicts_with = "at")]
     include: Vec<String>,
+    /// Leave out matching entries and everything below them (repeatable; same patterns as
+    /// --include).
+    #[arg(long, value_name = "PATTERN", conflicts_with = "at")]
+    exclude: Vec<String>,
+    /// What to do with entries already in the target: `always` replace them, `if-changed`
+    /// replace those whose size or mtime differ, `if-newer` replace files older than the
+    /// snapshot's, `never` keep them. Without it a non-empty target is refused. Files that
+    /// are replaced keep every chunk that already matches (only the rest is read).
+    #[arg(long, value_enum, value_name = "POLICY", conflicts_with = "at")]
+    overwrite: Option<OverwriteArg>,
+    /// Remove entries of the target that the snapshot does not have (within what
+    /// --include/--exclude select): makes the target equal to the snapshot.
+    #[arg(long, conflicts_with = "at")]
+    delete: bool,
+    /// Print what would be created, replaced, kept and deleted, with sizes; change nothing.
+    #[arg(long, conflicts_with_all = ["at", "verify_only"])]
+    dry_run: bool,
+    /// Read and verify every chunk of the selected files without writing anything.
+    #[arg(long, conflicts_with = "at")]
+    verify_only: bool,
+    /// Do not restore owners (the default when not running as root).
+    #[arg(long)]
+    no_owner: bool,
+    /// Do not restore setuid, setgid and sticky bits (setuid/setgid are restored only
+    /// together with owners, i.e. as root).
+    #[arg(long)]
+    no_special_bits: bool,
     /// With --at: the WAL stream to recover from.
     #[arg(long, default_value = ops::wal::DEFAULT_STREAM, requires = "at")]
     stream: String,
@@ -37,89 +76,168 @@ pub struct RestoreArgs {
     /// directory, for a service that replays it on start.
     #[arg(long, value_name = "DIR", requires = "at")]
     wal_dir: Option<PathBuf>,
-    /// With --at: only consider snapshots with this tag.
-    #[arg(long, requires = "at")]
-    tag: Option<String>,
-    /// With --at: only consider snapshots of this host.
-    #[arg(long, requires = "at")]
-    host: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OverwriteArg {
+    Always,
+    IfChanged,
+    IfNewer,
+    Never,
+}
+
+impl From<OverwriteArg> for Overwrite {
+    fn from(a: OverwriteArg) -> Self {
+        match a {
+            OverwriteArg::Always => Overwrite::Always,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::IfNewer => Overwrite::IfNewer,
+            OverwriteArg::Never => Overwrite::Never,
+        }
+    }
+}
+
+/// A flag that SIGINT and SIGTERM set; a second signal ends the process at once.
+fn cancel_on_signals() -> Option<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, exit::INTERRUPTED, flag.clone()).ok()?;
+        signal_hook::flag::register(sig, flag.clone()).ok()?;
+    }
+    Some(flag)
 }
 
 pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
     let progress = ctx.progress();
-    let report = match (&args.at, &args.snapshot) {
-        (Some(at), _) => {
-            let at_ns = cairn::time::parse_timestamp(at)?;
-            let opts = PitrOptions {
-                at_ns,
-                target: args.target.clone(),
-                stream: args.stream.clone(),
-                wal_dir: args.wal_dir.clone(),
-                tag: args.tag.clone(),
-                host: args.host.clone(),
-                fetch_command: fetch_command(ctx)?,
-            };
-            let report = ops::restore_at(&repo, &opts, progress.as_ref())?;
-            for w in &report.warnings {
-                eprintln!("warning: {w}");
-            }
-            if ctx.json {
-                json(&report);
-                return Ok(finish(&report.restore));
-            }
+    let cancel = cancel_on_signals();
+    let filter = args.select.filter();
+    if let Some(at) = &args.at {
+        let target = args.target.clone().ok_or_else(|| Error::InvalidArgument("--at needs --target".into()))?;
+        let at_ns = cairn::time::parse_timestamp(at)?;
+        let opts = PitrOptions {
+            at_ns,
+            target: target.clone(),
+            stream: args.stream.clone(),
+            wal_dir: args.wal_dir.clone(),
+            filter,
+            fetch_command: fetch_command(ctx)?,
+            cancel,
+        };
+        let report = ops::restore_at(&repo, &opts, progress.as_ref())?;
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+        if ctx.json {
+            json(&report);
+            return Ok(finish(&report.restore));
+        }
+        ctx.say(format!(
+            "snapshot {} ({}) is the newest at or before {at}",
+            &report.snapshot[..8],
+            report.snapshot_time
+        ));
+        if report.postgres {
             ctx.say(format!(
-                "snapshot {} ({}) is the newest at or before {at}",
-                &report.snapshot[..8],
-                report.snapshot_time
+                "PostgreSQL data directory prepared: start the server on {} and it replays WAL from stream {:?} to {}",
+                target.display(),
+                args.stream,
+                cairn::time::format_ns(at_ns)
             ));
-            if report.postgres {
-                ctx.say(format!(
-                    "PostgreSQL data directory prepared: start the server on {} and it replays WAL from stream {:?} to {}",
-                    args.target.display(),
-                    args.stream,
-                    cairn::time::format_ns(at_ns)
-                ));
-            }
-            if let Some(dir) = &args.wal_dir {
-                ctx.say(format!("wrote {} WAL files to {}", report.wal_files.len(), dir.display()));
-            }
-            report.restore
         }
-        (None, Some(spec)) => {
-            let (_, snap) = repo.resolve_snapshot(&spec.parse::<SnapshotSpec>()?)?;
-            let opts = RestoreOptions { target: args.target.clone(), include: args.include, owners: None };
-            let report = ops::restore(&repo, &snap, &opts, progress.as_ref())?;
-            if ctx.json {
-                json(&report);
-                return Ok(finish(&report));
-            }
-            report
+        if let Some(dir) = &args.wal_dir {
+            ctx.say(format!("wrote {} WAL files to {}", report.wal_files.len(), dir.display()));
         }
-        (None, None) => return Err(Error::InvalidArgument("give a snapshot or --at TIME".into())),
+        summary(ctx, &report.restore, &target, Mode::Write);
+        return Ok(finish(&report.restore));
+    }
+    let spec = args.snapshot.as_deref().ok_or_else(|| Error::InvalidArgument("give a snapshot or --at TIME".into()))?;
+    let (id, snap) = repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &filter)?;
+    let mode = match (args.dry_run, args.verify_only) {
+        (true, _) => Mode::DryRun,
+        (_, true) => Mode::VerifyOnly,
+        _ => Mode::Write,
     };
-    ctx.say(format!(
-        "restored to {}: {} files, {} dirs, {} symlinks, {} in {}",
-        args.target.display(),
-        count(report.files),
-        count(report.dirs),
-        count(report.symlinks),
-        bytes(report.bytes),
-        duration_ms(report.duration_ms)
-    ));
-    Ok(finish(&report))
+    let target = args.target.clone().unwrap_or_default();
+    let opts = RestoreOptions {
+        target: target.clone(),
+        include: args.include,
+        exclude: args.exclude,
+        owners: if args.no_owner { Some(false) } else { None },
+        no_special_bits: args.no_special_bits,
+        overwrite: args.overwrite.map(Overwrite::from),
+        delete: args.delete,
+        mode,
+        cancel,
+    };
+    let report = ops::restore(&repo, &id, &snap, &opts, progress.as_ref())?;
+    if ctx.json {
+        json(&report);
+        return Ok(finish(&report));
+    }
+    if mode == Mode::DryRun && !ctx.quiet {
+        for p in &report.plan {
+            println!("{:<9} {:<7} {:>10}  {}", p.action, p.kind, bytes(p.bytes), p.path);
+        }
+    }
+    let code = finish(&report);
+    summary(ctx, &report, &target, mode);
+    Ok(code)
 }
 
-/// Reports files that could not be restored; exit 3 when there are any.
-fn finish(report: &RestoreReport) -> i32 {
-    for f in &report.failed {
-        eprintln!("error: not restored: {}: {}", f.path, f.reason);
+/// The summary line(s), after any error lines.
+fn summary(ctx: &Context, r: &RestoreReport, target: &std::path::Path, mode: Mode) {
+    let s = &r.snapshot;
+    let what = format!("snapshot {} ({}, host {})", &s.id[..8.min(s.id.len())], s.time, s.host);
+    let done = format!(
+        "{}, {}, {}, {}",
+        count_of(r.files, "file", "files"),
+        count_of(r.dirs, "dir", "dirs"),
+        count_of(r.symlinks, "symlink", "symlinks"),
+        bytes(r.bytes)
+    );
+    let line = match mode {
+        Mode::VerifyOnly => format!(
+            "verified {what}: {} read and verified, {} in {}",
+            count_of(r.verified, "file", "files"),
+            bytes(r.bytes_fetched),
+            duration_ms(r.duration_ms)
+        ),
+        Mode::DryRun => format!("would restore {what} to {}: {done}", target.display()),
+        Mode::Write => format!("restored {what} to {}: {done} in {}", target.display(), duration_ms(r.duration_ms)),
+    };
+    ctx.say(line);
+    let mut existing = Vec::new();
+    for (n, label) in [(r.unchanged, "unchanged"), (r.replaced, "replaced"), (r.kept, "kept"), (r.deleted, "deleted")] {
+        if n > 0 {
+            existing.push(format!("{} {label}", count(n)));
+        }
     }
+    if !existing.is_empty() {
+        ctx.say(format!(
+            "existing entries: {}; {} read from the repository, {} reused from the target",
+            existing.join(", "),
+            bytes(r.bytes_fetched),
+            bytes(r.bytes_reused)
+        ));
+    }
+    if !r.failed.is_empty() {
+        ctx.say(format!(
+            "incomplete: {} not restored (listed above)",
+            count_of(r.failed.len() as u64, "path", "paths")
+        ));
+    }
+}
+
+/// Reports what could not be restored, before the summary; exit 3 when there is any.
+fn finish(report: &RestoreReport) -> i32 {
+    print_failures("not restored", &report.failed);
     if report.failed.is_empty() {
         exit::OK
     } else {
-        let failed = count_of(report.failed.len() as u64, "path", "paths");
-        eprintln!("error: {failed} could not be restored (listed above)");
         exit::PARTIAL
     }
 }

@@ -13,6 +13,7 @@ use cairn::time::format_ns;
 use cairn::SnapshotId;
 
 use super::render::{bytes, count, duration_ms, json};
+use super::select::SelectArgs;
 use super::Context;
 
 #[derive(Subcommand)]
@@ -26,6 +27,8 @@ pub enum SnapshotCommand {
     Show {
         /// Snapshot id, unique id prefix, or `latest`.
         snapshot: String,
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Show what changed between two snapshots.
     Diff {
@@ -33,6 +36,8 @@ pub enum SnapshotCommand {
         a: String,
         /// Newer snapshot (id, prefix or `latest`).
         b: String,
+        #[command(flatten)]
+        select: SelectArgs,
     },
 }
 
@@ -112,8 +117,8 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
     match cmd {
         SnapshotCommand::Create(args) => create(ctx, args),
         SnapshotCommand::List(args) => list(ctx, args),
-        SnapshotCommand::Show { snapshot } => show(ctx, &snapshot),
-        SnapshotCommand::Diff { a, b } => diff(ctx, &a, &b),
+        SnapshotCommand::Show { snapshot, select } => show(ctx, &snapshot, &select),
+        SnapshotCommand::Diff { a, b, select } => diff(ctx, &a, &b, &select),
     }
 }
 
@@ -217,9 +222,9 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
     Ok(if damaged { exit::CORRUPT } else { exit::OK })
 }
 
-fn show(ctx: &Context, spec: &str) -> Result<i32> {
+fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
-    let (id, s) = repo.resolve_snapshot(&spec.parse::<SnapshotSpec>()?)?;
+    let (id, s) = repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &select.filter())?;
     if ctx.json {
         json(&view(&id, &s));
         return Ok(exit::OK);
@@ -243,10 +248,11 @@ fn show(ctx: &Context, spec: &str) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn diff(ctx: &Context, a: &str, b: &str) -> Result<i32> {
+fn diff(ctx: &Context, a: &str, b: &str, select: &SelectArgs) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
-    let (_, sa) = repo.resolve_snapshot(&a.parse::<SnapshotSpec>()?)?;
-    let (_, sb) = repo.resolve_snapshot(&b.parse::<SnapshotSpec>()?)?;
+    let filter = select.filter();
+    let (_, sa) = repo.resolve_snapshot_matching(&a.parse::<SnapshotSpec>()?, &filter)?;
+    let (_, sb) = repo.resolve_snapshot_matching(&b.parse::<SnapshotSpec>()?, &filter)?;
     let mut entries = Vec::new();
     ops::diff(&repo, &sa, &sb, &mut |e| entries.push(e))?;
     if ctx.json {

@@ -1,8 +1,21 @@
 //! The local filesystem as a source and target: reading metadata, applying it on restore.
 
+mod at;
 mod meta;
 
+pub use at::{set_fd_meta, set_fd_owner, DirFd, Occupant, TEMP_PREFIX};
 pub use meta::{apply_metadata, is_root, stat, EntryKind, FileMeta};
+
+/// Raises this process's soft limit of open files to its hard limit: a restore holds the
+/// directories along its path and those of up to three batches open.
+pub fn raise_open_file_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
 
 /// This machine's host name, recorded in snapshots.
 pub fn hostname() -> String {

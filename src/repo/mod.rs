@@ -27,5 +27,5 @@ pub use location::{default_cache_dir, Connect, RepoLocation, S3Options};
 pub use lock::{acquire_lock, list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
 pub use open::{repair_index, repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub use session::{FileList, SessionStats, WriteSession};
-pub use snapshots::SnapshotSpec;
+pub use snapshots::{SnapshotFilter, SnapshotSpec};
 pub use wal::check_wal_names;

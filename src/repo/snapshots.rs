@@ -29,7 +29,79 @@ impl FromStr for SnapshotSpec {
     }
 }
 
+/// Which snapshots `latest` may pick: of this host, with all these tags, of exactly these
+/// paths. An empty filter matches every snapshot.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotFilter {
+    pub host: Option<String>,
+    pub tags: Vec<String>,
+    pub paths: Vec<Vec<u8>>,
+}
+
+impl SnapshotFilter {
+    pub fn matches(&self, s: &Snapshot) -> bool {
+        self.host.as_ref().is_none_or(|h| &s.host == h)
+            && self.tags.iter().all(|t| s.tags.contains(t))
+            && (self.paths.is_empty() || {
+                let mut want = self.paths.clone();
+                want.sort();
+                want.dedup();
+                let mut have = s.paths.clone();
+                have.sort();
+                want == have
+            })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.host.is_none() && self.tags.is_empty() && self.paths.is_empty()
+    }
+
+    /// `host vm, tag hourly, path /srv/queue`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        parts.extend(self.host.iter().map(|h| format!("host {h}")));
+        parts.extend(self.tags.iter().map(|t| format!("tag {t}")));
+        parts.extend(self.paths.iter().map(|p| format!("path {}", String::from_utf8_lossy(p))));
+        parts.join(", ")
+    }
+}
+
 impl Repository {
+    /// Resolves `latest` among the snapshots `filter` matches, or an id prefix (which must
+    /// then match the filter too).
+    pub fn resolve_snapshot_matching(
+        &self,
+        spec: &SnapshotSpec,
+        filter: &SnapshotFilter,
+    ) -> Result<(SnapshotId, Snapshot)> {
+        if filter.is_empty() {
+            return self.resolve_snapshot(spec);
+        }
+        match spec {
+            SnapshotSpec::Latest => {
+                let mut best: Option<(SnapshotId, Snapshot)> = None;
+                for id in self.snapshot_ids()? {
+                    let snap = self.load_snapshot(&id)?;
+                    if filter.matches(&snap) && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
+                        best = Some((id, snap));
+                    }
+                }
+                best.ok_or_else(|| Error::not_found(format!("snapshot `latest` of {}", filter.describe())))
+            }
+            SnapshotSpec::Prefix(_) => {
+                let (id, snap) = self.resolve_snapshot(spec)?;
+                if !filter.matches(&snap) {
+                    return Err(Error::InvalidArgument(format!(
+                        "snapshot {} does not match {}",
+                        id.short(),
+                        filter.describe()
+                    )));
+                }
+                Ok((id, snap))
+            }
+        }
+    }
+
     /// Ids of all snapshots (not their contents).
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
         let mut ids = Vec::new();

@@ -31,6 +31,18 @@ impl Repository {
     }
 
     /// Materialises a WAL record's content at `dest` (temporary file, fsync, rename).
+    /// Writes the WAL file `record` describes into directory `dir` (opened by the caller, so
+    /// nothing is resolved through a path again) under its own name: a temporary file, synced,
+    /// then renamed into place. `path` names the directory in errors.
+    pub fn write_wal_file_at(&self, record: &WalRecord, dir: &crate::fs::DirFd, path: &Path) -> Result<()> {
+        let mut data = Vec::with_capacity(record.size.min(64 << 20) as usize);
+        for c in &record.chunks {
+            data.extend_from_slice(&self.read_blob(&c.id)?);
+        }
+        dir.write_file(record.name.as_bytes(), &data, None, 0o600)
+            .map_err(|e| Error::io(format!("cannot write {} into", record.name), path, e))
+    }
+
     pub fn write_wal_file(&self, record: &WalRecord, dest: &Path) -> Result<()> {
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

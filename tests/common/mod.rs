@@ -92,9 +92,9 @@ impl TestRepo {
 
     pub fn restore_latest(&self, target: &Path) -> ops::RestoreReport {
         let repo = self.open(Access::Read);
-        let (_, snap) = repo.resolve_snapshot(&cairn::repo::SnapshotSpec::Latest).unwrap();
+        let (id, snap) = repo.resolve_snapshot(&cairn::repo::SnapshotSpec::Latest).unwrap();
         let opts = RestoreOptions { target: target.to_path_buf(), ..Default::default() };
-        ops::restore(&repo, &snap, &opts, &NoProgress).unwrap()
+        ops::restore(&repo, &id, &snap, &opts, &NoProgress).unwrap()
     }
 
     /// Bytes the repository occupies on disk (packs, snapshots, config; not the index).

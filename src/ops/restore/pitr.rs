@@ -6,17 +6,18 @@
 //! promotion, archiving switched off so the copy never writes into the archive). For any other
 //! service `wal_dir` receives every WAL file of the stream archived at or before the time.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use super::{restore, RestoreOptions, RestoreReport};
 use crate::error::{Error, Result};
+use crate::fs::{DirFd, Occupant};
 use crate::id::SnapshotId;
 use crate::progress::Progress;
-use crate::repo::Repository;
+use crate::repo::{Repository, SnapshotFilter};
 use crate::snapshot::Snapshot;
 use crate::time::{format_ns, format_ns_sql};
 
@@ -28,12 +29,13 @@ pub struct PitrOptions {
     pub stream: String,
     /// Where to write the WAL files archived up to `at_ns` (generic services).
     pub wal_dir: Option<PathBuf>,
-    /// Only consider snapshots with this tag / host.
-    pub tag: Option<String>,
-    pub host: Option<String>,
+    /// Only consider snapshots this filter matches.
+    pub filter: SnapshotFilter,
     /// The shell command a restored PostgreSQL runs before `wal fetch %f %p`, such as
     /// `'/usr/local/bin/cairn' --repo '/backup/cairn'`.
     pub fetch_command: String,
+    /// Set (by a signal handler) to stop the restore cleanly.
+    pub cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,21 +60,23 @@ pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress
             opts.target.display()
         )));
     }
-    let restored =
-        restore(repo, &snap, &RestoreOptions { target: opts.target.clone(), ..Default::default() }, progress)?;
+    let restore_opts =
+        RestoreOptions { target: opts.target.clone(), cancel: opts.cancel.clone(), ..Default::default() };
+    let restored = restore(repo, &id, &snap, &restore_opts, progress)?;
     let mut warnings = Vec::new();
     let mut upto = Vec::new();
     let mut newest_overall: Option<(i64, String)> = None;
-    if let Some(dir) = &opts.wal_dir {
-        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
-    }
+    let wal_dir = match &opts.wal_dir {
+        Some(dir) => Some((wal_dir_handle(&opts.target, dir)?, dir)),
+        None => None,
+    };
     repo.for_each_wal(Some(&opts.stream), &mut |r| {
         if newest_overall.as_ref().is_none_or(|(t, _)| r.archived_ns > *t) {
             newest_overall = Some((r.archived_ns, r.name.clone()));
         }
         if r.archived_ns <= opts.at_ns {
-            if let Some(dir) = &opts.wal_dir {
-                repo.write_wal_file(&r, &dir.join(&r.name))?;
+            if let Some((handle, path)) = &wal_dir {
+                repo.write_wal_file_at(&r, handle, path)?;
             }
             upto.push((r.archived_ns, r.name));
         }
@@ -94,7 +98,7 @@ pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress
     }
     let postgres = crate::pg::is_data_directory(&opts.target);
     if postgres {
-        prepare_postgres_recovery(&opts.target, opts)?;
+        warnings.extend(prepare_postgres_recovery(&opts.target, opts)?);
     }
     let mut wal_files: Vec<String> =
         if opts.wal_dir.is_some() { upto.iter().map(|(_, n)| n.clone()).collect() } else { Vec::new() };
@@ -118,9 +122,7 @@ fn snapshot_before(repo: &Repository, opts: &PitrOptions) -> Result<(SnapshotId,
         let Ok(snap) = repo.load_snapshot(&id) else {
             continue;
         };
-        let matches = opts.tag.as_ref().is_none_or(|t| snap.tags.contains(t))
-            && opts.host.as_ref().is_none_or(|h| &snap.host == h);
-        if !matches {
+        if !opts.filter.matches(&snap) {
             continue;
         }
         oldest = Some(oldest.map_or(snap.time_ns, |o| o.min(snap.time_ns)));
@@ -143,8 +145,31 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// Makes a restored data directory recover to `at` by itself on start.
-fn prepare_postgres_recovery(dir: &Path, opts: &PitrOptions) -> Result<()> {
+/// The directory `--wal-dir` names, opened so that no symlink under the target is followed:
+/// inside the target it is resolved component by component from the target's handle.
+fn wal_dir_handle(target: &Path, wal_dir: &Path) -> Result<DirFd> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (target_abs, wal_abs) = (absolute(target), absolute(wal_dir));
+    match wal_abs.strip_prefix(&target_abs) {
+        Ok(rel) => DirFd::open_path(target)
+            .and_then(|t| t.open_beneath(rel))
+            .map_err(|e| Error::io("cannot open (no symlink under the target is followed)", wal_dir, e)),
+        Err(_) => {
+            fs::create_dir_all(wal_dir).map_err(|e| Error::io("cannot create", wal_dir, e))?;
+            DirFd::open_path(wal_dir).map_err(|e| Error::io("cannot open", wal_dir, e))
+        }
+    }
+}
+
+/// Makes a restored data directory recover to `at` by itself on start. Everything is written
+/// through the directory's handle, owned like the directory, and never through a symlink the
+/// snapshot carries (a `recovery.signal -> /etc/passwd` planted by whoever owns the data
+/// directory must not let a restore run as root truncate or chown that file). Returns warnings.
+fn prepare_postgres_recovery(dir_path: &Path, opts: &PitrOptions) -> Result<Vec<String>> {
+    let io = |what: &str, e: std::io::Error| Error::io(what, dir_path, e);
+    let dir = DirFd::open_path(dir_path).map_err(|e| io("cannot open", e))?;
+    let owner = dir.owner().map_err(|e| io("cannot inspect", e))?;
+    let mut warnings = Vec::new();
     let restore_command = format!("{} wal fetch %f %p --stream {}", opts.fetch_command, shell_quote(&opts.stream));
     let settings = [
         ("restore_command", restore_command),
@@ -154,26 +179,53 @@ fn prepare_postgres_recovery(dir: &Path, opts: &PitrOptions) -> Result<()> {
         // The copy must not write its new timeline into the archive it recovers from.
         ("archive_mode", "off".to_string()),
     ];
-    let conf = dir.join("postgresql.auto.conf");
-    let mut f =
-        OpenOptions::new().create(true).append(true).open(&conf).map_err(|e| Error::io("cannot open", &conf, e))?;
-    let mut text = format!("\n# Added by cairn restore --at {}\n", format_ns(opts.at_ns));
+    let conf_name = b"postgresql.auto.conf";
+    let mut conf = match dir.occupant(conf_name).map_err(|e| io("cannot inspect", e))? {
+        None => Vec::new(),
+        Some(Occupant::File { .. }) => {
+            let mut text = Vec::new();
+            dir.open_read(conf_name)
+                .and_then(|mut f| f.read_to_end(&mut text))
+                .map_err(|e| io("cannot read postgresql.auto.conf in", e))?;
+            text
+        }
+        Some(other) => {
+            warnings.push(format!(
+                "postgresql.auto.conf in the snapshot is a {}, not a file: replaced by one holding only the recovery settings",
+                other.kind_name()
+            ));
+            Vec::new()
+        }
+    };
+    conf.extend_from_slice(format!("\n# Added by cairn restore --at {}\n", format_ns(opts.at_ns)).as_bytes());
     for (k, v) in settings {
-        text.push_str(&format!("{k} = '{}'\n", v.replace('\'', "''")));
+        conf.extend_from_slice(format!("{k} = '{}'\n", v.replace('\'', "''")).as_bytes());
     }
-    f.write_all(text.as_bytes()).map_err(|e| Error::io("cannot write", &conf, e))?;
-    let signal = dir.join("recovery.signal");
-    fs::write(&signal, b"").map_err(|e| Error::io("cannot write", &signal, e))?;
-    for d in ["pg_wal", "pg_wal/archive_status"] {
-        let p = dir.join(d);
-        fs::create_dir_all(&p).map_err(|e| Error::io("cannot create", &p, e))?;
-    }
-    // Owned like the data directory, so the server can read what we added.
-    if let Ok(meta) = fs::metadata(dir) {
-        use std::os::unix::fs::MetadataExt;
-        for p in [conf, signal, dir.join("pg_wal"), dir.join("pg_wal/archive_status")] {
-            let _ = std::os::unix::fs::chown(&p, Some(meta.uid()), Some(meta.gid()));
+    dir.write_file(conf_name, &conf, Some(owner), 0o600).map_err(|e| io("cannot write postgresql.auto.conf in", e))?;
+    dir.write_file(b"recovery.signal", b"", Some(owner), 0o600)
+        .map_err(|e| io("cannot write recovery.signal in", e))?;
+    match dir.occupant(b"pg_wal").map_err(|e| io("cannot inspect", e))? {
+        Some(Occupant::Symlink) => warnings.push(
+            "pg_wal in the snapshot is a symlink: it was restored as such and nothing was created through it; \
+             make sure it points where this server may write, with an archive_status directory"
+                .to_string(),
+        ),
+        _ => {
+            let made = dir.open_beneath(Path::new("pg_wal/archive_status")).and_then(|status| {
+                let wal = dir.open_dir(b"pg_wal")?;
+                set_owner(&wal, owner)?;
+                set_owner(&status, owner)
+            });
+            made.map_err(|e| io("cannot create pg_wal/archive_status in", e))?;
         }
     }
-    Ok(())
+    Ok(warnings)
+}
+
+/// Gives a directory we created to the data directory's owner.
+fn set_owner(dir: &DirFd, (uid, gid): (u32, u32)) -> std::io::Result<()> {
+    match dir.owner()? {
+        (u, g) if u == uid && g == gid => Ok(()),
+        _ => crate::fs::set_fd_owner(dir, uid, gid),
+    }
 }

@@ -1,0 +1,339 @@
+//! Entries under a directory handle: every name is resolved relative to an open directory,
+//! one component at a time, and no symlink is ever followed. This is how a restore stays inside
+//! its target: a path string built and then opened would follow whatever symlinks the target
+//! (or a hostile snapshot) put in the way.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+
+/// Prefix of the names a restore writes files under before renaming them into place. Entries
+/// with this prefix in a restored directory are leftovers of an interrupted restore.
+pub const TEMP_PREFIX: &str = ".cairn-restore-";
+
+/// What occupies a name in a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Occupant {
+    File {
+        size: u64,
+        mtime_ns: i64,
+    },
+    Dir,
+    Symlink,
+    /// FIFO, socket or device.
+    Special,
+}
+
+impl Occupant {
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Occupant::File { .. } => "file",
+            Occupant::Dir => "dir",
+            Occupant::Symlink => "symlink",
+            Occupant::Special => "special",
+        }
+    }
+}
+
+/// An open directory.
+#[derive(Debug)]
+pub struct DirFd(OwnedFd);
+
+impl AsFd for DirFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+const DIR_FLAGS: OFlags =
+    OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::CLOEXEC).union(OFlags::NOFOLLOW).union(OFlags::NOCTTY);
+
+impl DirFd {
+    /// Opens the directory at `path`. Symlinks in `path` itself are followed: it is the
+    /// directory the user named. Nothing below it is resolved through a symlink.
+    pub fn open_path(path: &Path) -> io::Result<DirFd> {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(DirFd(rustix::fs::open(path, flags, Mode::empty())?))
+    }
+
+    /// What `name` is, without following a symlink; `None` when nothing is there.
+    pub fn occupant(&self, name: &[u8]) -> io::Result<Option<Occupant>> {
+        match rustix::fs::statat(self, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(occupant_of(&st))),
+            Err(rustix::io::Errno::NOENT) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens subdirectory `name`; fails (ELOOP/ENOTDIR) when it is a symlink or not a directory.
+    pub fn open_dir(&self, name: &[u8]) -> io::Result<DirFd> {
+        Ok(DirFd(rustix::fs::openat(self, OsStr::from_bytes(name), DIR_FLAGS, Mode::empty())?))
+    }
+
+    /// Creates subdirectory `name` (private until its metadata is applied) and opens it.
+    pub fn make_dir(&self, name: &[u8]) -> io::Result<DirFd> {
+        rustix::fs::mkdirat(self, OsStr::from_bytes(name), Mode::from_raw_mode(0o700))?;
+        self.open_dir(name)
+    }
+
+    /// Creates a new, empty, private file under a fresh temporary name in this directory.
+    pub fn create_temp(&self) -> io::Result<(Vec<u8>, File)> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        loop {
+            let name = temp_name();
+            match rustix::fs::openat(self, OsStr::from_bytes(&name), flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => return Ok((name, File::from(fd))),
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Opens regular file `name` for writing (no symlink followed, never blocks on a FIFO).
+    pub fn open_write(&self, name: &[u8]) -> io::Result<File> {
+        self.open_regular(name, OFlags::WRONLY)
+    }
+
+    /// Opens regular file `name` for reading; fails when it is anything but a regular file.
+    pub fn open_read(&self, name: &[u8]) -> io::Result<File> {
+        self.open_regular(name, OFlags::RDONLY)
+    }
+
+    fn open_regular(&self, name: &[u8], access: OFlags) -> io::Result<File> {
+        let flags = access | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+        let fd = rustix::fs::openat(self, OsStr::from_bytes(name), flags, Mode::empty())?;
+        if FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode) != FileType::RegularFile {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Renames `from` to `to` within this directory, replacing what `to` names unless it is a
+    /// non-empty directory. A symlink at `to` is replaced, never followed.
+    pub fn rename(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::renameat(self, OsStr::from_bytes(from), self, OsStr::from_bytes(to))?)
+    }
+
+    /// Creates a symlink to `target` under a fresh temporary name; returns the name.
+    pub fn temp_symlink(&self, target: &[u8]) -> io::Result<Vec<u8>> {
+        loop {
+            let name = temp_name();
+            match rustix::fs::symlinkat(OsStr::from_bytes(target), self, OsStr::from_bytes(&name)) {
+                Ok(()) => return Ok(name),
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// The target of symlink `name`.
+    pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
+        Ok(rustix::fs::readlinkat(self, OsStr::from_bytes(name), Vec::new())?.into_bytes())
+    }
+
+    /// Owner and group of this directory.
+    pub fn owner(&self) -> io::Result<(u32, u32)> {
+        let st = rustix::fs::fstat(self)?;
+        Ok((st.st_uid, st.st_gid))
+    }
+
+    /// Opens the directory at relative path `rel` below this one, one component at a time,
+    /// creating missing ones (mode 0700) and following no symlink.
+    pub fn open_beneath(&self, rel: &Path) -> io::Result<DirFd> {
+        let mut dir = self.open_dir(b".")?;
+        for comp in rel.components() {
+            let std::path::Component::Normal(name) = comp else {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "path leaves the directory"));
+            };
+            let name = name.as_bytes();
+            dir = match dir.occupant(name)? {
+                None => dir.make_dir(name)?,
+                Some(_) => dir.open_dir(name)?,
+            };
+        }
+        Ok(dir)
+    }
+
+    /// Writes `data` to `name` atomically: a temporary file, synced, renamed over whatever
+    /// `name` was (a symlink there is replaced, not followed).
+    pub fn write_file(&self, name: &[u8], data: &[u8], owner: Option<(u32, u32)>, mode: u32) -> io::Result<()> {
+        use std::io::Write;
+        let (tmp, mut file) = self.create_temp()?;
+        let written = (|| {
+            file.write_all(data)?;
+            if let Some((uid, gid)) = owner {
+                rustix::fs::fchown(&file, Some(uid_of(uid)), Some(gid_of(gid)))?;
+            }
+            rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))?;
+            file.sync_all()?;
+            self.rename(&tmp, name)
+        })();
+        if written.is_err() {
+            let _ = self.unlink(&tmp);
+        }
+        written
+    }
+
+    /// Creates symlink `name` pointing at `target`.
+    pub fn symlink(&self, target: &[u8], name: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::symlinkat(OsStr::from_bytes(target), self, OsStr::from_bytes(name))?)
+    }
+
+    /// Removes `name` whatever it is; a directory with everything below it (handle by handle,
+    /// never through a symlink, without recursion).
+    pub fn remove_all(&self, name: &[u8]) -> io::Result<()> {
+        match self.occupant(name)? {
+            None => Ok(()),
+            Some(Occupant::Dir) => remove_tree(self, name),
+            Some(_) => self.unlink(name),
+        }
+    }
+
+    /// Removes a non-directory entry.
+    pub fn unlink(&self, name: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::unlinkat(self, OsStr::from_bytes(name), AtFlags::empty())?)
+    }
+
+    /// The names in this directory (not `.` and `..`), sorted.
+    pub fn names(&self) -> io::Result<Vec<Vec<u8>>> {
+        let mut names = Vec::new();
+        for entry in rustix::fs::Dir::read_from(self)? {
+            let name = entry?.file_name().to_bytes().to_vec();
+            if name != b"." && name != b".." {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Applies owner, mode and times to symlink `name` itself (`AT_SYMLINK_NOFOLLOW`).
+    pub fn set_symlink_meta(&self, name: &[u8], owner: Option<(u32, u32)>, mtime_ns: i64) -> io::Result<()> {
+        let path = OsStr::from_bytes(name);
+        if let Some((uid, gid)) = owner {
+            rustix::fs::chownat(self, path, Some(uid_of(uid)), Some(gid_of(gid)), AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        Ok(rustix::fs::utimensat(self, path, &timestamps(mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?)
+    }
+}
+
+/// Applies owner (when given), mode and modification time through an open descriptor. Owner
+/// first: `chown` clears setuid and setgid bits.
+pub fn set_fd_meta(fd: impl AsFd, owner: Option<(u32, u32)>, mode: u32, mtime_ns: i64) -> io::Result<()> {
+    if let Some((uid, gid)) = owner {
+        rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid)))?;
+    }
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777))?;
+    Ok(rustix::fs::futimens(&fd, &timestamps(mtime_ns))?)
+}
+
+/// Changes the owner of an open file or directory.
+pub fn set_fd_owner(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    Ok(rustix::fs::fchown(&fd, Some(uid_of(uid)), Some(gid_of(gid)))?)
+}
+
+/// Removes directory `name` under `parent` and everything below it, with an explicit stack of
+/// open directories instead of recursion (depth is bounded only by the filesystem).
+fn remove_tree(parent: &DirFd, name: &[u8]) -> io::Result<()> {
+    let mut stack: Vec<(DirFd, Vec<u8>)> = vec![(parent.open_dir(name)?, name.to_vec())];
+    while let Some((dir, _)) = stack.last() {
+        let mut descended = None;
+        for child in dir.names()? {
+            match dir.occupant(&child)? {
+                Some(Occupant::Dir) => {
+                    descended = Some((dir.open_dir(&child)?, child));
+                    break;
+                }
+                Some(_) => dir.unlink(&child)?,
+                None => {}
+            }
+        }
+        match descended {
+            Some(next) => stack.push(next),
+            None => {
+                let (_, done) = stack.pop().expect("the loop runs only while the stack has an entry");
+                let holder = stack.last().map_or(parent, |(d, _)| d);
+                rustix::fs::unlinkat(holder, OsStr::from_bytes(&done), AtFlags::REMOVEDIR)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn occupant_of(st: &rustix::fs::Stat) -> Occupant {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => Occupant::File {
+            size: st.st_size as u64,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec as i64),
+        },
+        FileType::Directory => Occupant::Dir,
+        FileType::Symlink => Occupant::Symlink,
+        _ => Occupant::Special,
+    }
+}
+
+/// `.cairn-restore-<pid>-<counter>`: short (a long original name must not push it past
+/// NAME_MAX) and unique per process; `O_EXCL` settles clashes with other processes.
+fn temp_name() -> Vec<u8> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("{TEMP_PREFIX}{:x}-{n:x}", std::process::id()).into_bytes()
+}
+
+fn timestamps(mtime_ns: i64) -> Timestamps {
+    let t = Timespec { tv_sec: mtime_ns.div_euclid(1_000_000_000), tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _ };
+    Timestamps { last_access: t, last_modification: t }
+}
+
+fn uid_of(uid: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(uid)
+}
+
+fn gid_of(gid: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_symlink_is_replaced_never_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        let target = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("victim"), b"keep").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("victim"), target.path().join("conf")).unwrap();
+        let dir = DirFd::open_path(target.path()).unwrap();
+        assert_eq!(dir.occupant(b"conf").unwrap(), Some(Occupant::Symlink));
+        assert!(dir.open_write(b"conf").is_err(), "opening a symlink for writing must fail");
+        assert!(dir.open_dir(b"conf").is_err());
+        let (tmp, _f) = dir.create_temp().unwrap();
+        dir.rename(&tmp, b"conf").unwrap();
+        assert_eq!(std::fs::read(outside.path().join("victim")).unwrap(), b"keep");
+        assert!(std::fs::symlink_metadata(target.path().join("conf")).unwrap().is_file());
+    }
+
+    #[test]
+    fn remove_all_stays_inside() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("precious"), b"x").unwrap();
+        let target = tempfile::tempdir().unwrap();
+        let mut deep = target.path().join("d");
+        for i in 0..50 {
+            deep = deep.join(format!("{i}"));
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), b"y").unwrap();
+        std::os::unix::fs::symlink(outside.path(), deep.join("link")).unwrap();
+        let dir = DirFd::open_path(target.path()).unwrap();
+        dir.remove_all(b"d").unwrap();
+        assert_eq!(dir.names().unwrap(), Vec::<Vec<u8>>::new());
+        assert!(outside.path().join("precious").exists());
+    }
+}
