@@ -87,8 +87,7 @@ fn rolling_back_segments_where_one_grew_reads_almost_nothing() {
     for i in 0..24 {
         write_file(&src.join(format!("segments/{i:08}.log")), &rng.events(1 << 20));
     }
-    let id =
-        run_json(&repo, &["snapshot", "create", src.to_str().unwrap()])["id"].as_str().unwrap().to_string();
+    let id = run_json(&repo, &["snapshot", "create", src.to_str().unwrap()])["id"].as_str().unwrap().to_string();
     let target = dir.path().join("target");
     run_json(&repo, &["restore", &id, "--target", target.to_str().unwrap()]);
     // The newest segment grew after the snapshot; roll back to it.
