@@ -22,6 +22,11 @@ pub fn format_ns_secs(ns: i64) -> String {
     Utc.timestamp_nanos(ns).to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// `20261121T103000Z`: now, compact, for names of files (no `:`).
+pub fn compact_now() -> String {
+    Utc::now().format("%Y%m%dT%H%M%SZ").to_string()
+}
+
 /// `2026-11-21 10:30:00.123456+00`: the form PostgreSQL's `recovery_target_time` reads.
 pub fn format_ns_sql(ns: i64) -> String {
     Utc.timestamp_nanos(ns).format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()

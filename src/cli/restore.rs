@@ -62,6 +62,14 @@ pub struct RestoreArgs {
     /// Read and verify every chunk of the selected files without writing anything.
     #[arg(long, conflicts_with = "at")]
     verify_only: bool,
+    /// Keep every entry the restore replaces or deletes beside it as NAME.SUFFIX (default
+    /// suffix `.cairn-bak-<time>`) instead of removing it; listed in the summary and --json.
+    #[arg(long, value_name = "SUFFIX", num_args = 0..=1, default_missing_value = "", conflicts_with = "at")]
+    backup_existing: Option<String>,
+    /// Restore even though running processes hold files of the target open (their writes to
+    /// replaced files would be lost; stop the service first).
+    #[arg(long)]
+    force: bool,
     /// Do not restore owners (the default when not running as root).
     #[arg(long)]
     no_owner: bool,
@@ -171,9 +179,18 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
         overwrite: args.overwrite.map(Overwrite::from),
         delete: args.delete,
         mode,
+        backup_suffix: args.backup_existing.map(|s| match s.as_str() {
+            "" => format!(".cairn-bak-{}", cairn::time::compact_now()),
+            _ if s.starts_with('.') => s,
+            _ => format!(".{s}"),
+        }),
+        force: args.force,
         cancel,
     };
     let report = ops::restore(&repo, &id, &snap, &opts, progress.as_ref())?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if ctx.json {
         json(&report);
         return Ok(finish(&report));

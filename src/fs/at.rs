@@ -120,6 +120,18 @@ impl DirFd {
         Ok(rustix::fs::renameat(self, OsStr::from_bytes(from), self, OsStr::from_bytes(to))?)
     }
 
+    /// Renames `from` to `to` within this directory; fails if `to` exists.
+    pub fn rename_noreplace(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        let (from, to) = (OsStr::from_bytes(from), OsStr::from_bytes(to));
+        Ok(rustix::fs::renameat_with(self, from, self, to, rustix::fs::RenameFlags::NOREPLACE)?)
+    }
+
+    /// Makes `to` a second name of `from` (the entry itself: a symlink is linked, not its
+    /// target).
+    pub fn link(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::linkat(self, OsStr::from_bytes(from), self, OsStr::from_bytes(to), AtFlags::empty())?)
+    }
+
     /// Creates a symlink to `target` under a fresh temporary name; returns the name.
     pub fn temp_symlink(&self, target: &[u8]) -> io::Result<Vec<u8>> {
         loop {

@@ -295,8 +295,8 @@ fn place_file(r: &Restorer<'_>, dir: &DirFd, job: &FileJob, s: Staged) -> std::r
     let result = (|| -> io::Result<()> {
         set_fd_meta(&s.file, r.owner_of(n), r.mode_bits(n.mode), n.mtime_ns)?;
         drop(s.file);
-        if job.replace == Some(Occupant::Dir) {
-            dir.remove_all(&n.name)?;
+        if let Some(occ) = job.replace {
+            r.make_way(dir, &n.name, occ, &job.path)?;
         }
         dir.rename(&s.name, &n.name)
     })();
@@ -314,27 +314,20 @@ pub(super) fn place_symlink(
     node: &Node,
     target: &[u8],
     replace: Option<Occupant>,
+    path: &str,
 ) -> io::Result<()> {
     let owner = r.owner_of(node);
-    match replace {
-        None => {
-            dir.symlink(target, &node.name)?;
-            dir.set_symlink_meta(&node.name, owner, node.mtime_ns)
+    let tmp = dir.temp_symlink(target)?;
+    let placed = dir.set_symlink_meta(&tmp, owner, node.mtime_ns).and_then(|()| {
+        if let Some(occ) = replace {
+            r.make_way(dir, &node.name, occ, path)?;
         }
-        Some(Occupant::Dir) => {
-            dir.remove_all(&node.name)?;
-            dir.symlink(target, &node.name)?;
-            dir.set_symlink_meta(&node.name, owner, node.mtime_ns)
-        }
-        Some(_) => {
-            let tmp = dir.temp_symlink(target)?;
-            let placed = dir.set_symlink_meta(&tmp, owner, node.mtime_ns).and_then(|()| dir.rename(&tmp, &node.name));
-            if placed.is_err() {
-                let _ = dir.unlink(&tmp);
-            }
-            placed
-        }
+        dir.rename(&tmp, &node.name)
+    });
+    if placed.is_err() {
+        let _ = dir.unlink(&tmp);
     }
+    placed
 }
 
 /// Applies the metadata of directories whose contents are complete (deepest first).

@@ -16,8 +16,10 @@
 //! thread: chunks grouped by pack so every pack is read once, existing target files reused chunk
 //! by chunk where their content already matches ([`delta`]).
 
+mod aside;
 mod batch;
 mod delta;
+mod live;
 mod pitr;
 mod walker;
 
@@ -81,6 +83,10 @@ pub struct RestoreOptions {
     /// Remove target entries the snapshot does not have.
     pub delete: bool,
     pub mode: Mode,
+    /// Keep what is replaced or deleted as `NAME<SUFFIX>` instead of removing it.
+    pub backup_suffix: Option<String>,
+    /// Restore into a target that running processes hold open.
+    pub force: bool,
     /// Set (by a signal handler) to stop the restore cleanly.
     pub cancel: Option<Arc<AtomicBool>>,
 }
@@ -126,6 +132,10 @@ pub struct RestoreReport {
     /// Entries that could not be restored (damaged or missing data, I/O errors); none of them
     /// was left in the target with wrong content.
     pub failed: Vec<Skipped>,
+    /// Entries kept aside (`--backup-existing`), by their new paths.
+    pub backups: Vec<String>,
+    /// Things the operator should know (a live target restored with `--force`).
+    pub warnings: Vec<String>,
     /// With [`Mode::DryRun`]: every action the restore would take, in walk order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub plan: Vec<Planned>,
@@ -145,6 +155,7 @@ pub fn restore(
     let includes = Includes::for_origin(&opts.include, &origin_path, "--include")?;
     let excludes = Includes::for_origin(&opts.exclude, &origin_path, "--exclude")?;
     let target = walker::Target::prepare(opts)?;
+    let live_warning = live::refuse_live_target(opts, target.is_empty())?;
     progress.phase(if opts.mode == Mode::VerifyOnly { "verify" } else { "restore" }, Some(snapshot.summary.bytes));
     let r = Restorer {
         repo,
@@ -158,6 +169,7 @@ pub fn restore(
     progress.finish();
     let cancelled = r.cancelled();
     let mut report = r.report.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.warnings.extend(live_warning);
     report.snapshot = RestoredSnapshot {
         id: id.to_hex(),
         time: crate::time::format_ns(snapshot.time_ns),

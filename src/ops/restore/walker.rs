@@ -31,6 +31,11 @@ pub(super) struct Target {
 }
 
 impl Target {
+    /// Nothing in the target can conflict (new or empty).
+    pub(super) fn is_empty(&self) -> bool {
+        self.empty
+    }
+
     /// Opens (creating it for a real restore) the target. A non-empty target needs a policy.
     pub(super) fn prepare(opts: &RestoreOptions) -> Result<Target> {
         let path = opts.target.clone();
@@ -230,7 +235,8 @@ impl Walker<'_, '_> {
             self.r.count(|r| r.deleted += 1);
         }
         if self.mode() == Mode::Write {
-            if let Err(e) = dir.remove_all(name) {
+            let removed = if leftover { dir.remove_all(name) } else { self.r.discard(dir, name, &self.display(rel)) };
+            if let Err(e) = removed {
                 self.r.fail(self.display(rel), format!("cannot delete: {e}"));
             }
         }
@@ -326,7 +332,12 @@ impl Walker<'_, '_> {
                 if self.mode() == Mode::DryRun {
                     return Some((DirState::Absent, false));
                 }
-                parent.remove_all(name).and_then(|()| parent.make_dir(name)).map(|d| (d, false))
+                let path = self.display(rel);
+                let cleared = self.r.make_way(&parent, name, other, &path).and_then(|()| match other {
+                    Occupant::Dir => Ok(()),
+                    _ => parent.unlink(name),
+                });
+                cleared.and_then(|()| parent.make_dir(name)).map(|d| (d, false))
             }
         };
         match opened {
@@ -390,8 +401,13 @@ impl Walker<'_, '_> {
             Some(Occupant::Dir) => parent.open_dir(&name).map(|d| (d, true)),
             _ if self.mode() != Mode::Write => return Some((DirState::Absent, false)),
             None => parent.make_dir(&name).map(|d| (d, false)),
-            Some(_) if self.policy() != Overwrite::Never => {
-                parent.remove_all(&name).and_then(|()| parent.make_dir(&name)).map(|d| (d, false))
+            Some(other) if self.policy() != Overwrite::Never => {
+                let path = self.display(&rel);
+                let cleared = self.r.make_way(&parent, &name, other, &path).and_then(|()| match other {
+                    Occupant::Dir => Ok(()),
+                    _ => parent.unlink(&name),
+                });
+                cleared.and_then(|()| parent.make_dir(&name)).map(|d| (d, false))
             }
             Some(other) => {
                 self.keep(&rel, "dir", other);
@@ -520,7 +536,8 @@ impl Walker<'_, '_> {
         }
         let replaced = matches!(decision, Decision::Replace(_));
         if self.mode() == Mode::Write {
-            if let Err(e) = batch::place_symlink(self.r, &dir, node, target, decision_occupant(decision)) {
+            let path = self.display(rel);
+            if let Err(e) = batch::place_symlink(self.r, &dir, node, target, decision_occupant(decision), &path) {
                 return self.r.fail(self.display(rel), format!("cannot create symlink: {e}"));
             }
         }
