@@ -200,3 +200,48 @@ pub fn parse_pack(bytes: &[u8], what: &str) -> Result<Vec<BlobEntry>> {
     let start = bytes.len() - FOOTER_BYTES - count as usize * TRAILER_ENTRY_BYTES;
     parse_trailer(&bytes[start..bytes.len() - FOOTER_BYTES], &checksum, len, what)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{EncodedBlob, PackBuilder};
+
+    /// A pack of `hello world` and `world` (raw, back to back), with `world`'s entry moved
+    /// `back` bytes towards the start (0 keeps the pack as written).
+    fn pack_with_world_moved(back: u32) -> Vec<u8> {
+        let mut b = PackBuilder::new();
+        for data in [&b"hello world"[..], b"world"] {
+            let blob = EncodedBlob { codec: Codec::Raw, bytes: data.to_vec() };
+            b.add(ChunkId::of(data), BlobKind::Data, data.len() as u32, &blob);
+        }
+        let mut pack = b.finish();
+        pack.entries[1].offset -= back;
+        let data_end = pack.bytes.len() - FOOTER_BYTES - pack.entries.len() * TRAILER_ENTRY_BYTES;
+        pack.bytes.truncate(data_end);
+        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
+        pack.bytes
+    }
+
+    #[test]
+    fn overlapping_blob_ranges_are_corrupt() {
+        assert_eq!(parse_pack(&pack_with_world_moved(0), "pack p").unwrap().len(), 2);
+        // `world` pointed at the last five bytes of `hello world`: each range still holds
+        // bytes that hash to its id, but they share bytes.
+        let err = parse_pack(&pack_with_world_moved(5), "pack p").unwrap_err().to_string();
+        assert!(err.contains("overlap"), "{err}");
+        assert!(parse_pack(&pack_with_world_moved(1), "pack p").is_err());
+    }
+
+    #[test]
+    fn an_empty_range_overlaps_nothing() {
+        let mut b = PackBuilder::new();
+        b.add(ChunkId::of(b"abc"), BlobKind::Data, 3, &EncodedBlob { codec: Codec::Raw, bytes: b"abc".to_vec() });
+        let mut pack = b.finish();
+        let mut empty = pack.entries[0];
+        (empty.id, empty.offset, empty.stored_len, empty.raw_len) = (ChunkId::of(b""), 9, 0, 0);
+        pack.entries.push(empty);
+        pack.bytes.truncate(pack.bytes.len() - FOOTER_BYTES - TRAILER_ENTRY_BYTES);
+        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
+        assert_eq!(parse_pack(&pack.bytes, "pack p").unwrap().len(), 2);
+    }
+}
