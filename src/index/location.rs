@@ -95,3 +95,29 @@ impl PackInfo {
         Ok(PackInfo { size: u64::from_le_bytes(size), blobs: u32::from_le_bytes([b[8], b[9], b[10], b[11]]) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Digest;
+
+    #[test]
+    fn out_of_bounds_values_are_corrupt_before_anything_is_read() {
+        let ok = Location {
+            pack: PackId(Digest::of(b"pack")),
+            offset: 8,
+            stored_len: 100,
+            raw_len: 200,
+            kind: BlobKind::Data,
+            codec: Codec::Zstd,
+        };
+        assert_eq!(Location::decode(&ok.encode()).unwrap(), ok);
+        for bad in [
+            Location { offset: 0, ..ok },
+            Location { stored_len: u32::MAX, ..ok },
+            Location { raw_len: MAX_BLOB_RAW_BYTES + 1, ..ok },
+        ] {
+            assert!(matches!(Location::decode(&bad.encode()), Err(Error::Corrupt { .. })), "{bad:?}");
+        }
+    }
+}
