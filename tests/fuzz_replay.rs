@@ -123,3 +123,21 @@ fn write_seeds() {
     write("lock", "payload", &payload(&lock));
     write("index_value", "pack", &cairn::index::PackInfo { size: 1 << 20, blobs: 7 }.encode());
 }
+
+/// Writes the pack seed whose trailer lays one blob over another (`repo check` reports such a
+/// pack as corrupt): `cargo test --release --test fuzz_replay -- --ignored write_overlap_seed`.
+#[test]
+#[ignore]
+fn write_overlap_seed() {
+    use cairn::pack::{encode_trailer, EncodedBlob, PackBuilder, FOOTER_BYTES, TRAILER_ENTRY_BYTES};
+    let mut b = PackBuilder::new();
+    for data in [&b"hello world"[..], b"world"] {
+        let blob = EncodedBlob { codec: cairn::pack::Codec::Raw, bytes: data.to_vec() };
+        b.add(cairn::ChunkId::of(data), cairn::pack::BlobKind::Data, data.len() as u32, &blob);
+    }
+    let mut pack = b.finish();
+    pack.entries[1].offset -= 5;
+    pack.bytes.truncate(pack.bytes.len() - FOOTER_BYTES - pack.entries.len() * TRAILER_ENTRY_BYTES);
+    pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
+    fs::write(seeds_dir("pack").join("overlapping"), &pack.bytes).unwrap();
+}

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::id::PackId;
-use crate::pack::{BlobEntry, BlobKind, Codec};
+use crate::pack::{BlobEntry, BlobKind, Codec, HEADER_BYTES, MAX_BLOB_RAW_BYTES, MAX_BLOB_STORED_BYTES};
 
 pub const LOCATION_BYTES: usize = 32 + 4 + 4 + 4 + 1 + 1;
 pub const PACK_INFO_BYTES: usize = 8 + 4;
@@ -55,11 +55,16 @@ impl Location {
             return Err(bad("wrong length"));
         }
         let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        // A read is sized from these: bound them as the trailer they came from was.
+        let (offset, stored_len, raw_len) = (u32_at(32), u32_at(36), u32_at(40));
+        if (offset as usize) < HEADER_BYTES || stored_len > MAX_BLOB_STORED_BYTES || raw_len > MAX_BLOB_RAW_BYTES {
+            return Err(bad("offset or length out of bounds"));
+        }
         Ok(Location {
             pack: PackId::from_slice(&b[..32]).expect("32 bytes"),
-            offset: u32_at(32),
-            stored_len: u32_at(36),
-            raw_len: u32_at(40),
+            offset,
+            stored_len,
+            raw_len,
             kind: BlobKind::from_u8(b[44]).ok_or_else(|| bad("unknown blob kind"))?,
             codec: Codec::from_u8(b[45]).ok_or_else(|| bad("unknown codec"))?,
         })
@@ -88,5 +93,31 @@ impl PackInfo {
         let mut size = [0u8; 8];
         size.copy_from_slice(&b[..8]);
         Ok(PackInfo { size: u64::from_le_bytes(size), blobs: u32::from_le_bytes([b[8], b[9], b[10], b[11]]) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::Digest;
+
+    #[test]
+    fn out_of_bounds_values_are_corrupt_before_anything_is_read() {
+        let ok = Location {
+            pack: PackId(Digest::of(b"pack")),
+            offset: 8,
+            stored_len: 100,
+            raw_len: 200,
+            kind: BlobKind::Data,
+            codec: Codec::Zstd,
+        };
+        assert_eq!(Location::decode(&ok.encode()).unwrap(), ok);
+        for bad in [
+            Location { offset: 0, ..ok },
+            Location { stored_len: u32::MAX, ..ok },
+            Location { raw_len: MAX_BLOB_RAW_BYTES + 1, ..ok },
+        ] {
+            assert!(matches!(Location::decode(&bad.encode()), Err(Error::Corrupt { .. })), "{bad:?}");
+        }
     }
 }

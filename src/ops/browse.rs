@@ -37,13 +37,12 @@ fn ls_entry(path: &str, n: &Node) -> LsEntry {
     }
 }
 
-fn join(parent: &str, name: &[u8]) -> String {
-    let name = String::from_utf8_lossy(name);
-    if parent.ends_with('/') {
-        format!("{parent}{name}")
-    } else {
-        format!("{parent}/{name}")
+/// Appends `/name` to a directory's path (`/` itself ends with one already).
+fn push_name(path: &mut String, name: &[u8]) {
+    if !path.ends_with('/') {
+        path.push('/');
     }
+    path.push_str(&String::from_utf8_lossy(name));
 }
 
 /// Lists everything at and below absolute `path` (default `/`), depth first, sorted by name.
@@ -62,14 +61,26 @@ pub fn ls(repo: &Repository, snapshot: &Snapshot, path: Option<&str>, f: &mut dy
     walk(repo, &start, clean, f)
 }
 
+/// Lists what is below `node` (at `path`) depth first, without recursion: a stack of the
+/// entries still to list at each level and one path buffer, so a tree of any depth lists in
+/// memory that grows by one level's remaining entries per level.
 fn walk(repo: &Repository, node: &Node, path: &str, f: &mut dyn FnMut(LsEntry)) -> Result<()> {
     if !node.is_dir() {
         return Ok(());
     }
-    for child in &children(repo, node)?.nodes {
-        let p = join(path, &child.name);
-        f(ls_entry(&p, child));
-        walk(repo, child, &p, f)?;
+    let mut path = path.to_string();
+    let mut stack = vec![(children(repo, node)?.nodes.into_iter(), path.len())];
+    while let Some((entries, len)) = stack.last_mut() {
+        let Some(child) = entries.next() else {
+            stack.pop();
+            continue;
+        };
+        path.truncate(*len);
+        push_name(&mut path, &child.name);
+        f(ls_entry(&path, &child));
+        if child.is_dir() {
+            stack.push((children(repo, &child)?.nodes.into_iter(), path.len()));
+        }
     }
     Ok(())
 }
@@ -95,52 +106,71 @@ pub struct DiffEntry {
 }
 
 /// Compares two snapshots, calling `f` for each difference in path order. Identical subtrees
-/// (same id) are skipped without being read.
+/// (same id) are skipped without being read. Walks without recursion (see [`walk`]): one
+/// frame per level, merging the two directories' sorted entries.
 pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot, f: &mut dyn FnMut(DiffEntry)) -> Result<()> {
-    diff_dirs(repo, Some(&root_node(a)), Some(&root_node(b)), "/", f)
-}
-
-fn diff_dirs(
-    repo: &Repository,
-    a: Option<&Node>,
-    b: Option<&Node>,
-    path: &str,
-    f: &mut dyn FnMut(DiffEntry),
-) -> Result<()> {
-    if a.and_then(Node::subtree).is_some() && a.and_then(Node::subtree) == b.and_then(Node::subtree) {
-        return Ok(());
-    }
-    let ta = a.filter(|n| n.is_dir()).map(|n| children(repo, n)).transpose()?.unwrap_or_default();
-    let tb = b.filter(|n| n.is_dir()).map(|n| children(repo, n)).transpose()?.unwrap_or_default();
-    let (mut i, mut j) = (0, 0);
-    while i < ta.nodes.len() || j < tb.nodes.len() {
-        let (x, y) = (ta.nodes.get(i), tb.nodes.get(j));
-        let order = match (x, y) {
-            (Some(x), Some(y)) => x.name.cmp(&y.name),
-            (Some(_), None) => std::cmp::Ordering::Less,
-            _ => std::cmp::Ordering::Greater,
+    let mut path = String::from("/");
+    let mut stack: Vec<DiffFrame> = Vec::new();
+    stack.extend(DiffFrame::open(repo, Some(&root_node(a)), Some(&root_node(b)), path.len())?);
+    while let Some(top) = stack.last_mut() {
+        let Some((x, y)) = top.next_pair() else {
+            stack.pop();
+            continue;
         };
-        let (x, y) = match order {
-            std::cmp::Ordering::Less => (x, None),
-            std::cmp::Ordering::Greater => (None, y),
-            std::cmp::Ordering::Equal => (x, y),
-        };
-        i += usize::from(x.is_some());
-        j += usize::from(y.is_some());
-        let name = x.or(y).map(|n| n.name.clone()).unwrap_or_default();
-        let p = join(path, &name);
-        diff_entry(repo, x, y, &p, f)?;
+        path.truncate(top.path_len);
+        let name = x.as_ref().or(y.as_ref()).map(|n| n.name.as_slice()).unwrap_or_default();
+        push_name(&mut path, name);
+        if report(x.as_ref(), y.as_ref(), &path, f) {
+            stack.extend(DiffFrame::open(repo, x.as_ref(), y.as_ref(), path.len())?);
+        }
     }
     Ok(())
 }
 
-fn diff_entry(
-    repo: &Repository,
-    x: Option<&Node>,
-    y: Option<&Node>,
-    p: &str,
-    f: &mut dyn FnMut(DiffEntry),
-) -> Result<()> {
+/// One directory compared in both snapshots: the entries of each not yet compared.
+struct DiffFrame {
+    a: std::iter::Peekable<std::vec::IntoIter<Node>>,
+    b: std::iter::Peekable<std::vec::IntoIter<Node>>,
+    /// Length of the path buffer at this directory.
+    path_len: usize,
+}
+
+impl DiffFrame {
+    /// The comparison of directories `a` and `b` (either may be absent or not a directory);
+    /// `None` when there is nothing to compare (same subtree, or neither is a directory).
+    fn open(repo: &Repository, a: Option<&Node>, b: Option<&Node>, path_len: usize) -> Result<Option<Self>> {
+        if a.and_then(Node::subtree).is_some() && a.and_then(Node::subtree) == b.and_then(Node::subtree) {
+            return Ok(None);
+        }
+        let (a, b) = (a.filter(|n| n.is_dir()), b.filter(|n| n.is_dir()));
+        if a.is_none() && b.is_none() {
+            return Ok(None);
+        }
+        let ta = a.map(|n| children(repo, n)).transpose()?.unwrap_or_default();
+        let tb = b.map(|n| children(repo, n)).transpose()?.unwrap_or_default();
+        Ok(Some(DiffFrame { a: ta.nodes.into_iter().peekable(), b: tb.nodes.into_iter().peekable(), path_len }))
+    }
+
+    /// The next entry by name: from one side, or from both when both have it.
+    fn next_pair(&mut self) -> Option<(Option<Node>, Option<Node>)> {
+        use std::cmp::Ordering;
+        let order = match (self.a.peek(), self.b.peek()) {
+            (Some(x), Some(y)) => x.name.cmp(&y.name),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => return None,
+        };
+        Some(match order {
+            Ordering::Less => (self.a.next(), None),
+            Ordering::Greater => (None, self.b.next()),
+            Ordering::Equal => (self.a.next(), self.b.next()),
+        })
+    }
+}
+
+/// Reports how the entry at `p` changed (`x` before, `y` after); returns whether what is
+/// below it must be compared too.
+fn report(x: Option<&Node>, y: Option<&Node>, p: &str, f: &mut dyn FnMut(DiffEntry)) -> bool {
     let entry = |change, n: &Node| DiffEntry {
         change,
         path: p.to_string(),
@@ -151,17 +181,17 @@ fn diff_entry(
     match (x, y) {
         (Some(x), None) => {
             f(entry(Change::Removed, x));
-            diff_dirs(repo, Some(x), None, p, f)
+            true
         }
         (None, Some(y)) => {
             f(entry(Change::Added, y));
-            diff_dirs(repo, None, Some(y), p, f)
+            true
         }
         (Some(x), Some(y)) => {
             if x.kind_name() != y.kind_name() {
                 f(entry(Change::Removed, x));
                 f(entry(Change::Added, y));
-                return diff_dirs(repo, Some(x), Some(y), p, f);
+                return true;
             }
             let content_same = match (&x.content, &y.content) {
                 (NodeContent::File { chunks: a }, NodeContent::File { chunks: b }) => a == b,
@@ -177,11 +207,8 @@ fn diff_entry(
             } else if !meta_same && !x.is_dir() {
                 f(entry(Change::Metadata, y));
             }
-            if x.is_dir() {
-                diff_dirs(repo, Some(x), Some(y), p, f)?;
-            }
-            Ok(())
+            x.is_dir()
         }
-        (None, None) => Ok(()),
+        (None, None) => false,
     }
 }

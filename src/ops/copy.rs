@@ -92,16 +92,29 @@ impl Copier<'_> {
         Ok(())
     }
 
-    fn tree(&mut self, id: ChunkId, report: &mut CopyReport) -> Result<()> {
+    /// Copies the tree `root` and everything below it, each tree after what it names (the
+    /// commit order). Walks depth first with a stack of the entries still to copy at each
+    /// level, not by recursion, so no depth of tree can exhaust the stack.
+    fn tree(&mut self, root: ChunkId, report: &mut CopyReport) -> Result<()> {
         // Walked once per run; a tree present in the destination is still walked, since a
         // crash there may have left a tree indexed before everything below it.
-        if self.seen.contains(&id)? {
+        if self.seen.contains(&root)? {
             return Ok(());
         }
-        let tree = self.src.load_tree(&id)?;
-        for node in &tree.nodes {
-            match &node.content {
-                NodeContent::Dir { subtree } => self.tree(*subtree, report)?,
+        let mut stack = vec![(root, self.src.load_tree(&root)?.nodes.into_iter())];
+        while let Some((id, nodes)) = stack.last_mut() {
+            let Some(node) = nodes.next() else {
+                let id = *id;
+                stack.pop();
+                self.blob(id, report)?;
+                continue;
+            };
+            match node.content {
+                NodeContent::Dir { subtree } => {
+                    if !self.seen.contains(&subtree)? {
+                        stack.push((subtree, self.src.load_tree(&subtree)?.nodes.into_iter()));
+                    }
+                }
                 NodeContent::File { chunks } => {
                     for c in chunks {
                         self.blob(c.id, report)?;
@@ -118,6 +131,6 @@ impl Copier<'_> {
                 NodeContent::Symlink { .. } => {}
             }
         }
-        self.blob(id, report)
+        Ok(())
     }
 }

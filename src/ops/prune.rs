@@ -146,29 +146,35 @@ fn mark(repo: &Repository, marks: &MarkSet) -> Result<(u64, u64)> {
     Ok((ids.len() as u64, wal))
 }
 
-fn mark_tree(repo: &Repository, marks: &MarkSet, tree_id: ChunkId) -> Result<()> {
-    if !marks.insert(&tree_id)? {
-        return Ok(()); // already walked
-    }
-    let tree = repo.load_tree(&tree_id)?;
-    for node in &tree.nodes {
-        match &node.content {
-            NodeContent::Dir { subtree } => mark_tree(repo, marks, *subtree)?,
-            NodeContent::File { chunks } => {
-                for c in chunks {
-                    marks.insert(&c.id)?;
+/// Marks the tree `root` and everything below it. Walks with a work list of trees still to
+/// mark, not by recursion, so no depth of tree can exhaust the stack; the list holds the
+/// unwalked subdirectories of the levels above the current one.
+fn mark_tree(repo: &Repository, marks: &MarkSet, root: ChunkId) -> Result<()> {
+    let mut pending = vec![root];
+    while let Some(tree_id) = pending.pop() {
+        if !marks.insert(&tree_id)? {
+            continue; // already walked
+        }
+        let tree = repo.load_tree(&tree_id)?;
+        for node in &tree.nodes {
+            match &node.content {
+                NodeContent::Dir { subtree } => pending.push(*subtree),
+                NodeContent::File { chunks } => {
+                    for c in chunks {
+                        marks.insert(&c.id)?;
+                    }
                 }
-            }
-            NodeContent::LargeFile { pieces } => {
-                for p in pieces {
-                    if marks.insert(&p.id)? {
-                        for c in repo.load_chunk_list(&p.id)?.chunks {
-                            marks.insert(&c.id)?;
+                NodeContent::LargeFile { pieces } => {
+                    for p in pieces {
+                        if marks.insert(&p.id)? {
+                            for c in repo.load_chunk_list(&p.id)?.chunks {
+                                marks.insert(&c.id)?;
+                            }
                         }
                     }
                 }
+                NodeContent::Symlink { .. } => {}
             }
-            NodeContent::Symlink { .. } => {}
         }
     }
     Ok(())

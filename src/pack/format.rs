@@ -27,6 +27,10 @@ pub const FOOTER_BYTES: usize = 4 + CHECKSUM_BYTES + 2 + 2 + FOOTER_MAGIC.len();
 pub const TRAILER_ENTRY_BYTES: usize = 32 + 1 + 1 + 2 + 4 + 4 + 4;
 /// No blob decompresses to more than this; bounds what a hostile trailer can make us allocate.
 pub const MAX_BLOB_RAW_BYTES: u32 = 512 << 20;
+/// No blob is stored in more than this: zstd's worst case for [`MAX_BLOB_RAW_BYTES`] (its
+/// bound adds 1/256 and a few bytes) with room to spare. Bounds a read a trailer or an index
+/// entry can ask for.
+pub const MAX_BLOB_STORED_BYTES: u32 = MAX_BLOB_RAW_BYTES + MAX_BLOB_RAW_BYTES / 64;
 
 /// What a blob holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -134,7 +138,9 @@ pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<(u32, [u
 }
 
 /// Decodes and validates the entries region of a pack of `pack_len` bytes against the footer's
-/// checksum: every blob must lie between the header and the trailer.
+/// checksum: every blob must lie between the header and the trailer, within the size bounds,
+/// and no two blobs may share a byte (a trailer that says otherwise describes no pack a
+/// writer made, so none of it is trusted).
 pub fn parse_trailer(entries: &[u8], checksum: &[u8; 32], pack_len: u64, what: &str) -> Result<Vec<BlobEntry>> {
     if entries.len() % TRAILER_ENTRY_BYTES != 0 {
         return Err(Error::corrupt(what, "trailer length is not a whole number of entries"));
@@ -143,7 +149,7 @@ pub fn parse_trailer(entries: &[u8], checksum: &[u8; 32], pack_len: u64, what: &
         return Err(Error::corrupt(what, "trailer checksum mismatch"));
     }
     let data_end = pack_len - (entries.len() + FOOTER_BYTES) as u64;
-    entries
+    let decoded = entries
         .chunks_exact(TRAILER_ENTRY_BYTES)
         .map(|b| {
             let e = BlobEntry::decode(b, what)?;
@@ -151,12 +157,34 @@ pub fn parse_trailer(entries: &[u8], checksum: &[u8; 32], pack_len: u64, what: &
             if u64::from(e.offset) < HEADER_BYTES as u64 || end > data_end {
                 return Err(Error::corrupt(what, format!("blob {} lies outside the pack's data", e.id.short())));
             }
-            if e.raw_len > MAX_BLOB_RAW_BYTES {
-                return Err(Error::corrupt(what, format!("blob {} claims {} raw bytes", e.id.short(), e.raw_len)));
+            if e.raw_len > MAX_BLOB_RAW_BYTES || e.stored_len > MAX_BLOB_STORED_BYTES {
+                let (raw, stored) = (e.raw_len, e.stored_len);
+                return Err(Error::corrupt(
+                    what,
+                    format!("blob {} claims {raw} raw, {stored} stored bytes", e.id.short()),
+                ));
             }
             Ok(e)
         })
-        .collect()
+        .collect::<Result<Vec<BlobEntry>>>()?;
+    check_disjoint(&decoded, what)?;
+    Ok(decoded)
+}
+
+/// Fails when two blobs' byte ranges overlap (an empty range overlaps nothing).
+fn check_disjoint(entries: &[BlobEntry], what: &str) -> Result<()> {
+    let mut by_offset: Vec<&BlobEntry> = entries.iter().filter(|e| e.stored_len > 0).collect();
+    by_offset.sort_by_key(|e| e.offset);
+    for pair in by_offset.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if u64::from(b.offset) < u64::from(a.offset) + u64::from(a.stored_len) {
+            return Err(Error::corrupt(
+                what,
+                format!("blobs {} and {} overlap (at offset {})", a.id.short(), b.id.short(), b.offset),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses a whole pack held in memory: header, footer and trailer.
@@ -171,4 +199,49 @@ pub fn parse_pack(bytes: &[u8], what: &str) -> Result<Vec<BlobEntry>> {
     let (count, checksum) = parse_footer(&bytes[bytes.len() - FOOTER_BYTES..], len, what)?;
     let start = bytes.len() - FOOTER_BYTES - count as usize * TRAILER_ENTRY_BYTES;
     parse_trailer(&bytes[start..bytes.len() - FOOTER_BYTES], &checksum, len, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::{EncodedBlob, PackBuilder};
+
+    /// A pack of `hello world` and `world` (raw, back to back), with `world`'s entry moved
+    /// `back` bytes towards the start (0 keeps the pack as written).
+    fn pack_with_world_moved(back: u32) -> Vec<u8> {
+        let mut b = PackBuilder::new();
+        for data in [&b"hello world"[..], b"world"] {
+            let blob = EncodedBlob { codec: Codec::Raw, bytes: data.to_vec() };
+            b.add(ChunkId::of(data), BlobKind::Data, data.len() as u32, &blob);
+        }
+        let mut pack = b.finish();
+        pack.entries[1].offset -= back;
+        let data_end = pack.bytes.len() - FOOTER_BYTES - pack.entries.len() * TRAILER_ENTRY_BYTES;
+        pack.bytes.truncate(data_end);
+        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
+        pack.bytes
+    }
+
+    #[test]
+    fn overlapping_blob_ranges_are_corrupt() {
+        assert_eq!(parse_pack(&pack_with_world_moved(0), "pack p").unwrap().len(), 2);
+        // `world` pointed at the last five bytes of `hello world`: each range still holds
+        // bytes that hash to its id, but they share bytes.
+        let err = parse_pack(&pack_with_world_moved(5), "pack p").unwrap_err().to_string();
+        assert!(err.contains("overlap"), "{err}");
+        assert!(parse_pack(&pack_with_world_moved(1), "pack p").is_err());
+    }
+
+    #[test]
+    fn an_empty_range_overlaps_nothing() {
+        let mut b = PackBuilder::new();
+        b.add(ChunkId::of(b"abc"), BlobKind::Data, 3, &EncodedBlob { codec: Codec::Raw, bytes: b"abc".to_vec() });
+        let mut pack = b.finish();
+        let mut empty = pack.entries[0];
+        (empty.id, empty.offset, empty.stored_len, empty.raw_len) = (ChunkId::of(b""), 9, 0, 0);
+        pack.entries.push(empty);
+        pack.bytes.truncate(pack.bytes.len() - FOOTER_BYTES - TRAILER_ENTRY_BYTES);
+        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
+        assert_eq!(parse_pack(&pack.bytes, "pack p").unwrap().len(), 2);
+    }
 }

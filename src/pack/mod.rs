@@ -11,5 +11,5 @@ pub use blob::{decode_blob, decode_blob_into, encode_blob, verify_blob, Codec, E
 pub use builder::{FinishedPack, PackBuilder};
 pub use format::{
     encode_trailer, parse_footer, parse_pack, parse_trailer, BlobEntry, BlobKind, FOOTER_BYTES, HEADER_BYTES,
-    MAX_BLOB_RAW_BYTES, PACK_HEADER, TRAILER_ENTRY_BYTES,
+    MAX_BLOB_RAW_BYTES, MAX_BLOB_STORED_BYTES, PACK_HEADER, TRAILER_ENTRY_BYTES,
 };

@@ -35,14 +35,26 @@ impl Repository {
 }
 
 impl Repository {
-    /// A file's complete chunk list, loading the pieces of a large file.
+    /// A file's complete chunk list, loading the pieces of a large file. The list is checked
+    /// against the entry first (see `snapshot::validate`): a file whose chunks disagree with
+    /// its size, or a piece that disagrees with its entry, is corrupt, and nothing is
+    /// allocated from a count before it is checked.
     pub fn file_chunks(&self, node: &Node) -> Result<Vec<ChunkRef>> {
+        let what = || format!("file {}", node.name_lossy());
+        if let Some(why) = node.content_problem() {
+            return Err(Error::corrupt(what(), why));
+        }
         match &node.content {
             NodeContent::File { chunks } => Ok(chunks.clone()),
             NodeContent::LargeFile { pieces } => {
-                let mut all = Vec::with_capacity(pieces.iter().map(|p| p.chunks as usize).sum());
+                // Sized by what is loaded, never by a declared count.
+                let mut all = Vec::new();
                 for p in pieces {
-                    all.extend(self.load_chunk_list(&p.id)?.chunks);
+                    let list = self.load_chunk_list(&p.id)?;
+                    if let Some(why) = p.check_list(&list) {
+                        return Err(Error::corrupt(format!("{}: chunk list {}", what(), p.id), why));
+                    }
+                    all.extend(list.chunks);
                 }
                 Ok(all)
             }

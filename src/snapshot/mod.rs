@@ -7,10 +7,12 @@
 
 mod record;
 mod tree;
+mod validate;
 mod wal;
 
 pub use record::{Snapshot, Summary, SNAPSHOT_VERSION};
 pub use tree::{
     ChunkList, ChunkRef, ListPiece, Node, NodeContent, Tree, CHUNK_LIST_VERSION, LIST_PIECE_CHUNKS, TREE_VERSION,
 };
+pub use validate::{chunk_bytes, MAX_CHUNK_BYTES};
 pub use wal::{valid_wal_name, WalRecord, WAL_RECORD_VERSION};

@@ -36,7 +36,14 @@ impl WalRecord {
         if !valid_wal_name(&r.stream) || !valid_wal_name(&r.name) {
             return Err(Error::corrupt(what, "invalid stream or file name"));
         }
-        Ok(r)
+        // The file's chunks must hold exactly its size (`docs/format.md`, "Validation rules").
+        match crate::snapshot::chunk_bytes(&r.chunks) {
+            Err(why) => Err(Error::corrupt(what, why)),
+            Ok(held) if held != r.size => {
+                Err(Error::corrupt(what, format!("declares {} bytes, its chunks hold {held}", r.size)))
+            }
+            Ok(_) => Ok(r),
+        }
     }
 }
 

@@ -2,6 +2,9 @@
 //! them, and compare directories byte for byte with their metadata.
 #![allow(dead_code)]
 
+pub mod cli;
+pub mod craft;
+
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -129,6 +129,8 @@ impl CheckReport {
 pub(crate) struct Findings {
     list: Vec<Finding>,
     damaged_chunks: std::collections::HashMap<ChunkId, usize>,
+    /// File entries that disagree with themselves, by (tree, name), pointing at their finding.
+    bad_entries: std::collections::HashMap<(ChunkId, Vec<u8>), usize>,
 }
 
 impl Findings {

@@ -12,7 +12,7 @@ use super::{Affected, CheckStats, Findings, Severity};
 use crate::error::Result;
 use crate::id::{ChunkId, SnapshotId};
 use crate::repo::Repository;
-use crate::snapshot::{ChunkList, ChunkRef, ListPiece, Node, NodeContent, Snapshot, Tree};
+use crate::snapshot::{ChunkList, ChunkRef, ListPiece, NodeContent, Snapshot, Tree};
 
 /// Trees and chunk-list pieces already found clean, so what snapshots share is audited once
 /// (a sealed segment's pieces, say, in every snapshot after the one that stored it). Cleared
@@ -23,6 +23,11 @@ const CLEAN_MAX: usize = 1 << 20;
 /// lower: chunks outnumber trees, and at 5.5 M chunks a set of 2^20 ids added 52 MiB to the
 /// check's peak (108 → 160 MiB) for lookups it rarely saved there.
 const INDEXED_MAX: usize = 1 << 18;
+/// Directories down to this depth below a snapshot's root are audited in parallel, by
+/// recursion (about 1.4 KiB of stack a level); deeper ones by a loop with an explicit stack,
+/// so a crafted or merely very deep tree cannot overflow a thread's stack. Real data
+/// directories fan out near the top, where the parallelism pays.
+const PARALLEL_DEPTH: usize = 32;
 
 pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut CheckStats) -> Result<()> {
     let mut snapshots: Vec<(SnapshotId, Snapshot)> = Vec::new();
@@ -59,7 +64,7 @@ pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut Chec
     for (id, snap) in &snapshots {
         walker.snapshot = id.to_hex();
         walker.time = crate::time::format_ns_secs(snap.time_ns);
-        pool.install(|| walker.tree(snap.root, "/"))?;
+        pool.install(|| walker.tree(snap.root, "/", 0))?;
     }
     let c = &walker.counters;
     stats.trees += c.trees.load(Ordering::Relaxed);
@@ -80,12 +85,51 @@ fn strip(msg: &str, what: &str) -> String {
     msg.strip_prefix(&format!("{what} ")).unwrap_or(msg).to_string()
 }
 
-fn child_path(dir: &str, node: &Node) -> String {
-    if dir.ends_with('/') {
-        format!("{dir}{}", node.name_lossy())
-    } else {
-        format!("{dir}/{}", node.name_lossy())
+fn child_path(dir: &str, name: &[u8]) -> String {
+    let mut path = dir.to_string();
+    push_name(&mut path, name);
+    path
+}
+
+/// Appends `/name` to a directory's path (`/` itself ends with one already).
+fn push_name(path: &mut String, name: &[u8]) {
+    if !path.ends_with('/') {
+        path.push('/');
     }
+    path.push_str(&String::from_utf8_lossy(name));
+}
+
+/// What auditing one tree's own entries found.
+enum Visit {
+    /// Nothing to walk below: the tree was found clean before (`true`), or it is lost (the
+    /// finding is recorded).
+    Done(bool),
+    /// Its subdirectories (id, name) still to audit, and whether its own entries are clean.
+    Read { subdirs: Vec<(ChunkId, Vec<u8>)>, clean: bool },
+}
+
+/// One level of [`Walker::deep`]'s stack.
+struct Frame {
+    id: ChunkId,
+    /// Length of the path buffer at this directory.
+    path_len: usize,
+    subdirs: std::vec::IntoIter<(ChunkId, Vec<u8>)>,
+    clean: bool,
+}
+
+impl Frame {
+    fn new(id: ChunkId, path_len: usize, subdirs: Vec<(ChunkId, Vec<u8>)>, clean: bool) -> Self {
+        Frame { id, path_len, subdirs: subdirs.into_iter(), clean }
+    }
+}
+
+/// The id under which a piece is known clean: its blob id with the counts its entry declares.
+fn piece_key(p: &ListPiece) -> ChunkId {
+    let mut bytes = [0u8; 32 + 4 + 8];
+    bytes[..32].copy_from_slice(p.id.as_bytes());
+    bytes[32..36].copy_from_slice(&p.chunks.to_le_bytes());
+    bytes[36..].copy_from_slice(&p.bytes.to_le_bytes());
+    ChunkId::of(&bytes)
 }
 
 #[derive(Default)]
@@ -134,7 +178,7 @@ impl<'a> Walker<'a> {
         self.counters.chunk_refs.fetch_add(chunks.len() as u64, Ordering::Relaxed);
         let mut clean = true;
         for (c, loc) in chunks.iter().zip(found) {
-            let range = (offset, offset + u64::from(c.len));
+            let range = (offset, offset.saturating_add(u64::from(c.len)));
             offset = range.1;
             let idx = match (findings.damaged_chunks.get(&c.id), loc) {
                 (Some(idx), _) => *idx,
@@ -151,12 +195,24 @@ impl<'a> Walker<'a> {
         clean
     }
 
-    /// Loads a piece of a large file's chunk list, or records why it cannot be loaded.
-    fn chunk_list(&self, id: &ChunkId) -> Result<Option<ChunkList>> {
-        if self.findings().damaged_chunks.contains_key(id) {
+    /// Loads the piece `p` of a large file's chunk list and checks it holds what its entry
+    /// declares, or records why not (a piece that disagrees with its entry is recorded under
+    /// `key`, which stands for the piece with those counts).
+    fn chunk_list(&self, p: &ListPiece, key: &ChunkId) -> Result<Option<ChunkList>> {
+        {
+            let findings = self.findings();
+            if findings.damaged_chunks.contains_key(&p.id) || findings.damaged_chunks.contains_key(key) {
+                return Ok(None);
+            }
+        }
+        let Some(list) = self.load(&p.id, "chunk list", ChunkList::decode)? else {
+            return Ok(None);
+        };
+        if let Some(why) = p.check_list(&list) {
+            self.damage_once(key, || (format!("chunk list {}", p.id), format!("is corrupt: {why}")));
             return Ok(None);
         }
-        self.load(id, "chunk list", ChunkList::decode)
+        Ok(Some(list))
     }
 
     /// Loads and decodes the metadata blob `id` (`what`: a tree or a chunk list), or records
@@ -187,10 +243,66 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Audits the tree `id` at `path`; returns whether everything below is clean.
-    fn tree(&self, id: ChunkId, path: &str) -> Result<bool> {
+    /// Audits the tree `id` at `path`, `depth` levels below the snapshot's root; returns
+    /// whether everything below is clean. Subdirectories are audited in parallel down to
+    /// [`PARALLEL_DEPTH`]; below it, [`Walker::deep`] goes on without recursion.
+    fn tree(&self, id: ChunkId, path: &str, depth: usize) -> Result<bool> {
+        if depth >= PARALLEL_DEPTH {
+            return self.deep(id, path);
+        }
+        let (subdirs, clean) = match self.visit(id, path)? {
+            Visit::Done(clean) => return Ok(clean),
+            Visit::Read { subdirs, clean } => (subdirs, clean),
+        };
+        let subtrees: Vec<(ChunkId, String)> =
+            subdirs.into_iter().map(|(sub, name)| (sub, child_path(path, &name))).collect();
+        let below =
+            subtrees.par_iter().map(|(sub, child)| self.tree(*sub, child, depth + 1)).collect::<Result<Vec<bool>>>()?;
+        let clean = clean && below.iter().all(|c| *c);
+        if clean {
+            self.mark_clean(id);
+        }
+        Ok(clean)
+    }
+
+    /// Audits the tree `root` at `path` and everything below, depth first on this thread,
+    /// with an explicit stack: one frame per level holding the subdirectories still to audit
+    /// there, and one path buffer. However deep a crafted tree is, this uses no more stack,
+    /// and memory grows with the depth by a frame, not by a path per level.
+    fn deep(&self, root: ChunkId, path: &str) -> Result<bool> {
+        let mut path = path.to_string();
+        let mut stack: Vec<Frame> = Vec::new();
+        match self.visit(root, &path)? {
+            Visit::Done(clean) => return Ok(clean),
+            Visit::Read { subdirs, clean } => stack.push(Frame::new(root, path.len(), subdirs, clean)),
+        }
+        loop {
+            let top = stack.last_mut().expect("the loop returns when the stack empties");
+            if let Some((sub, name)) = top.subdirs.next() {
+                path.truncate(top.path_len);
+                push_name(&mut path, &name);
+                match self.visit(sub, &path)? {
+                    Visit::Done(clean) => top.clean &= clean,
+                    Visit::Read { subdirs, clean } => stack.push(Frame::new(sub, path.len(), subdirs, clean)),
+                }
+                continue;
+            }
+            let done = stack.pop().expect("top exists");
+            if done.clean {
+                self.mark_clean(done.id);
+            }
+            match stack.last_mut() {
+                Some(parent) => parent.clean &= done.clean,
+                None => return Ok(done.clean),
+            }
+        }
+    }
+
+    /// Audits one tree's own entries (not its subdirectories): loads it, checks each file
+    /// entry against itself and its chunks against the index. Returns its subdirectories.
+    fn visit(&self, id: ChunkId, path: &str) -> Result<Visit> {
         if self.is_clean(&id) {
-            return Ok(true);
+            return Ok(Visit::Done(true));
         }
         self.counters.trees.fetch_add(1, Ordering::Relaxed);
         let Some(tree) = self.load(&id, "tree", Tree::decode)? else {
@@ -198,8 +310,9 @@ impl<'a> Walker<'a> {
             let idx = findings.damaged_chunks[&id];
             let a = self.affected(format!("{path} (directory and everything below)"), None);
             findings.list[idx].affects.push(a);
-            return Ok(false);
+            return Ok(Visit::Done(false));
         };
+        let mut clean = self.entries_consistent(id, &tree, path);
         // The small files' chunks, all looked up at once.
         let ids: Vec<ChunkId> = tree
             .nodes
@@ -211,7 +324,6 @@ impl<'a> Walker<'a> {
             .flatten()
             .collect();
         let found = self.indexed(&ids)?;
-        let mut clean = true;
         {
             let mut findings = self.findings();
             let mut found = found.as_slice();
@@ -220,30 +332,44 @@ impl<'a> Walker<'a> {
                     self.counters.files.fetch_add(1, Ordering::Relaxed);
                     let (mine, rest) = found.split_at(chunks.len());
                     found = rest;
-                    clean &= self.attribute(&mut findings, chunks, mine, 0, &|| child_path(path, node));
+                    clean &= self.attribute(&mut findings, chunks, mine, 0, &|| child_path(path, &node.name));
                 }
             }
         }
         for node in &tree.nodes {
             if let NodeContent::LargeFile { pieces } = &node.content {
                 self.counters.files.fetch_add(1, Ordering::Relaxed);
-                clean &= self.large_file(pieces, &child_path(path, node))?;
+                clean &= self.large_file(pieces, &child_path(path, &node.name))?;
             }
         }
-        let subtrees: Vec<(ChunkId, String)> = tree
-            .nodes
-            .iter()
-            .filter_map(|n| match &n.content {
-                NodeContent::Dir { subtree } => Some((*subtree, child_path(path, n))),
-                _ => None,
-            })
-            .collect();
-        let below = subtrees.par_iter().map(|(id, child)| self.tree(*id, child)).collect::<Result<Vec<bool>>>()?;
-        clean &= below.iter().all(|c| *c);
-        if clean {
-            self.mark_clean(id);
+        let subdirs = tree.nodes.into_iter().filter_map(|n| n.subtree().map(|sub| (sub, n.name))).collect();
+        Ok(Visit::Read { subdirs, clean })
+    }
+
+    /// Checks every file entry of `tree` (stored as `id`, at `path`) against itself: its
+    /// chunks' lengths add up to its size, its pieces' counts are in bounds. Each entry that
+    /// disagrees is one finding, naming every snapshot and path that holds it. Returns
+    /// whether all agree.
+    fn entries_consistent(&self, id: ChunkId, tree: &Tree, path: &str) -> bool {
+        let mut clean = true;
+        for node in &tree.nodes {
+            let Some(why) = node.content_problem() else { continue };
+            clean = false;
+            let mut findings = self.findings();
+            let key = (id, node.name.clone());
+            let idx = match findings.bad_entries.get(&key) {
+                Some(idx) => *idx,
+                None => {
+                    let object = format!("tree {id} file {}", node.name_lossy());
+                    let idx = findings.add(Severity::Damage, object, format!("is corrupt: {why}"));
+                    findings.bad_entries.insert(key, idx);
+                    idx
+                }
+            };
+            let a = self.affected(child_path(path, &node.name), None);
+            findings.list[idx].affects.push(a);
         }
-        Ok(clean)
+        clean
     }
 
     /// Audits the pieces of a large file's chunk list; returns whether all are clean.
@@ -251,29 +377,34 @@ impl<'a> Walker<'a> {
         let mut clean = true;
         let mut offset = 0u64;
         for p in pieces {
-            let range = (offset, offset + p.bytes);
+            let range = (offset, offset.saturating_add(p.bytes));
             offset = range.1;
-            if self.is_clean(&p.id) {
+            // A piece is clean together with the counts its entry declares: another entry
+            // naming the same piece with other counts is audited on its own.
+            let key = piece_key(p);
+            if self.is_clean(&key) {
                 self.counters.chunk_refs.fetch_add(u64::from(p.chunks), Ordering::Relaxed);
                 continue;
             }
-            match self.chunk_list(&p.id)? {
+            match self.chunk_list(p, &key)? {
                 Some(list) => {
                     let ids: Vec<ChunkId> = list.chunks.iter().map(|c| c.id).collect();
                     let found = self.indexed(&ids)?;
                     let piece_clean =
                         self.attribute(&mut self.findings(), &list.chunks, &found, range.0, &|| file.to_string());
                     if piece_clean {
-                        self.mark_clean(p.id);
+                        self.mark_clean(key);
                     }
                     clean &= piece_clean;
                 }
                 None => {
                     clean = false;
                     let mut findings = self.findings();
-                    let idx = findings.damaged_chunks[&p.id];
+                    let idx = findings.damaged_chunks.get(&p.id).or(findings.damaged_chunks.get(&key)).copied();
                     let a = self.affected(file.to_string(), Some(range));
-                    findings.list[idx].affects.push(a);
+                    if let Some(idx) = idx {
+                        findings.list[idx].affects.push(a);
+                    }
                 }
             }
         }
