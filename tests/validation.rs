@@ -52,7 +52,10 @@ fn assert_rejected(c: &Crafted, named: &[&str]) {
 }
 
 fn assert_restore_fails(c: &Crafted) -> Ran {
-    let target = c.scratch("target");
+    // A fresh target each call: a restore into a non-empty one needs --overwrite.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let target = c.scratch(&format!("target-{n}"));
     let ran = cairn(&c.path(), &["restore", "latest", "--target", target.to_str().unwrap()], LIMIT);
     assert_eq!(ran.code, 3, "restore: {}", ran.show());
     assert!(ran.stderr.contains("bad"), "restore does not name the file: {}", ran.show());
