@@ -8,7 +8,7 @@ use cairn::error::{exit, Error, Result};
 use cairn::ops::{self, PitrOptions, RestoreOptions, RestoreReport};
 use cairn::repo::{Access, SnapshotSpec};
 
-use super::render::{bytes, count, count_of, duration_ms, json};
+use super::render::{bytes, count, count_of, duration_ms, fold_lines, fold_paths, json};
 use super::Context;
 
 #[derive(Args)]
@@ -61,7 +61,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
                 fetch_command: fetch_command(ctx)?,
             };
             let report = ops::restore_at(&repo, &opts, progress.as_ref())?;
-            for w in &report.warnings {
+            for w in fold_lines(report.warnings.iter().map(String::as_str)) {
                 eprintln!("warning: {w}");
             }
             if ctx.json {
@@ -112,8 +112,8 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
 
 /// Reports files that could not be restored; exit 3 when there are any.
 fn finish(report: &RestoreReport) -> i32 {
-    for f in &report.failed {
-        eprintln!("error: not restored: {}: {}", f.path, f.reason);
+    for line in fold_paths(report.failed.iter().map(|f| (f.path.as_str(), f.reason.as_str()))) {
+        eprintln!("error: not restored: {line}");
     }
     if report.failed.is_empty() {
         exit::OK
