@@ -1,9 +1,26 @@
-//! The local filesystem as a source and target: reading metadata, applying it on restore.
+//! The local filesystem as a source and target: reading metadata and applying it on restore,
+//! by directory descriptor wherever an entry is named (see each module).
 
+mod at;
+mod attrs;
+mod link;
 mod meta;
+mod owners;
+mod sparse;
+mod special;
+mod xattr;
 
+pub use at::{open_dir_at, open_dir_path, open_file_at, read_link_at, read_names, stat_at, stat_fd};
+pub use attrs::{set_attrs_at, set_attrs_fd, Attrs};
+pub use link::hard_link;
 pub use meta::{apply_metadata, is_root, stat, EntryKind, FileMeta};
-
+pub use owners::OwnerNames;
+pub use sparse::{data_ranges, punch_hole, SparseWriter};
+pub use special::{make_node, NodeKind};
+pub use xattr::{
+    list_at as xattrs_at, list_fd as xattrs_fd, set_at as set_xattr_at, set_fd as set_xattr_fd, user_xattrs_supported,
+    Xattrs,
+};
 /// This machine's host name, recorded in snapshots.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

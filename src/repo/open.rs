@@ -94,6 +94,8 @@ impl Repository {
             chunker: options.chunker,
             compression_level: options.compression_level,
             pack_target_bytes: options.pack_target_bytes,
+            features: Vec::new(),
+            format_version: crate::repo::REPO_FORMAT_VERSION,
         };
         config.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
         match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {
@@ -304,6 +306,8 @@ fn placeholder_config() -> Config {
         chunker: opts.chunker,
         compression_level: opts.compression_level,
         pack_target_bytes: opts.pack_target_bytes,
+        features: Vec::new(),
+        format_version: crate::repo::REPO_FORMAT_VERSION,
     }
 }
 
