@@ -28,6 +28,8 @@ pub mod exit {
     pub const UNSUPPORTED_VERSION: i32 = 12;
     /// A repository file that must be intact is damaged (config, snapshot, tree, pack).
     pub const CORRUPT: i32 = 13;
+    /// The key is write-only: it cannot read what the command needs (restore, ls, check …).
+    pub const WRITE_ONLY: i32 = 14;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,15 @@ pub enum Error {
 
     #[error("index: {0}")]
     Index(String),
+
+    #[error("wrong password or no matching key")]
+    WrongPassword,
+
+    #[error("the repository has no key files (keys/ is missing or empty); restore access from a paper key with `cairn key import`")]
+    NoKeys,
+
+    #[error("this is a write-only key: it cannot {action}")]
+    WriteOnly { action: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -106,6 +117,7 @@ impl Error {
             Error::Corrupt { .. } => exit::CORRUPT,
             Error::Locked(_) => exit::LOCKED,
             Error::InvalidArgument(_) | Error::Ambiguous { .. } => exit::USAGE,
+            Error::WriteOnly { .. } => exit::WRITE_ONLY,
             _ => exit::FAILED,
         }
     }

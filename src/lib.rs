@@ -12,12 +12,13 @@
 //! operations    ops::{backup, restore, browse, select}
 //! repository    repo (config, layout, index sync, write session, snapshots)
 //! blocks        chunker, pack, index, snapshot, fs, backend, progress
-//! foundation    error, id, codec, io, time
+//! foundation    error, id, codec, crypto, io, time
 //! ```
 
 pub mod backend;
 pub mod chunker;
 pub mod codec;
+pub mod crypto;
 pub mod error;
 pub mod fs;
 pub mod id;
