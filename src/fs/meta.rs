@@ -1,10 +1,8 @@
 //! File metadata cairn records (mode, owner, times, change-detection keys) and restores.
 
 use std::io;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-
-use filetime::FileTime;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EntryKind {
@@ -67,25 +65,4 @@ pub fn stat(path: &Path) -> io::Result<FileMeta> {
 pub fn is_root() -> bool {
     // /proc/self is owned by the process's effective uid.
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
-}
-
-/// Applies owner (when `chown` is set), mode and mtime. Owner first: chown clears setuid bits.
-pub fn apply_metadata(
-    path: &Path,
-    kind: EntryKind,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime_ns: i64,
-    chown: bool,
-) -> io::Result<()> {
-    if chown {
-        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
-    }
-    let mtime = FileTime::from_unix_time(mtime_ns.div_euclid(1_000_000_000), mtime_ns.rem_euclid(1_000_000_000) as u32);
-    if kind == EntryKind::Symlink {
-        return filetime::set_symlink_file_times(path, mtime, mtime);
-    }
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
-    filetime::set_file_times(path, mtime, mtime)
 }

@@ -4,7 +4,7 @@ mod at;
 mod meta;
 
 pub use at::{set_fd_meta, set_fd_owner, DirFd, Occupant, TEMP_PREFIX};
-pub use meta::{apply_metadata, is_root, stat, EntryKind, FileMeta};
+pub use meta::{is_root, stat, EntryKind, FileMeta};
 
 /// Raises this process's soft limit of open files to its hard limit: a restore holds the
 /// directories along its path and those of up to three batches open.
