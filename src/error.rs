@@ -38,6 +38,11 @@ pub enum Error {
     #[error("{path} is not a cairn repository (no config file); create one with `cairn init`")]
     NotARepository { path: String },
 
+    #[error(
+        "{path} holds an unfinished repository (an interrupted `cairn init`); run `cairn init` again to finish it"
+    )]
+    UnfinishedRepository { path: String },
+
     #[error("{path} already holds a cairn repository")]
     RepositoryExists { path: String },
 
@@ -78,6 +83,31 @@ pub enum Error {
     Index(String),
 }
 
+/// `text` with the password of every URL in it replaced by `***` (`s3://key:***@host`,
+/// `http://user:***@endpoint`), for every message that may name a repository or an endpoint.
+pub fn redact_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let authority_len =
+            tail.find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || "\"'<>()[]{}`,;".contains(c));
+        let authority = &tail[..authority_len.unwrap_or(tail.len())];
+        match authority.rfind('@').and_then(|a| authority[..a].find(':').map(|c| (c, a))) {
+            Some((colon, at)) => {
+                out.push_str(&authority[..=colon]);
+                out.push_str("***");
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[authority.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
@@ -107,7 +137,7 @@ impl Error {
     /// The exit code the CLI uses for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::NotARepository { .. } => exit::NO_REPOSITORY,
+            Error::NotARepository { .. } | Error::UnfinishedRepository { .. } => exit::NO_REPOSITORY,
             Error::UnsupportedVersion { .. } => exit::UNSUPPORTED_VERSION,
             Error::Corrupt { .. } => exit::CORRUPT,
             Error::Locked(_) => exit::LOCKED,
@@ -119,5 +149,25 @@ impl Error {
 
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_urls;
+
+    #[test]
+    fn url_passwords_are_redacted_and_the_rest_kept() {
+        assert_eq!(redact_urls("cannot use s3://AKIA:s3cr3t@host/b/p: x"), "cannot use s3://AKIA:***@host/b/p: x");
+        assert_eq!(
+            redact_urls("GET http://u:pw@127.0.0.1:9/b (\"https://a:b@c\")"),
+            "GET http://u:***@127.0.0.1:9/b (\"https://a:***@c\")"
+        );
+        assert_eq!(
+            redact_urls("s3://bucket/prefix and http://host:9000/x"),
+            "s3://bucket/prefix and http://host:9000/x"
+        );
+        assert_eq!(redact_urls("user@host: no url"), "user@host: no url");
+        assert_eq!(redact_urls("s3://k:p@"), "s3://k:***@");
     }
 }

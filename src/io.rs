@@ -216,3 +216,41 @@ pub fn private_temp_dir(purpose: &str) -> io::Result<tempfile::TempDir> {
     }
     tempfile::Builder::new().prefix(&format!("{prefix}{}-", std::process::id())).tempdir_in(tmp)
 }
+
+/// Creates `dir` and any missing parents with mode 0700 (whatever the umask: the mode is
+/// applied explicitly to each directory this call creates). Existing directories keep theirs.
+pub fn create_private_dir_all(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_private_dir_all(parent)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes `dir` 0700 and everything under it private (files 0600, directories 0700), for
+/// directories whose files a library creates with the umask's modes (RocksDB). Best effort:
+/// entries that vanish meanwhile or belong to someone else are left alone.
+pub fn make_tree_private(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700));
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(meta) = e.path().symlink_metadata() else { continue };
+            if meta.is_dir() {
+                pending.push(e.path());
+            } else if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                let mode = meta.permissions().mode() & 0o700;
+                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(mode | 0o600));
+            }
+        }
+    }
+}

@@ -10,7 +10,8 @@ fn main() {
     let code = match cli::run(parsed) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Messages may name a repository or endpoint URL: never with its password.
+            eprintln!("error: {}", cairn::error::redact_urls(&e.to_string()));
             e.exit_code()
         }
     };

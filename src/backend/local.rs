@@ -7,7 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +15,14 @@ use crate::backend::{Backend, ObjectInfo, PutMode, PutOutcome};
 use crate::error::{Error, Result};
 
 pub const TEMP_PREFIX: &str = ".tmp-";
+/// A file of [`RESERVE_BYTES`] at the repository's root that only `forget` and `prune` give
+/// up (and set aside again when they finish): on a disk filled to the last byte, taking their
+/// lock and opening the index need a little space before deleting anything frees more.
+pub const RESERVE_FILE: &str = "reserve";
+/// 4 MiB: a lock record, the index's new log and manifest, and the first deletions' index
+/// updates, with room to spare; small beside any repository worth pruning.
+pub const RESERVE_BYTES: u64 = 4 << 20;
+
 /// Temporary files younger than this are never removed as leftovers.
 pub const TEMP_MIN_AGE_SECS: u64 = 3600;
 
@@ -86,12 +94,13 @@ impl LocalBackend {
     }
 }
 
-/// Creates `dir` (and parents) and makes the new entries durable.
+/// Creates `dir` (and parents, all 0700 like the objects are 0600) and makes the new entries
+/// durable.
 fn ensure_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
+    crate::io::create_private_dir_all(dir).map_err(|e| Error::io("cannot create directory", dir, e))?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
     }
@@ -219,6 +228,44 @@ impl Backend for LocalBackend {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io("cannot delete", &path, e)),
+        }
+    }
+
+    fn release_reserve(&self) -> Result<bool> {
+        let path = self.root.join(RESERVE_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(Error::io("cannot remove", &path, e)),
+        }
+    }
+
+    fn restore_reserve(&self) -> Result<()> {
+        let path = self.root.join(RESERVE_FILE);
+        let have = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if have >= RESERVE_BYTES {
+            return Ok(());
+        }
+        let mut file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io("cannot create", &path, e))?;
+        // Real blocks (written zeros), not a sparse length: the point is to hold space.
+        let block = vec![0u8; 64 << 10];
+        let mut left = RESERVE_BYTES - have;
+        while left > 0 {
+            let n = left.min(block.len() as u64) as usize;
+            match file.write_all(&block[..n]) {
+                Ok(()) => left -= n as u64,
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => return Err(Error::io("cannot write", &path, e)),
+            }
+        }
+        match file.sync_all() {
+            Err(e) if e.raw_os_error() != Some(libc::ENOSPC) => Err(Error::io("cannot sync", &path, e)),
+            _ => Ok(()),
         }
     }
 

@@ -10,7 +10,7 @@ mod local;
 #[cfg(feature = "s3")]
 mod s3;
 
-pub use local::{sync_dir as local_sync_dir, LocalBackend, TEMP_PREFIX};
+pub use local::{sync_dir as local_sync_dir, LocalBackend, RESERVE_BYTES, RESERVE_FILE, TEMP_PREFIX};
 #[cfg(feature = "s3")]
 pub use s3::{S3Backend, S3Options};
 
@@ -81,6 +81,18 @@ pub trait Backend: Send + Sync {
     /// Leftovers of interrupted writes (temporary files), for `repo check` to report.
     fn stray_temporaries(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+
+    /// Frees the space a local repository keeps in reserve (see [`RESERVE_FILE`]), so that a
+    /// command that reclaims space can start on a full disk; true when something was freed.
+    fn release_reserve(&self) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Sets the reserve aside again, as far as free space allows (a full disk leaves it
+    /// smaller or absent: that is not an error).
+    fn restore_reserve(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Deletes one of the leftovers [`Backend::stray_temporaries`] named.

@@ -14,7 +14,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, PutPayload, RetryConfig, WriteMultipart};
 
 use crate::backend::{Backend, ObjectInfo, PutMode, PutOutcome};
-use crate::error::{Error, Result};
+use crate::error::{redact_urls, Error, Result};
 
 /// Objects larger than this are uploaded in parts.
 const MULTIPART_THRESHOLD_BYTES: usize = 64 << 20;
@@ -40,22 +40,73 @@ pub struct S3Backend {
 fn s3_err(op: &str, key: &str, e: object_store::Error) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::not_found(format!("object {key}")),
-        other => Error::Io { context: format!("S3 {op} {key}"), source: std::io::Error::other(other.to_string()) },
+        other => Error::Io {
+            context: format!("S3 {op} {key}"),
+            // The client's messages name the request URL, endpoint credentials included.
+            source: std::io::Error::other(redact_urls(&other.to_string())),
+        },
     }
 }
 
+/// Bucket, prefix and the options with the URL's credentials filled in.
+fn parse_url<'a>(url: &'a str, opts: &S3Options) -> Result<(&'a str, &'a str, S3Options)> {
+    let shown = redact_urls(url);
+    let rest = url
+        .strip_prefix("s3://")
+        .ok_or_else(|| Error::InvalidArgument(format!("{shown:?} is not an s3://BUCKET/PREFIX URL")))?;
+    let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut opts = opts.clone();
+    let bucket = match authority.rsplit_once('@') {
+        Some((userinfo, bucket)) => {
+            let (key, secret) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            if opts.access_key_id.is_none() && !key.is_empty() {
+                opts.access_key_id = Some(key.to_string());
+                opts.secret_access_key =
+                    opts.secret_access_key.take().or((!secret.is_empty()).then(|| secret.to_string()));
+            }
+            bucket
+        }
+        None => authority,
+    };
+    if bucket.is_empty() {
+        return Err(Error::InvalidArgument(format!("{shown:?} names no bucket")));
+    }
+    Ok((bucket, prefix, opts))
+}
+
+/// Fails, saying what to set, when no credentials are configured: the client would otherwise
+/// fall back to the EC2 instance metadata endpoint, which off EC2 means retrying a
+/// connection that never answers. Opting in (`AWS_EC2_METADATA_DISABLED=false`) allows it.
+fn require_credentials(opts: &S3Options) -> Result<()> {
+    let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let is =
+        |k: &str, values: &[&str]| std::env::var(k).is_ok_and(|v| values.iter().any(|x| v.eq_ignore_ascii_case(x)));
+    let configured = opts.access_key_id.is_some()
+        || set("AWS_ACCESS_KEY_ID")
+        || set("AWS_WEB_IDENTITY_TOKEN_FILE")
+        || set("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        || set("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        || is("AWS_SKIP_SIGNATURE", &["true", "1"])
+        || is("AWS_EC2_METADATA_DISABLED", &["false", "0"]);
+    if configured {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(
+        "no S3 credentials configured: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or --s3-access-key-id and \
+         --s3-secret-access-key); to use an EC2 instance role, set AWS_EC2_METADATA_DISABLED=false"
+            .into(),
+    ))
+}
+
 impl S3Backend {
-    /// Opens `s3://BUCKET[/PREFIX]`.
+    /// Opens `s3://[KEY[:SECRET]@]BUCKET[/PREFIX]` (credentials in the URL count where the
+    /// options give none; messages show the URL with the secret as `***`).
     pub fn open(url: &str, opts: &S3Options) -> Result<Self> {
         // reqwest's rustls needs a process-wide crypto provider; a second install is a no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::InvalidArgument(format!("{url:?} is not an s3://BUCKET/PREFIX URL")))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::InvalidArgument(format!("{url:?} names no bucket")));
-        }
+        let shown = redact_urls(url);
+        let (bucket, prefix, opts) = parse_url(url, opts)?;
+        require_credentials(&opts)?;
         let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket).with_virtual_hosted_style_request(false);
         let endpoint = opts
             .endpoint
@@ -98,13 +149,13 @@ impl S3Backend {
             .with_retry(retry)
             .with_client_options(client)
             .build()
-            .map_err(|e| Error::InvalidArgument(format!("cannot use {url}: {e}")))?;
+            .map_err(|e| Error::InvalidArgument(redact_urls(&format!("cannot use {url}: {e}"))))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .map_err(|e| Error::Io { context: "cannot start the S3 client".into(), source: e })?;
-        Ok(S3Backend { store, runtime, prefix: prefix.trim_matches('/').to_string(), url: url.to_string() })
+        Ok(S3Backend { store, runtime, prefix: prefix.trim_matches('/').to_string(), url: shown })
     }
 
     fn path(&self, key: &str) -> ObjectPath {

@@ -4,7 +4,6 @@ use clap::Args;
 
 use cairn::error::{exit, Result};
 use cairn::ops::{self, ForgetOptions, KeepPolicy, PruneOptions};
-use cairn::repo::Access;
 
 use super::render::{bytes, count, json};
 use super::Context;
@@ -82,7 +81,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
         dry_run: args.dry_run,
         now_ns: None,
     };
-    let repo = ctx.open(Access::Write)?;
+    let repo = ctx.open_to_reclaim()?;
     let report = ops::forget(&repo, &opts)?;
     let prune = if args.prune && !args.dry_run {
         Some(ops::prune(&repo, &PruneOptions::default(), ctx.progress().as_ref())?)
@@ -116,7 +115,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
 }
 
 pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
-    let repo = ctx.open(Access::Write)?;
+    let repo = ctx.open_to_reclaim()?;
     let opts = PruneOptions { max_unused_percent: args.max_unused, dry_run: args.dry_run };
     let plan = ops::prune(&repo, &opts, ctx.progress().as_ref())?;
     if ctx.json {
@@ -146,4 +145,7 @@ fn print_prune(ctx: &Context, p: &ops::PrunePlan) {
         count(p.temporary_files.len() as u64),
         bytes(p.freed_bytes)
     ));
+    if let Some(why) = &p.repack_stopped {
+        eprintln!("warning: repacked {} of {} packs: {why}", p.repacked, p.repack.len());
+    }
 }

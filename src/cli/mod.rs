@@ -90,7 +90,6 @@ enum Command {
 pub struct Context {
     repo: Option<String>,
     connect: Connect,
-    lock_wait: u64,
     pub json: bool,
     pub quiet: bool,
 }
@@ -109,9 +108,13 @@ impl Context {
     }
 
     pub fn open(&self, access: Access) -> Result<Repository> {
-        let mut repo = self.connect.open(&self.location()?, access)?;
-        repo.set_lock_wait(std::time::Duration::from_secs(self.lock_wait));
-        Ok(repo)
+        self.connect.open(&self.location()?, access)
+    }
+
+    /// [`Context::open`] for writing, for a command that frees space (see
+    /// `Connect::open_to_reclaim`).
+    pub fn open_to_reclaim(&self) -> Result<Repository> {
+        self.connect.open_to_reclaim(&self.location()?)
     }
 
     pub fn progress(&self) -> Box<dyn cairn::progress::Progress> {
@@ -143,8 +146,13 @@ fn s3_options(_cli: &Cli) -> S3Options {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let connect = Connect { s3: s3_options(&cli), cache_dir: cli.cache_dir.clone(), kind: IndexKind::Persistent };
-    let ctx = Context { repo: cli.repo, connect, lock_wait: cli.lock_wait, json: cli.json, quiet: cli.quiet };
+    let connect = Connect {
+        s3: s3_options(&cli),
+        cache_dir: cli.cache_dir.clone(),
+        kind: IndexKind::Persistent,
+        lock_wait: Some(std::time::Duration::from_secs(cli.lock_wait)),
+    };
+    let ctx = Context { repo: cli.repo, connect, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Init(args) => repo::init(&ctx, args),
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),

@@ -53,29 +53,55 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
-/// How many paths with the same reason are listed before the rest is counted.
-const SAME_REASON_LISTED: usize = 3;
+/// Problems of many paths with repeats folded, in order of first appearance: paths whose
+/// reason is the same once the path itself is taken out of it become one line, `PATH and N
+/// more paths: REASON`, so a full disk reports one line rather than one per file. Every
+/// command that lists skipped or failed paths prints through this.
+pub fn fold_paths<'a>(items: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<String> {
+    let mut groups: Vec<(String, &str, &str, u64)> = Vec::new();
+    for (path, reason) in items {
+        let key = without_path(reason, path);
+        match groups.iter_mut().find(|g| g.0 == key) {
+            Some(g) => g.3 += 1,
+            None => groups.push((key, path, reason, 1)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(_, path, reason, n)| match n {
+            1 => format!("{path}: {reason}"),
+            2 => format!("{path} and 1 more path: {reason}"),
+            n => format!("{path} and {} more paths: {reason}", count(n - 1)),
+        })
+        .collect()
+}
 
-/// Prints `error: LABEL: PATH: REASON` per entry on stderr, but a reason shared by many
-/// entries (a full disk fails every file alike) only for the first few, then one line with the
-/// count of the rest.
-pub fn print_failures(label: &str, failed: &[cairn::ops::Skipped]) {
-    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
-    for f in failed {
-        match by_reason.iter_mut().find(|(r, _)| *r == f.reason) {
-            Some((_, paths)) => paths.push(&f.path),
-            None => by_reason.push((&f.reason, vec![&f.path])),
+/// `reason` with its last mention of `path` (as a whole path, not inside a longer name) cut
+/// out, so that the same problem of different paths compares equal.
+fn without_path(reason: &str, path: &str) -> String {
+    let edge = |c: Option<char>| c.is_none_or(|c| c == '/' || c == '\'' || c == '"' || c.is_whitespace());
+    let at = reason.match_indices(path).map(|(i, _)| i).filter(|&i| {
+        edge(reason[..i].chars().next_back()) && {
+            let after = reason[i + path.len()..].chars().next();
+            after.is_none_or(|c| c == ':' || c == ',' || c == ')' || edge(Some(c)))
+        }
+    });
+    match at.last().filter(|_| !path.is_empty()) {
+        Some(i) => format!("{}\u{0}{}", &reason[..i], &reason[i + path.len()..]),
+        None => reason.to_string(),
+    }
+}
+
+/// Identical lines folded into one with a count, in order of first appearance.
+pub fn fold_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut groups: Vec<(&str, u64)> = Vec::new();
+    for line in lines {
+        match groups.iter_mut().find(|g| g.0 == line) {
+            Some(g) => g.1 += 1,
+            None => groups.push((line, 1)),
         }
     }
-    for (reason, paths) in by_reason {
-        for p in paths.iter().take(SAME_REASON_LISTED) {
-            eprintln!("error: {label}: {p}: {reason}");
-        }
-        if paths.len() > SAME_REASON_LISTED {
-            let rest = paths.len() - SAME_REASON_LISTED;
-            eprintln!("error: {label}: {} more with the same error: {reason}", count_of(rest as u64, "path", "paths"));
-        }
-    }
+    groups.into_iter().map(|(l, n)| if n == 1 { l.to_string() } else { format!("{l} ({n} times)") }).collect()
 }
 
 /// Prints `value` as pretty JSON on stdout.
@@ -101,5 +127,21 @@ mod tests {
         assert_eq!(duration_ms(45), "45 ms");
         assert_eq!(duration_ms(4_240), "4.2 s");
         assert_eq!(duration_ms(3_723_000), "1:02:03");
+    }
+
+    #[test]
+    fn repeated_problems_fold_into_one_line_with_a_count() {
+        let full = |p: &str| format!("no space left on the device holding /t/{p}");
+        let (a, b, c) = (full("a"), full("b"), full("c"));
+        let items = [("a", a.as_str()), ("x", "permission denied"), ("b", b.as_str()), ("c", c.as_str())];
+        assert_eq!(
+            fold_paths(items),
+            vec![
+                "a and 2 more paths: no space left on the device holding /t/a".to_string(),
+                "x: permission denied".to_string()
+            ]
+        );
+        assert_eq!(fold_paths([("a", "gone"), ("b", "gone")]), vec!["a and 1 more path: gone".to_string()]);
+        assert_eq!(fold_lines(["w", "v", "w"]), vec!["w (2 times)".to_string(), "v".to_string()]);
     }
 }

@@ -83,6 +83,8 @@ struct InfoView {
     pack_bytes: u64,
     snapshots: u64,
     index: String,
+    /// Every lock, with why it blocks nobody where it does not (expired, dated in the future).
+    locks: Vec<String>,
 }
 
 pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
@@ -131,6 +133,7 @@ fn info(ctx: &Context) -> Result<i32> {
         pack_bytes: packs.iter().map(|(_, s)| s).sum(),
         snapshots: repo.snapshot_ids()?.len() as u64,
         index: repo.index().describe(),
+        locks: repo.describe_locks()?,
     };
     if ctx.json {
         json(&view);
@@ -154,6 +157,9 @@ fn info(ctx: &Context) -> Result<i32> {
         );
         println!("snapshots    {}", count(view.snapshots));
         println!("index        {}", view.index);
+        for l in &view.locks {
+            println!("lock         {l}");
+        }
     }
     Ok(exit::OK)
 }

@@ -10,7 +10,7 @@ use cairn::error::{exit, Error, Result};
 use cairn::ops::{self, restore::Mode, restore::Overwrite, PitrOptions, RestoreOptions, RestoreReport};
 use cairn::repo::{Access, SnapshotSpec};
 
-use super::render::{bytes, count, count_of, duration_ms, json, print_failures};
+use super::render::{bytes, count, count_of, duration_ms, fold_lines, fold_paths, json};
 use super::select::SelectArgs;
 use super::Context;
 
@@ -136,7 +136,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
             cancel,
         };
         let report = ops::restore_at(&repo, &opts, progress.as_ref())?;
-        for w in &report.warnings {
+        for w in fold_lines(report.warnings.iter().map(String::as_str)) {
             eprintln!("warning: {w}");
         }
         if ctx.json {
@@ -188,7 +188,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
         cancel,
     };
     let report = ops::restore(&repo, &id, &snap, &opts, progress.as_ref())?;
-    for w in &report.warnings {
+    for w in fold_lines(report.warnings.iter().map(String::as_str)) {
         eprintln!("warning: {w}");
     }
     if ctx.json {
@@ -251,7 +251,9 @@ fn summary(ctx: &Context, r: &RestoreReport, target: &std::path::Path, mode: Mod
 
 /// Reports what could not be restored, before the summary; exit 3 when there is any.
 fn finish(report: &RestoreReport) -> i32 {
-    print_failures("not restored", &report.failed);
+    for line in fold_paths(report.failed.iter().map(|f| (f.path.as_str(), f.reason.as_str()))) {
+        eprintln!("error: not restored: {line}");
+    }
     if report.failed.is_empty() {
         exit::OK
     } else {

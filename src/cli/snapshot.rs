@@ -12,7 +12,7 @@ use cairn::snapshot::{Snapshot, Summary};
 use cairn::time::format_ns;
 use cairn::SnapshotId;
 
-use super::render::{bytes, count, duration_ms, json};
+use super::render::{bytes, count, duration_ms, fold_paths, json};
 use super::select::SelectArgs;
 use super::Context;
 
@@ -145,8 +145,8 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
     };
     let progress = ctx.progress();
     let report = ops::backup(&repo, &opts, progress.as_ref())?;
-    for s in &report.skipped {
-        eprintln!("warning: skipped {}: {}", s.path, s.reason);
+    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
+        eprintln!("warning: skipped {line}");
     }
     for p in &report.changed_while_reading {
         eprintln!("warning: {p} changed size while being read; stored as read");

@@ -43,6 +43,17 @@ pub struct RocksIndex {
     mode: OpenMode,
     /// Keeps the secondary's private directory alive as long as the handle.
     _secondary_dir: Option<tempfile::TempDir>,
+    /// Declared after `db`, so it runs once the database is closed.
+    _private: Option<PrivateOnDrop>,
+}
+
+/// Makes a primary's files private again when it closes (see [`RocksIndex::open`]).
+struct PrivateOnDrop(PathBuf);
+
+impl Drop for PrivateOnDrop {
+    fn drop(&mut self) {
+        crate::io::make_tree_private(&self.0);
+    }
 }
 
 fn rocks_err(path: &Path, e: rocksdb::Error) -> Error {
@@ -72,10 +83,14 @@ fn options(mode: OpenMode, cache: &Cache) -> Options {
     // RocksDB's own log (LOG, renamed to LOG.old.<time> at every open and pruned) lived in the
     // index directory, which several processes open at once (a writer and secondaries): one
     // process's pruning raced another's renaming, and an open failed with "while unlink()
-    // file: .../LOG.old.…". Errors go to stderr instead; the rest is not kept.
-    opts.set_info_logger(InfoLogger::new_callback_logger(LogLevel::Error, |level, msg| {
+    // file: .../LOG.old.…". Its messages are not for users either: on a full disk it logged
+    // ~46 lines of `VersionEdit {…}` internals at error level. Every failure that matters
+    // comes back as the error of the call, which our one-line message carries; the log is
+    // dropped, unless CAIRN_DEBUG_INDEX is set (then errors go to stderr, for debugging).
+    let debug = std::env::var_os("CAIRN_DEBUG_INDEX").is_some_and(|v| !v.is_empty());
+    opts.set_info_logger(InfoLogger::new_callback_logger(LogLevel::Error, move |level, msg| {
         // Headers (options, version) come at any level; only errors are worth a line.
-        if matches!(level, LogLevel::Error | LogLevel::Fatal) {
+        if debug && matches!(level, LogLevel::Error | LogLevel::Fatal) {
             eprintln!("cairn: index (RocksDB): {}", msg.trim_end());
         }
     }));
@@ -98,6 +113,12 @@ impl RocksIndex {
         let cfs = || [CF_CHUNKS, CF_PACKS].map(|n| ColumnFamilyDescriptor::new(n, options(mode, &cache)));
         let (db, secondary_dir) = match mode {
             OpenMode::Primary => {
+                // RocksDB creates its files with the umask's modes (0644 under umask 022) and
+                // has no option for it. The directory is made 0700 before RocksDB writes into
+                // it, so nothing is ever readable by others; files are chmod-ed 0600 after
+                // the open and again at close (compactions create new ones in between).
+                crate::io::create_private_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+                crate::io::make_tree_private(path);
                 let db = DB::open_cf_descriptors(&opts, path, cfs()).map_err(|e| {
                     let msg = e.to_string();
                     if msg.contains("LOCK") || msg.contains("lock hold") {
@@ -117,7 +138,11 @@ impl RocksIndex {
                 (db, Some(dir))
             }
         };
-        Ok(RocksIndex { db, path: path.to_path_buf(), mode, _secondary_dir: secondary_dir })
+        let private = (mode == OpenMode::Primary).then(|| {
+            crate::io::make_tree_private(path);
+            PrivateOnDrop(path.to_path_buf())
+        });
+        Ok(RocksIndex { db, path: path.to_path_buf(), mode, _secondary_dir: secondary_dir, _private: private })
     }
 
     pub fn mode(&self) -> OpenMode {

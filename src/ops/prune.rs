@@ -7,10 +7,13 @@
 //! 2. **plan** — read every pack's trailer; a blob is *used* when it is marked and the index
 //!    locates it in this pack (other copies are duplicates). Packs with nothing used are
 //!    deleted; packs whose unused share exceeds `max_unused_percent` are repacked;
-//! 3. **apply** — copy the used blobs of repacked packs into new packs (stored bytes copied,
-//!    each blob verified first), make the new packs and the index durable, then — after
-//!    re-checking the exclusive lock — remove the old packs from the index and delete them, and
-//!    delete temporary files left by interrupted writes.
+//! 3. **apply** — after re-checking the exclusive lock, delete the unused packs (index entries
+//!    first) and temporary files left by interrupted writes: this needs no space and frees
+//!    some, so a full repository can always make progress. Then repack, most unused first:
+//!    copy the used blobs of a few packs into a new pack (stored bytes copied, each blob
+//!    verified first), make it and the index durable, re-check the lock, and delete the packs
+//!    it replaces, so the repack needs room for about one new pack at a time. A full disk
+//!    stops the repack early (reported, not an error): what is left waits for the next prune.
 //!
 //! The whole run holds the exclusive lock: no writer can reference a chunk while prune decides
 //! it is unused.
@@ -24,7 +27,7 @@ use crate::id::{ChunkId, PackId};
 use crate::index::MarkSet;
 use crate::pack::{parse_pack, verify_blob, BlobEntry, EncodedBlob, PackBuilder};
 use crate::progress::Progress;
-use crate::repo::{pack_key, Access, LockKind, Repository};
+use crate::repo::{pack_key, Access, LockGuard, LockKind, Repository};
 use crate::snapshot::NodeContent;
 
 #[derive(Clone, Debug)]
@@ -59,6 +62,11 @@ pub struct PrunePlan {
     pub freed_bytes: u64,
     pub temporary_files: Vec<String>,
     pub dry_run: bool,
+    /// Packs of `repack` that were repacked (all of them unless the repack stopped).
+    pub repacked: u64,
+    /// Why the repack stopped early (no space left for a new pack); the rest waits for the
+    /// next prune, nothing is lost.
+    pub repack_stopped: Option<String>,
 }
 
 struct PackUse {
@@ -105,24 +113,24 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     if opts.dry_run {
         return Ok(plan);
     }
-    progress.phase("prune: repack", Some(plan.repack_bytes));
-    repack(repo, &to_repack, progress)?;
-    repo.index().persist()?;
+    // Deleting needs no space and frees some: on a full disk it is what makes room for the
+    // repack, so it comes first (after re-checking the lock, as before every deletion).
     lock.verify()?;
     progress.phase("prune: delete", None);
-    for r in &to_repack {
-        to_delete.push(r.id);
-    }
-    for id in to_delete {
-        let entries = repo.read_trailer(&id, repo.backend().size(&pack_key(&id))?.unwrap_or(0)).unwrap_or_default();
-        let ids: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
-        repo.index().remove_pack(id, if ids.is_empty() { None } else { Some(&ids) })?;
-        repo.backend().delete(&pack_key(&id))?;
-    }
-    repo.index().persist()?;
+    delete_packs(repo, &to_delete)?;
     for t in &plan.temporary_files {
         repo.backend().delete_temporary(t)?;
     }
+    // Most unused first: the most space freed for each byte copied, should space run out.
+    to_repack.sort_by(|a, b| b.unused_bytes.cmp(&a.unused_bytes).then(a.id.cmp(&b.id)));
+    progress.phase("prune: repack", Some(plan.repack_bytes));
+    let (done, stopped) = repack(repo, &lock, &to_repack, progress)?;
+    if stopped.is_some() {
+        let undone: u64 = to_repack[done..].iter().map(|u| u.size.saturating_sub(u.used_bytes)).sum();
+        plan.freed_bytes = plan.freed_bytes.saturating_sub(undone);
+    }
+    plan.repack_stopped = stopped;
+    plan.repacked = done as u64;
     progress.finish();
     Ok(plan)
 }
@@ -202,10 +210,30 @@ fn plan_packs(repo: &Repository, marks: &MarkSet) -> Result<Vec<PackUse>> {
         .collect()
 }
 
-/// Copies the used blobs of `packs` into new packs, verified, and indexes them.
-fn repack(repo: &Repository, packs: &[PackUse], progress: &dyn Progress) -> Result<()> {
+/// Removes packs from the index and deletes them.
+fn delete_packs(repo: &Repository, ids: &[PackId]) -> Result<()> {
+    for id in ids {
+        let entries = repo.read_trailer(id, repo.backend().size(&pack_key(id))?.unwrap_or(0)).unwrap_or_default();
+        let chunks: Vec<ChunkId> = entries.iter().map(|e| e.id).collect();
+        repo.index().remove_pack(*id, if chunks.is_empty() { None } else { Some(&chunks) })?;
+        repo.backend().delete(&pack_key(id))?;
+    }
+    repo.index().persist()
+}
+
+/// Copies the used blobs of `packs` into new packs, verified and indexed, deleting the packs
+/// each new one replaces as soon as it is durable: the repack needs free space for about one
+/// new pack at a time, which the deletions before it provide. Returns how many of `packs` were
+/// repacked, and why it stopped early if it did (no space for a new pack).
+fn repack(
+    repo: &Repository,
+    lock: &LockGuard,
+    packs: &[PackUse],
+    progress: &dyn Progress,
+) -> Result<(usize, Option<String>)> {
     let target = repo.config().pack_target_bytes as usize;
     let mut builder = PackBuilder::new();
+    let (mut done, mut pending) = (0usize, Vec::new());
     for p in packs {
         let bytes = repo.backend().get(&pack_key(&p.id))?;
         let what = format!("pack {}", p.id);
@@ -216,19 +244,38 @@ fn repack(repo: &Repository, packs: &[PackUse], progress: &dyn Progress) -> Resu
             verify_blob(e, stored, &what)?;
             builder.add(e.id, e.kind, e.raw_len, &EncodedBlob { codec: e.codec, bytes: stored.to_vec() });
             progress.add_bytes(u64::from(e.stored_len));
-            if builder.data_len() >= target {
-                write_pack(repo, std::mem::take(&mut builder))?;
+        }
+        pending.push(p.id);
+        // Whole source packs only, so each new pack replaces a set of old ones completely.
+        if builder.data_len() >= target {
+            if let Some(why) = replace(repo, lock, std::mem::take(&mut builder), &pending)? {
+                return Ok((done, Some(why)));
             }
+            done += std::mem::take(&mut pending).len();
         }
     }
     if !builder.is_empty() {
-        write_pack(repo, builder)?;
+        if let Some(why) = replace(repo, lock, builder, &pending)? {
+            return Ok((done, Some(why)));
+        }
+        done += pending.len();
     }
-    Ok(())
+    Ok((done, None))
 }
 
-fn write_pack(repo: &Repository, builder: PackBuilder) -> Result<()> {
+/// Writes `builder`'s pack and indexes it durably, then deletes the packs in `old` it replaces.
+/// A full disk is not an error here: it ends the repack (`Some(why)`), with every old pack
+/// still in place.
+fn replace(repo: &Repository, lock: &LockGuard, builder: PackBuilder, old: &[PackId]) -> Result<Option<String>> {
     let pack = builder.finish();
-    repo.backend().put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
-    repo.index().add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)
+    match repo.backend().put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite) {
+        Ok(_) => {}
+        Err(e @ Error::NoSpace { .. }) => return Ok(Some(format!("{e}; the remaining packs wait for the next prune"))),
+        Err(e) => return Err(e),
+    }
+    repo.index().add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)?;
+    repo.index().persist()?;
+    lock.verify()?;
+    delete_packs(repo, old)?;
+    Ok(None)
 }

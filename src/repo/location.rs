@@ -8,10 +8,12 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::{Backend, LocalBackend};
 use crate::error::{Error, Result};
 use crate::repo::layout::{CONFIG_KEY, LOCAL_INDEX_DIR};
+use crate::repo::open::{ReserveGuard, DEFAULT_LOCK_WAIT};
 use crate::repo::{repair_index, AuditOpen, Config, IndexKind, InitOptions, Repository, SyncReport};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +48,7 @@ impl std::fmt::Display for RepoLocation {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RepoLocation::Local(p) => write!(f, "{}", p.display()),
-            RepoLocation::S3(u) => f.write_str(u),
+            RepoLocation::S3(u) => f.write_str(&crate::error::redact_urls(u)),
         }
     }
 }
@@ -65,6 +67,8 @@ pub struct Connect {
     /// Index cache for object-store repositories (default: [`default_cache_dir`]).
     pub cache_dir: Option<PathBuf>,
     pub kind: IndexKind,
+    /// How long taking a lock waits for a conflicting one (default [`DEFAULT_LOCK_WAIT`]).
+    pub lock_wait: Option<Duration>,
 }
 
 /// `$XDG_CACHE_HOME/cairn`, else `$HOME/.cache/cairn`, else a directory under /tmp.
@@ -85,7 +89,10 @@ impl Connect {
             RepoLocation::S3(url) => Arc::new(crate::backend::S3Backend::open(url, &self.s3)?),
             #[cfg(not(feature = "s3"))]
             RepoLocation::S3(url) => {
-                return Err(Error::InvalidArgument(format!("{url}: this cairn was built without S3 support")))
+                return Err(Error::InvalidArgument(format!(
+                    "{}: this cairn was built without S3 support",
+                    crate::error::redact_urls(url)
+                )))
             }
         })
     }
@@ -108,15 +115,48 @@ impl Connect {
         }
     }
 
+    fn lock_wait(&self) -> Duration {
+        self.lock_wait.unwrap_or(DEFAULT_LOCK_WAIT)
+    }
+
+    /// Opens the repository; its locks wait up to [`Connect::lock_wait`].
     pub fn open(&self, loc: &RepoLocation, access: crate::repo::Access) -> Result<Repository> {
+        let mut repo = self.open_unlocked(loc, access)?;
+        repo.set_lock_wait(self.lock_wait());
+        Ok(repo)
+    }
+
+    fn open_unlocked(&self, loc: &RepoLocation, access: crate::repo::Access) -> Result<Repository> {
         if let RepoLocation::Local(p) = loc {
             return Repository::open_local(p, access, self.kind);
         }
         let backend = self.backend(loc)?;
         let config = self.config(&backend)?;
         let dir = self.index_dir(loc, &config);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create the index cache", &dir, e))?;
+        crate::io::create_private_dir_all(&dir).map_err(|e| Error::io("cannot create the index cache", &dir, e))?;
         Repository::open(backend, Some(dir), access, self.kind)
+    }
+
+    /// Opens for writing on behalf of a command that frees space (`forget`, `prune`): a local
+    /// repository's space reserve is released first, so that the lock and the index can be
+    /// written on a disk filled to the last byte, and set aside again when the repository is
+    /// dropped.
+    pub fn open_to_reclaim(&self, loc: &RepoLocation) -> Result<Repository> {
+        let backend = self.backend(loc)?;
+        let is_repo = matches!(loc, RepoLocation::Local(p) if p.join(CONFIG_KEY).is_file());
+        let released = is_repo && backend.release_reserve()?;
+        match self.open(loc, crate::repo::Access::Write) {
+            Ok(mut repo) => {
+                repo.reserve = is_repo.then(|| ReserveGuard(backend));
+                Ok(repo)
+            }
+            Err(e) => {
+                if released {
+                    let _ = backend.restore_reserve();
+                }
+                Err(e)
+            }
+        }
     }
 
     pub fn init(&self, loc: &RepoLocation, options: &InitOptions) -> Result<Config> {
@@ -128,11 +168,11 @@ impl Connect {
 
     pub fn audit(&self, loc: &RepoLocation) -> Result<AuditOpen> {
         if let RepoLocation::Local(p) = loc {
-            return Repository::open_local_for_audit(p, self.kind);
+            return Repository::open_local_for_audit_waiting(p, self.kind, self.lock_wait());
         }
         let backend = self.backend(loc)?;
         let dir = self.config(&backend).ok().map(|c| self.index_dir(loc, &c)).filter(|d| d.join("CURRENT").exists());
-        Repository::open_for_audit(backend, dir, self.kind)
+        Repository::open_for_audit(backend, dir, self.kind, self.lock_wait())
     }
 
     pub fn repair_index(&self, loc: &RepoLocation) -> Result<SyncReport> {
@@ -142,7 +182,7 @@ impl Connect {
         let backend = self.backend(loc)?;
         let config = self.config(&backend)?;
         let dir = self.index_dir(loc, &config);
-        std::fs::create_dir_all(dir.parent().unwrap_or(Path::new("/")))
+        crate::io::create_private_dir_all(dir.parent().unwrap_or(Path::new("/")))
             .map_err(|e| Error::io("cannot create the index cache", &dir, e))?;
         repair_index(backend, &dir)
     }

@@ -10,7 +10,10 @@
 //! * a lock whose heartbeat is older than [`EXPIRED_AFTER_SECS`] is **expired**: it no longer
 //!   blocks anyone (so a vanished host never blocks hourly backups for good) but stays until
 //!   `cairn repo unlock` removes it. An exclusive holder re-checks its own lock before every
-//!   destructive step and stops if it has expired or been removed.
+//!   destructive step and stops if it has expired or been removed;
+//! * a lock dated more than [`FUTURE_SKEW_SECS`] in the future (creation or heartbeat) is
+//!   **invalid**: no clock that far ahead can be trusted to expire it, so it blocks nobody and
+//!   `cairn repo unlock` removes it.
 //!
 //! Acquiring writes the lock first and then looks for conflicts, so two processes racing for
 //! conflicting locks both see each other and back off (with jitter) rather than both proceed.
@@ -30,6 +33,10 @@ use crate::repo::{Repository, LOCKS_DIR};
 pub const LOCK_VERSION: u16 = 1;
 pub const HEARTBEAT_SECS: u64 = 60;
 pub const EXPIRED_AFTER_SECS: i64 = 30 * 60;
+/// How far in the future a lock's time may lie (clock skew between hosts) before the lock is
+/// invalid. Ten minutes covers hosts whose clocks drift without NTP for days; a lock dated
+/// beyond it (a clock set years ahead, a crafted record) would otherwise never expire.
+pub const FUTURE_SKEW_SECS: i64 = 10 * 60;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LockKind {
@@ -51,6 +58,22 @@ pub struct LockRecord {
 }
 
 impl LockRecord {
+    /// A record for this process, dated now.
+    pub fn for_this_process(kind: LockKind, command: &str) -> LockRecord {
+        let now = crate::time::now_ns();
+        let pid = std::process::id();
+        LockRecord {
+            kind,
+            command: command.to_string(),
+            host: crate::fs::hostname(),
+            boot_id: boot_id(),
+            pid,
+            pid_start: process_start(pid).unwrap_or(0),
+            created_ns: now,
+            heartbeat_ns: now,
+        }
+    }
+
     pub fn encode(&self) -> Result<Vec<u8>> {
         codec::seal(RecordKind::Lock, LOCK_VERSION, self)
     }
@@ -69,6 +92,48 @@ impl LockRecord {
 
     pub fn expired(&self, now_ns: i64) -> bool {
         now_ns.saturating_sub(self.heartbeat_ns) > EXPIRED_AFTER_SECS * 1_000_000_000
+    }
+
+    /// Dated beyond [`FUTURE_SKEW_SECS`] in the future: it can never expire, so it counts for
+    /// nothing.
+    pub fn from_the_future(&self, now_ns: i64) -> bool {
+        let limit = now_ns.saturating_add(FUTURE_SKEW_SECS * 1_000_000_000);
+        self.created_ns > limit || self.heartbeat_ns > limit
+    }
+
+    /// Blocks nobody: expired or dated in the future.
+    pub fn ignored(&self, now_ns: i64) -> bool {
+        self.expired(now_ns) || self.from_the_future(now_ns)
+    }
+
+    /// Why this lock blocks nobody, if it does not: for listings and `repo unlock`.
+    pub fn invalid_reason(&self, now_ns: i64) -> Option<String> {
+        if self.from_the_future(now_ns) {
+            Some(format!(
+                "invalid: dated {} in the future, more than the {} min clock skew allowed",
+                crate::time::format_ns_secs(self.created_ns.max(self.heartbeat_ns)),
+                FUTURE_SKEW_SECS / 60
+            ))
+        } else if self.expired(now_ns) {
+            Some(format!("expired: no heartbeat for more than {} min", EXPIRED_AFTER_SECS / 60))
+        } else {
+            None
+        }
+    }
+
+    /// What to do about this live lock, as a sentence for the "locked" error: the command that
+    /// actually removes it, or that there is nothing to remove.
+    fn remedy(&self) -> String {
+        let this_host = self.host == crate::fs::hostname() && self.boot_id == boot_id();
+        if this_host {
+            format!("wait for pid {} to finish, or stop it (its lock then goes by itself)", self.pid)
+        } else {
+            format!(
+                "if that process is gone, `cairn repo unlock --all` removes the lock (make sure no cairn \
+                 process uses the repository), or it expires {} min after its last heartbeat",
+                EXPIRED_AFTER_SECS / 60
+            )
+        }
     }
 
     pub fn describe(&self) -> String {
@@ -115,7 +180,7 @@ impl LockGuard {
     pub fn verify(&self) -> Result<()> {
         let bytes = self.backend.get(&self.key).map_err(|_| Error::Locked("our lock was removed; stopping".into()))?;
         let r = LockRecord::decode(&bytes, &self.key)?;
-        if r.expired(crate::time::now_ns()) {
+        if r.ignored(crate::time::now_ns()) {
             return Err(Error::Locked("our lock expired; stopping".into()));
         }
         Ok(())
@@ -168,18 +233,37 @@ impl Repository {
         let mut removed = Vec::new();
         for (key, rec) in list_locks(self.backend.as_ref())? {
             let remove = match &rec {
-                Ok(r) => all || r.provably_stale() || r.expired(now),
+                Ok(r) => all || r.provably_stale() || r.ignored(now),
                 Err(_) => true,
             };
             if remove {
                 self.backend.delete(&key)?;
                 removed.push(match rec {
-                    Ok(r) => r.describe(),
+                    Ok(r) => match r.invalid_reason(now) {
+                        Some(why) => format!("{} ({why})", r.describe()),
+                        None => r.describe(),
+                    },
                     Err(e) => format!("unreadable lock {key}: {e}"),
                 });
             }
         }
         Ok(removed)
+    }
+
+    /// Every lock as a sentence, with why it blocks nobody where it does not (for `repo
+    /// info`): an invalid lock is named as such, with the command that removes it.
+    pub fn describe_locks(&self) -> Result<Vec<String>> {
+        let now = crate::time::now_ns();
+        Ok(list_locks(self.backend.as_ref())?
+            .into_iter()
+            .map(|(key, rec)| match rec {
+                Ok(r) => match r.invalid_reason(now) {
+                    Some(why) => format!("{} ({why}; `cairn repo unlock` removes it)", r.describe()),
+                    None => r.describe(),
+                },
+                Err(e) => format!("unreadable lock {key}: {e} (`cairn repo unlock` removes it)"),
+            })
+            .collect())
     }
 
     /// A shared lock for a reader; on a read-only repository readers go ahead without one.
@@ -201,18 +285,8 @@ impl Repository {
 /// locks to go; removes provably stale locks it meets. [`Repository::lock`] also refreshes the
 /// index view under the lock; an audit takes the lock this way before it reads anything.
 pub fn acquire_lock(backend: &Arc<dyn Backend>, kind: LockKind, command: &str, wait: Duration) -> Result<LockGuard> {
-    let now = crate::time::now_ns();
-    let pid = std::process::id();
-    let record = LockRecord {
-        kind,
-        command: command.to_string(),
-        host: crate::fs::hostname(),
-        boot_id: boot_id(),
-        pid,
-        pid_start: process_start(pid).unwrap_or(0),
-        created_ns: now,
-        heartbeat_ns: now,
-    };
+    let record = LockRecord::for_this_process(kind, command);
+    let pid = record.pid;
     let key = format!("{LOCKS_DIR}{}", crate::repo::RepoId::random()?.0.to_hex());
     let deadline = Instant::now() + wait;
     let mut attempt = 0u32;
@@ -224,10 +298,7 @@ pub fn acquire_lock(backend: &Arc<dyn Backend>, kind: LockKind, command: &str, w
         }
         let _ = backend.delete(&key);
         if Instant::now() >= deadline {
-            return Err(Error::Locked(format!(
-                "{}; if that process is gone, `cairn repo unlock` removes it",
-                conflicts.join("; ")
-            )));
+            return Err(Error::Locked(conflicts.join("; ")));
         }
         attempt += 1;
         // Back off with jitter so racing processes do not collide again.
@@ -251,8 +322,8 @@ fn conflicts(backend: &Arc<dyn Backend>, own: &str, kind: LockKind) -> Result<Ve
             continue;
         }
         let conflicting = kind == LockKind::Exclusive || rec.kind == LockKind::Exclusive;
-        if conflicting && !rec.expired(now) {
-            found.push(format!("repository held by a {}", rec.describe()));
+        if conflicting && !rec.ignored(now) {
+            found.push(format!("repository held by a {}; {}", rec.describe(), rec.remedy()));
         }
     }
     Ok(found)

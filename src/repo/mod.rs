@@ -7,6 +7,7 @@
 mod config;
 mod index_sync;
 mod ingest;
+mod init;
 mod layout;
 mod location;
 mod lock;

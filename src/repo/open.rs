@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::backend::{Backend, LocalBackend, PutMode, PutOutcome};
+use crate::backend::{Backend, LocalBackend};
 use crate::chunker::ChunkerParams;
 use crate::error::{Error, Result};
 use crate::index::{ChunkIndex, MemIndex};
@@ -56,57 +57,29 @@ pub struct Repository {
     pub(crate) access: Access,
     /// How long taking a lock waits for conflicting ones.
     pub(crate) lock_wait: std::time::Duration,
+    /// Declared last, so it acts after the index is closed.
+    pub(crate) reserve: Option<ReserveGuard>,
+}
+
+/// Sets a local repository's space reserve aside again when the repository is dropped (see
+/// [`crate::repo::Connect::open_to_reclaim`]).
+pub(crate) struct ReserveGuard(pub(crate) Arc<dyn Backend>);
+
+impl Drop for ReserveGuard {
+    fn drop(&mut self) {
+        // Best effort: a disk still full keeps the reserve released, and the next reclaiming
+        // command tries again.
+        let _ = self.0.restore_reserve();
+    }
 }
 
 /// Default wait for a conflicting lock (a running prune) before giving up.
 pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Repository {
-    /// Creates a repository in `path` (which may exist if empty).
-    pub fn init_local(path: &Path, options: &InitOptions) -> Result<Config> {
-        if path.join(CONFIG_KEY).exists() {
-            return Err(Error::RepositoryExists { path: path.display().to_string() });
-        }
-        if let Ok(mut entries) = std::fs::read_dir(path) {
-            if entries.next().is_some() {
-                return Err(Error::InvalidArgument(format!(
-                    "{} exists and is not empty; give a new or empty directory",
-                    path.display()
-                )));
-            }
-        }
-        std::fs::create_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
-        let config = Self::init(&backend, options)?;
-        for dir in ["packs", "snapshots", "wal", "locks"] {
-            let d = path.join(dir);
-            std::fs::create_dir_all(&d).map_err(|e| Error::io("cannot create", &d, e))?;
-        }
-        crate::backend::local_sync_dir(path)?;
-        Ok(config)
-    }
-
-    /// Writes a new config to `backend`; fails if one exists.
-    pub fn init(backend: &Arc<dyn Backend>, options: &InitOptions) -> Result<Config> {
-        let config = Config {
-            id: RepoId::random()?,
-            created_ns: crate::time::now_ns(),
-            chunker: options.chunker,
-            compression_level: options.compression_level,
-            pack_target_bytes: options.pack_target_bytes,
-        };
-        config.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {
-            PutOutcome::Written => Ok(config),
-            PutOutcome::AlreadyExists => Err(Error::RepositoryExists { path: backend.location() }),
-        }
-    }
-
     /// Opens the local repository at `path`.
     pub fn open_local(path: &Path, access: Access, kind: IndexKind) -> Result<Repository> {
-        if !path.join(CONFIG_KEY).is_file() {
-            return Err(Error::NotARepository { path: path.display().to_string() });
-        }
+        require_config(path)?;
         let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
         Self::open(backend, Some(path.join(LOCAL_INDEX_DIR)), access, kind)
     }
@@ -126,7 +99,8 @@ impl Repository {
         };
         let index_path = index_path.filter(|_| kind == IndexKind::Persistent);
         let index = open_index(index_path.as_deref(), access)?;
-        let repo = Repository { backend, config, index, index_path, access, lock_wait: DEFAULT_LOCK_WAIT };
+        let repo =
+            Repository { backend, config, index, index_path, access, lock_wait: DEFAULT_LOCK_WAIT, reserve: None };
         repo.sync_index()?;
         Ok(repo)
     }
@@ -157,13 +131,25 @@ impl Repository {
     }
 }
 
+/// Fails unless the local repository at `path` has its config: with a sentence saying the
+/// repository was never finished when an interrupted `init` left its other parts.
+fn require_config(path: &Path) -> Result<()> {
+    if path.join(CONFIG_KEY).is_file() {
+        return Ok(());
+    }
+    if crate::repo::init::is_unfinished(path) {
+        return Err(Error::UnfinishedRepository { path: path.display().to_string() });
+    }
+    Err(Error::NotARepository { path: path.display().to_string() })
+}
+
 #[cfg(not(feature = "rocksdb"))]
-fn open_index(_path: Option<&Path>, _access: Access) -> Result<Box<dyn ChunkIndex>> {
+pub(crate) fn open_index(_path: Option<&Path>, _access: Access) -> Result<Box<dyn ChunkIndex>> {
     Ok(Box::new(MemIndex::new()))
 }
 
 #[cfg(feature = "rocksdb")]
-fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>> {
+pub(crate) fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>> {
     use crate::index::{OpenMode, OverlayIndex, RocksIndex};
     let Some(path) = path else {
         return Ok(Box::new(MemIndex::new()));
@@ -194,9 +180,7 @@ fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn ChunkIndex>
 
 /// Rebuilds a local repository's index from its pack trailers (see [`repair_index`]).
 pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
-    if !path.join(CONFIG_KEY).is_file() {
-        return Err(Error::NotARepository { path: path.display().to_string() });
-    }
+    require_config(path)?;
     repair_index(Arc::new(LocalBackend::new(path)), &path.join(LOCAL_INDEX_DIR))
 }
 
@@ -213,6 +197,7 @@ pub fn repair_index(backend: Arc<dyn Backend>, index_dir: &Path) -> Result<crate
             index_path: Some(index_dir),
             access: Access::Write,
             lock_wait: DEFAULT_LOCK_WAIT,
+            reserve: None,
         },
         Ok(_) => return Err(Error::Locked(format!("index {} is in use by another process", index_dir.display()))),
         Err(e @ Error::Locked(_)) => return Err(e),
@@ -244,16 +229,24 @@ pub struct AuditOpen {
 impl Repository {
     /// Opens a local repository for `repo check` (see [`Repository::open_for_audit`]).
     pub fn open_local_for_audit(path: &Path, kind: IndexKind) -> Result<AuditOpen> {
-        if !path.join(CONFIG_KEY).is_file() {
-            return Err(Error::NotARepository { path: path.display().to_string() });
-        }
-        Self::open_for_audit(Arc::new(LocalBackend::new(path)), Some(path.join(LOCAL_INDEX_DIR)), kind)
+        Self::open_local_for_audit_waiting(path, kind, DEFAULT_LOCK_WAIT)
+    }
+
+    /// [`Repository::open_local_for_audit`], waiting up to `lock_wait` for a conflicting lock.
+    pub fn open_local_for_audit_waiting(path: &Path, kind: IndexKind, lock_wait: Duration) -> Result<AuditOpen> {
+        require_config(path)?;
+        Self::open_for_audit(Arc::new(LocalBackend::new(path)), Some(path.join(LOCAL_INDEX_DIR)), kind, lock_wait)
     }
 
     /// Opens a repository for `repo check` without changing anything: the index is not synced
     /// (so unindexed packs can be reported) and a damaged config or index is reported instead
     /// of failing the open. Without a usable index dir, the audit rebuilds one in memory.
-    pub fn open_for_audit(backend: Arc<dyn Backend>, index_dir: Option<PathBuf>, kind: IndexKind) -> Result<AuditOpen> {
+    pub fn open_for_audit(
+        backend: Arc<dyn Backend>,
+        index_dir: Option<PathBuf>,
+        kind: IndexKind,
+        lock_wait: Duration,
+    ) -> Result<AuditOpen> {
         let (config, config_error) = match backend.get(CONFIG_KEY) {
             Err(Error::NotFound { .. }) => return Err(Error::NotARepository { path: backend.location() }),
             other => match other.and_then(|b| Config::decode(&b)) {
@@ -263,7 +256,7 @@ impl Repository {
         };
         // Hold a shared lock before reading anything, so a prune cannot change the repository
         // under the audit (a read-only repository is audited without one).
-        let lock = match crate::repo::acquire_lock(&backend, LockKind::Shared, "repo check", DEFAULT_LOCK_WAIT) {
+        let lock = match crate::repo::acquire_lock(&backend, LockKind::Shared, "repo check", lock_wait) {
             Ok(g) => Some(g),
             Err(Error::ReadOnly { .. }) => None,
             Err(e) => return Err(e),
@@ -281,7 +274,8 @@ impl Repository {
             index,
             index_path: index_dir,
             access: Access::Read,
-            lock_wait: DEFAULT_LOCK_WAIT,
+            lock_wait,
+            reserve: None,
         };
         // Packs written since the index was last updated (by a guest, or by another host sharing
         // an object store) go into a private overlay, so their chunks count as present; the

@@ -1,0 +1,201 @@
+//! Creating a repository so that an interrupted `init` leaves nothing or a whole repository.
+//!
+//! The config is what makes a location a repository, so it is written last, after every other
+//! part (layout directories, the index, the space reserve) is complete and durable: a `kill -9`
+//! before it leaves an *unfinished* repository, never a config without its parts. Everything
+//! an unfinished one can hold is re-creatable (empty directories, an empty index, the reserve,
+//! temporary files), so `init` recognises one, clears it and starts again, and other commands
+//! name it ("run `cairn init` again") instead of calling it "not a repository". On object
+//! storage the config is the only object `init` writes, and a PUT is atomic.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::backend::{local_sync_dir, Backend, LocalBackend, PutMode, PutOutcome, RESERVE_FILE, TEMP_PREFIX};
+use crate::error::{Error, Result};
+use crate::repo::config::{Config, RepoId};
+use crate::repo::layout::{CONFIG_KEY, LOCAL_INDEX_DIR, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR};
+use crate::repo::open::open_index;
+use crate::repo::{Access, InitOptions, Repository};
+
+/// The directories of a local repository's layout, created empty by `init`.
+const LAYOUT_DIRS: [&str; 4] = [PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR, LOCKS_DIR];
+
+/// What a local path holds, as far as `init` is concerned.
+#[derive(Debug, PartialEq, Eq)]
+enum Contents {
+    /// Nothing there (or not a directory we can list).
+    Missing,
+    Empty,
+    /// Only what an interrupted `init` leaves, and no config.
+    Unfinished,
+    /// Anything else: not ours to touch.
+    Other,
+}
+
+/// Whether `path` holds an unfinished repository (parts of one, no config).
+pub(crate) fn is_unfinished(path: &Path) -> bool {
+    !path.join(CONFIG_KEY).exists() && contents(path) == Contents::Unfinished
+}
+
+fn contents(path: &Path) -> Contents {
+    let Ok(entries) = std::fs::read_dir(path) else { return Contents::Missing };
+    let mut any = false;
+    for entry in entries {
+        let Ok(entry) = entry else { return Contents::Other };
+        any = true;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with(TEMP_PREFIX)
+            || name == LOCAL_INDEX_DIR
+            || name == RESERVE_FILE
+            || (LAYOUT_DIRS.iter().any(|d| d.trim_end_matches('/') == name) && only_temporaries(&entry.path()));
+        if !ours {
+            return Contents::Other;
+        }
+    }
+    if any {
+        Contents::Unfinished
+    } else {
+        Contents::Empty
+    }
+}
+
+/// A directory holding nothing but temporary files.
+fn only_temporaries(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries
+        .into_iter()
+        .all(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && e.path().is_file()))
+}
+
+/// Removes what an interrupted `init` left, unless another `init` is still at work on it (it
+/// holds the index open).
+fn clear_unfinished(path: &Path) -> Result<()> {
+    let index_dir = path.join(LOCAL_INDEX_DIR);
+    if index_dir.join("CURRENT").exists() {
+        match open_index(Some(&index_dir), Access::Write) {
+            Ok(index) if !index.shared_writer() => {
+                return Err(Error::Locked(format!(
+                    "another `cairn init` is creating a repository at {}",
+                    path.display()
+                )))
+            }
+            Err(e @ Error::Locked(_)) => return Err(e),
+            _ => {}
+        }
+    }
+    let remove = |p: &Path| {
+        let gone = if p.is_dir() { std::fs::remove_dir_all(p) } else { std::fs::remove_file(p) };
+        gone.or_else(|e| if e.kind() == std::io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
+            .map_err(|e| Error::io("cannot remove", p, e))
+    };
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io("cannot list", path, e))? {
+        let entry = entry.map_err(|e| Error::io("cannot list", path, e))?;
+        let p = entry.path();
+        let is_layout = LAYOUT_DIRS.iter().any(|d| d.trim_end_matches('/') == entry.file_name().to_string_lossy());
+        if is_layout {
+            for tmp in std::fs::read_dir(&p).map_err(|e| Error::io("cannot list", &p, e))?.flatten() {
+                remove(&tmp.path())?;
+            }
+        } else {
+            remove(&p)?;
+        }
+    }
+    Ok(())
+}
+
+impl Repository {
+    /// Creates a repository in `path`, which may exist if it is empty or holds an unfinished
+    /// repository (completed here). The config is written last (see the module doc).
+    pub fn init_local(path: &Path, options: &InitOptions) -> Result<Config> {
+        if path.join(CONFIG_KEY).exists() {
+            return Err(Error::RepositoryExists { path: path.display().to_string() });
+        }
+        match contents(path) {
+            Contents::Missing | Contents::Empty => {}
+            Contents::Unfinished => clear_unfinished(path)?,
+            Contents::Other => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} exists and is not empty; give a new or empty directory",
+                    path.display()
+                )))
+            }
+        }
+        crate::io::create_private_dir_all(path).map_err(|e| Error::io("cannot create", path, e))?;
+        for dir in LAYOUT_DIRS {
+            let d = path.join(dir.trim_end_matches('/'));
+            crate::io::create_private_dir_all(&d).map_err(|e| Error::io("cannot create", &d, e))?;
+        }
+        let backend = Arc::new(LocalBackend::new(path));
+        create_index(path)?;
+        backend.restore_reserve()?;
+        local_sync_dir(path)?;
+        // Last: from here on the directory is a repository.
+        let config = Self::init(&(backend as Arc<dyn Backend>), options)?;
+        local_sync_dir(path)?;
+        Ok(config)
+    }
+
+    /// Writes a new config to `backend`; fails if one exists. On object storage this one
+    /// atomic PUT is the whole of `init`.
+    pub fn init(backend: &Arc<dyn Backend>, options: &InitOptions) -> Result<Config> {
+        let config = Config {
+            id: RepoId::random()?,
+            created_ns: crate::time::now_ns(),
+            chunker: options.chunker,
+            compression_level: options.compression_level,
+            pack_target_bytes: options.pack_target_bytes,
+        };
+        config.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {
+            PutOutcome::Written => Ok(config),
+            PutOutcome::AlreadyExists => Err(Error::RepositoryExists { path: backend.location() }),
+        }
+    }
+}
+
+/// Creates the (empty) persistent index and closes it, so the layout is complete before the
+/// config appears.
+fn create_index(path: &Path) -> Result<()> {
+    let index = open_index(Some(&path.join(LOCAL_INDEX_DIR)), Access::Write)?;
+    if !index.shared_writer() {
+        return Err(Error::Locked(format!("another `cairn init` is creating a repository at {}", path.display())));
+    }
+    index.persist()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unfinished_layouts_are_recognised_and_others_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r");
+        assert_eq!(contents(&p), Contents::Missing);
+        std::fs::create_dir(&p).unwrap();
+        assert_eq!(contents(&p), Contents::Empty);
+        std::fs::write(p.join(".tmp-abc"), b"partial config").unwrap();
+        assert_eq!(contents(&p), Contents::Unfinished);
+        std::fs::create_dir(p.join("packs")).unwrap();
+        std::fs::create_dir(p.join("index")).unwrap();
+        assert!(is_unfinished(&p));
+        std::fs::write(p.join("packs").join("ab"), b"x").unwrap();
+        assert_eq!(contents(&p), Contents::Other, "a pack shard is not init's");
+        std::fs::remove_file(p.join("packs").join("ab")).unwrap();
+        std::fs::write(p.join("notes.txt"), b"user file").unwrap();
+        assert_eq!(contents(&p), Contents::Other);
+    }
+
+    #[test]
+    fn init_completes_an_unfinished_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r");
+        std::fs::create_dir_all(p.join("locks")).unwrap();
+        std::fs::write(p.join(".tmp-xyz"), b"half a config").unwrap();
+        Repository::init_local(&p, &InitOptions::default()).unwrap();
+        assert!(p.join(CONFIG_KEY).is_file());
+        assert!(!p.join(".tmp-xyz").exists());
+        assert!(matches!(Repository::init_local(&p, &InitOptions::default()), Err(Error::RepositoryExists { .. })));
+    }
+}
