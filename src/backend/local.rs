@@ -294,7 +294,7 @@ impl Backend for LocalBackend {
 }
 
 /// Recursively visits files under `dir`, naming each by `key_prefix/relative/path`. A missing
-/// directory is an empty listing.
+/// directory is an empty listing, and so is an entry that vanishes while it is listed.
 fn walk_files(dir: &Path, key_prefix: &str, f: &mut dyn FnMut(String, &Path, u64) -> Result<()>) -> Result<()> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -306,7 +306,14 @@ fn walk_files(dir: &Path, key_prefix: &str, f: &mut dyn FnMut(String, &Path, u64
         let name = entry.file_name().to_string_lossy().into_owned();
         let key = format!("{key_prefix}/{name}");
         let path = entry.path();
-        let meta = entry.metadata().map_err(|e| Error::io("cannot stat", &path, e))?;
+        // Another process may remove or rename an entry between the directory read and its
+        // stat: a lock released, a temporary file renamed into place, a pack pruned. Such an
+        // entry is simply not in the listing (as if listed a moment later).
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("cannot stat", &path, e)),
+        };
         if meta.is_dir() {
             walk_files(&path, &key, f)?;
         } else {
@@ -314,4 +321,39 @@ fn walk_files(dir: &Path, key_prefix: &str, f: &mut dyn FnMut(String, &Path, u64
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An entry removed by another process between the directory read and its stat (a lock
+    /// released, a temporary file renamed, a pack pruned) is left out, not an error.
+    #[test]
+    fn listing_skips_entries_that_vanish_while_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = LocalBackend::new(dir.path());
+        for i in 0..64 {
+            backend.put(&format!("locks/{i:02}"), b"x", PutMode::Overwrite).unwrap();
+        }
+        let mut seen = Vec::new();
+        backend
+            .list(LOCKS_DIR_FOR_TEST, &mut |obj| {
+                if seen.is_empty() {
+                    // Everything else goes while the listing is under way.
+                    for e in fs::read_dir(dir.path().join("locks")).unwrap() {
+                        let p = e.unwrap().path();
+                        if !p.ends_with(obj.key.rsplit('/').next().unwrap()) {
+                            fs::remove_file(p).unwrap();
+                        }
+                    }
+                }
+                seen.push(obj.key);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+    }
+
+    const LOCKS_DIR_FOR_TEST: &str = "locks/";
 }

@@ -251,12 +251,15 @@ impl ChunkIndex for RocksIndex {
     }
 
     fn clear(&self) -> Result<()> {
-        // Keys are 32 bytes; 33 0xff bytes sorts after all of them.
+        // Keys are 32 bytes; 33 0xff bytes sorts after all of them. One batch for both column
+        // families: a secondary catching up in between would see packs without their chunks,
+        // and take the packs for indexed (so their chunks for missing).
         let (start, end) = (vec![0u8; 32], vec![0xffu8; 33]);
+        let mut batch = WriteBatch::default();
         for cf in [CF_CHUNKS, CF_PACKS] {
-            self.db.delete_range_cf(self.cf(cf), &start, &end).map_err(|e| self.err(e))?;
+            batch.delete_range_cf(self.cf(cf), &start, &end);
         }
-        Ok(())
+        self.db.write(batch).map_err(|e| self.err(e))
     }
 
     fn describe(&self) -> String {

@@ -56,7 +56,9 @@ impl Repository {
                 report.rebuilt = true;
                 unknown = self.list_packs()?;
             } else {
-                for id in vanished {
+                let gone: HashSet<PackId> = vanished.into_iter().collect();
+                self.relocate_from(&gone)?;
+                for id in gone {
                     self.index.remove_pack(id, None)?;
                 }
             }
@@ -88,6 +90,57 @@ impl Repository {
         Ok(added)
     }
 
+    /// Packs the index names that the backend no longer lists (removed by a prune that ran
+    /// while another process held the index).
+    pub fn vanished_packs(&self) -> Result<HashSet<PackId>> {
+        let listed: HashSet<PackId> = self.list_packs()?.into_iter().map(|(id, _)| id).collect();
+        let mut gone = HashSet::new();
+        self.index.for_each_pack(&mut |id, _| {
+            if !listed.contains(&id) {
+                gone.insert(id);
+            }
+            Ok(())
+        })?;
+        Ok(gone)
+    }
+
+    /// Where the index places chunks in the packs `gone`, finds other copies in the packs that
+    /// exist and records those, so lookups find them; for a view that cannot be rebuilt (a
+    /// secondary with its overlay, an audit). A prune that ran while another process held the
+    /// index kept each chunk's copy *it* located, possibly one in a pack whose entry the
+    /// shared index had overwritten with the copy in the removed pack; hiding the removed
+    /// pack's entries alone would then lose a chunk that exists. Reads every trailer, only when
+    /// packs vanished; memory grows with the chunks of the vanished packs alone.
+    pub fn relocate_from(&self, gone: &HashSet<PackId>) -> Result<u64> {
+        let mut orphans = HashSet::new();
+        self.index.for_each_chunk(&mut |chunk, loc| {
+            if gone.contains(&loc.pack) {
+                orphans.insert(chunk);
+            }
+            Ok(())
+        })?;
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        let packs: Vec<(PackId, u64)> = self.list_packs()?.into_iter().filter(|(id, _)| !gone.contains(id)).collect();
+        let found: Vec<u64> = packs
+            .par_iter()
+            .map(|(id, size)| {
+                let entries = match self.read_trailer(id, *size) {
+                    Ok(e) => e,
+                    Err(e) if e.is_not_found() || matches!(e, crate::error::Error::Corrupt { .. }) => return Ok(0),
+                    Err(e) => return Err(e),
+                };
+                let copies: Vec<BlobEntry> = entries.into_iter().filter(|e| orphans.contains(&e.id)).collect();
+                if !copies.is_empty() {
+                    self.index.add_pack(*id, *size, &copies)?;
+                }
+                Ok(copies.len() as u64)
+            })
+            .collect::<Result<_>>()?;
+        Ok(found.iter().sum())
+    }
+
     /// Drops the index and rebuilds it from every pack's trailer.
     pub fn rebuild_index(&self) -> Result<SyncReport> {
         self.index.clear()?;
@@ -109,13 +162,16 @@ impl Repository {
     }
 
     /// Reads trailers in parallel and records each pack. A pack whose trailer is damaged is
-    /// skipped here (its chunks are simply unknown); `repo check` reports it.
+    /// skipped here (its chunks are simply unknown); `repo check` reports it. So is a pack
+    /// that vanished since it was listed: a process that syncs before it holds its lock (every
+    /// open does) can meet a prune deleting packs; it syncs again under the lock.
     fn ingest(&self, packs: &[(PackId, u64)]) -> Result<u64> {
         let added: Vec<bool> = packs
             .par_iter()
             .map(|(id, size)| match self.read_trailer(id, *size) {
                 Ok(entries) => self.index.add_pack(*id, *size, &entries).map(|_| true),
                 Err(crate::error::Error::Corrupt { .. }) => Ok(false),
+                Err(e) if e.is_not_found() => Ok(false),
                 Err(e) => Err(e),
             })
             .collect::<Result<_>>()?;

@@ -10,7 +10,18 @@ use crate::snapshot::{ChunkList, ChunkRef, Node, NodeContent, Tree};
 
 impl Repository {
     /// Where blob `id` is stored, or a clear error when no pack holds it.
+    ///
+    /// A miss gets a second look before it is an error: packs the index does not know yet are
+    /// ingested and the lookup repeated. Another writer may have published the blob after this
+    /// process last synced its index — a snapshot of the same paths taken by a concurrent
+    /// `snapshot create` is the next one's parent, and its packs (durable before it) are then
+    /// unknown to a process that synced earlier, or that holds the index while the other was a
+    /// guest. Only a blob in no pack that exists now is missing.
     pub fn locate(&self, id: &ChunkId) -> Result<Location> {
+        if let Some(loc) = self.index.get(id)? {
+            return Ok(loc);
+        }
+        self.ingest_unknown_packs()?;
         self.index
             .get(id)?
             .ok_or_else(|| Error::not_found(format!("chunk {id} (in no pack the index knows; run `cairn repo check`)")))

@@ -127,9 +127,16 @@ impl Repository {
         Snapshot::decode(&bytes, &what)
     }
 
-    /// All snapshots, oldest first. Damaged ones are returned as errors in place.
+    /// All snapshots, oldest first. Damaged ones are returned as errors in place. A snapshot
+    /// that vanishes between the listing and its read was forgotten meanwhile (`forget` runs
+    /// beside readers under a shared lock) and is left out.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<Snapshot>)>> {
-        let mut all: Vec<_> = self.snapshot_ids()?.into_iter().map(|id| (id, self.load_snapshot(&id))).collect();
+        let mut all: Vec<_> = self
+            .snapshot_ids()?
+            .into_iter()
+            .map(|id| (id, self.load_snapshot(&id)))
+            .filter(|(_, s)| !s.as_ref().is_err_and(|e| e.is_not_found()))
+            .collect();
         all.sort_by_key(|(id, s)| (s.as_ref().map(|s| s.time_ns).unwrap_or(i64::MIN), *id));
         Ok(all)
     }
@@ -140,7 +147,10 @@ impl Repository {
             SnapshotSpec::Latest => {
                 let mut best: Option<(SnapshotId, Snapshot)> = None;
                 for id in self.snapshot_ids()? {
-                    let snap = self.load_snapshot(&id)?;
+                    let snap = match self.load_snapshot(&id) {
+                        Err(e) if e.is_not_found() => continue, // forgotten since the listing
+                        other => other?,
+                    };
                     if best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
                         best = Some((id, snap));
                     }

@@ -73,7 +73,11 @@ impl Repository {
             Ok(())
         })?;
         for key in keys {
-            let bytes = self.backend().get(&key)?;
+            let bytes = match self.backend().get(&key) {
+                // Forgotten since the listing (`forget` runs beside readers).
+                Err(e) if e.is_not_found() => continue,
+                other => other?,
+            };
             f(WalRecord::decode(&bytes, &format!("WAL record {key}"))?)?;
         }
         Ok(())

@@ -13,6 +13,7 @@
 //! byte ranges it affects.
 
 mod packs;
+mod second_look;
 mod trees;
 
 use std::str::FromStr;
@@ -131,6 +132,8 @@ pub(crate) struct Findings {
     damaged_chunks: std::collections::HashMap<ChunkId, usize>,
     /// File entries that disagree with themselves, by (tree, name), pointing at their finding.
     bad_entries: std::collections::HashMap<(ChunkId, Vec<u8>), usize>,
+    /// Findings of packs the index names but that do not exist; see `second_look`.
+    missing_packs: Vec<usize>,
 }
 
 impl Findings {
@@ -144,9 +147,33 @@ impl Findings {
     }
 }
 
-/// Runs the audit.
+/// Runs the audit; reports as damage only what is still damage after a second look (see
+/// `second_look`: packs written by concurrent writers, index entries of pruned packs).
 pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
     let started = Instant::now();
+    second_look::relocate_from_vanished(&audit.repo)?;
+    let mut unindexed = audit.unindexed_packs.clone();
+    let mut audits = 1;
+    loop {
+        let (mut findings, stats) = audit_once(audit, &unindexed, opts, progress)?;
+        if audits < second_look::MAX_AUDITS && second_look::found_in_new_packs(&audit.repo, &findings, &mut unindexed)?
+        {
+            audits += 1;
+            continue;
+        }
+        second_look::stale_missing_packs(&audit.repo, &mut findings)?;
+        progress.finish();
+        return Ok(CheckReport { findings: findings.list, stats, duration_ms: started.elapsed().as_millis() as u64 });
+    }
+}
+
+/// One audit: both passes over the repository as the index now shows it.
+fn audit_once(
+    audit: &AuditOpen,
+    unindexed: &[crate::id::PackId],
+    opts: &CheckOptions,
+    progress: &dyn Progress,
+) -> Result<(Findings, CheckStats)> {
     let mut findings = Findings::default();
     audit_locks(&audit.repo, &mut findings)?;
     let mut stats = CheckStats::default();
@@ -168,14 +195,16 @@ pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) ->
     let mut trees_stats = CheckStats::default();
     let (packs, trees) = std::thread::scope(|scope| {
         let trees = scope.spawn(|| trees::audit(&audit.repo, &mut trees_alone, &mut trees_stats));
-        let packs =
-            packs::audit(&audit.repo, &audit.unindexed_packs, opts.read_data, &mut findings, &mut stats, progress);
+        let packs = packs::audit(&audit.repo, unindexed, opts.read_data, &mut findings, &mut stats, progress);
         (packs, trees.join())
     });
     packs?;
     let trees = trees.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
     if findings.damaged_chunks.is_empty() {
         trees?;
+        // Keep what pass 2 found damaged, for the second look.
+        let shift = findings.list.len();
+        findings.damaged_chunks.extend(trees_alone.damaged_chunks.iter().map(|(id, idx)| (*id, idx + shift)));
         findings.list.append(&mut trees_alone.list);
     } else {
         trees_stats = CheckStats::default();
@@ -185,8 +214,7 @@ pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) ->
     stats.trees = trees_stats.trees;
     stats.files = trees_stats.files;
     stats.chunk_refs = trees_stats.chunk_refs;
-    progress.finish();
-    Ok(CheckReport { findings: findings.list, stats, duration_ms: started.elapsed().as_millis() as u64 })
+    Ok((findings, stats))
 }
 
 /// Locks of processes that are gone, and locks nobody has refreshed for a long time.

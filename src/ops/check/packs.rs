@@ -186,20 +186,25 @@ fn audit_index_entries(
     findings: &mut Findings,
     stats: &mut CheckStats,
 ) -> HashMap<PackId, u128> {
-    let mut missing: HashMap<PackId, usize> = HashMap::new();
+    // Per pack the listing did not show: the finding naming it, or `None` when a second look
+    // finds it (written after the listing).
+    let mut missing: HashMap<PackId, Option<usize>> = HashMap::new();
     let mut digests: HashMap<PackId, u128> = HashMap::new();
     let scan = repo.index().for_each_chunk(&mut |chunk, loc| {
         stats.index_entries += 1;
         let sum = digests.entry(loc.pack).or_default();
         *sum = sum.wrapping_add(digest.of(&chunk, &loc));
         let idx = match listed.get(&loc.pack) {
-            None => *missing.entry(loc.pack).or_insert_with(|| {
-                findings.add(
-                    Severity::Damage,
-                    format!("pack {}", loc.pack),
-                    "is missing: the index refers to it, but it does not exist",
-                )
-            }),
+            None => {
+                let finding = *missing.entry(loc.pack).or_insert_with(|| missing_pack(repo, &loc.pack, findings));
+                // An entry another one shadows (the chunk now lives in a pack that exists, as
+                // after a repack by a prune that ran while another process held the index)
+                // loses nothing: only chunks the index still places in the gone pack do.
+                match finding {
+                    Some(idx) if !relocated(repo, &chunk, listed) => idx,
+                    _ => return Ok(()),
+                }
+            }
             Some(_) if broken.contains_key(&loc.pack) => broken[&loc.pack],
             Some(size) if u64::from(loc.offset) + u64::from(loc.stored_len) + FOOTER_BYTES as u64 > *size => findings
                 .add(
@@ -217,6 +222,25 @@ fn audit_index_entries(
     }
     digests
 }
+
+/// Records the pack `id`, which index entries name but the listing did not show, as missing
+/// unless a second look finds it; returns the finding.
+fn missing_pack(repo: &Repository, id: &PackId, findings: &mut Findings) -> Option<usize> {
+    if matches!(repo.backend().size(&pack_key(id)), Ok(Some(_))) {
+        return None;
+    }
+    let idx = findings.add(Severity::Damage, format!("pack {id}"), MISSING_PACK);
+    findings.missing_packs.push(idx);
+    Some(idx)
+}
+
+/// Whether the index, asked for `chunk`, places it in a pack that exists.
+fn relocated(repo: &Repository, chunk: &ChunkId, listed: &HashMap<PackId, u64>) -> bool {
+    matches!(repo.index().get(chunk), Ok(Some(loc)) if listed.contains_key(&loc.pack))
+}
+
+/// The problem of a missing pack (see `super::second_look` for when it is only a warning).
+pub(super) const MISSING_PACK: &str = "is missing: the index refers to it, but it does not exist";
 
 /// A pack's trailer compared entry by entry with the index.
 struct Compared {
