@@ -218,7 +218,10 @@ impl Soak {
                 } else {
                     self.restore_errors.lock().unwrap().push(format!("snapshot {id}: {}", diff(&expected, &got)));
                 }
-            } else if gone && run.stderr.contains("not found") {
+            } else if gone && (run.stderr.contains("not found") || run.code == 3) {
+                // Forgotten before the restore found it, or (exit 3) after it resolved the id but
+                // before it held its lock, when a prune removed the data meanwhile: the CLI
+                // resolves the snapshot before `ops::restore` takes the lock.
                 self.restores_forgotten.fetch_add(1, Ordering::Relaxed);
             } else {
                 self.restore_errors.lock().unwrap().push(format!("snapshot {id}: exit {}: {}", run.code, run.stderr));
