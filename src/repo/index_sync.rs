@@ -126,6 +126,11 @@ impl Repository {
         let found: Vec<u64> = packs
             .par_iter()
             .map(|(id, size)| {
+                // Only packs the index knows: recording a few entries of an unknown one would
+                // make it look indexed, and keep its other chunks from being ingested.
+                if self.index.pack_info(id)?.is_none() {
+                    return Ok(0);
+                }
                 let entries = match self.read_trailer(id, *size) {
                     Ok(e) => e,
                     Err(e) if e.is_not_found() || matches!(e, crate::error::Error::Corrupt { .. }) => return Ok(0),

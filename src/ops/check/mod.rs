@@ -153,6 +153,8 @@ pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) ->
     let started = Instant::now();
     second_look::relocate_from_vanished(&audit.repo)?;
     let mut unindexed = audit.unindexed_packs.clone();
+    // Packs written while the relocation read every trailer.
+    unindexed.extend(audit.repo.ingest_unknown_packs()?);
     let mut audits = 1;
     loop {
         let (mut findings, stats) = audit_once(audit, &unindexed, opts, progress)?;
