@@ -9,6 +9,9 @@ fn main() {
     let parsed = cli::Cli::parse();
     let code = match cli::run(parsed) {
         Ok(code) => code,
+        // The reader of our stdout went away (`cairn ls … | head`): stop quietly, as Unix
+        // tools do, with the code of a successful run (ripgrep and git do the same).
+        Err(e) if cli::is_closed_stdout(&e) => 0,
         Err(e) => {
             // Messages may name a repository or endpoint URL: never with its password.
             eprintln!("error: {}", cairn::error::redact_urls(&e.to_string()));

@@ -96,7 +96,11 @@ fn library_walks_of_a_deep_tree_need_no_more_stack_than_a_shallow_one() {
         let (_, a) = repo.resolve_snapshot(&SnapshotSpec::Prefix(older.to_hex())).unwrap();
         let (_, b) = repo.resolve_snapshot(&SnapshotSpec::Prefix(newer.to_hex())).unwrap();
         let mut listed = 0;
-        ops::ls(&repo, &b, None, &mut |_| listed += 1).unwrap();
+        ops::ls(&repo, &b, None, &mut |_| {
+            listed += 1;
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(listed, DEPTH + 2);
         let mut changed = Vec::new();
         ops::diff(&repo, &a, &b, &mut |e| changed.push(e.path)).unwrap();

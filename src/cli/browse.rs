@@ -25,8 +25,11 @@ pub fn ls(ctx: &Context, args: LsArgs) -> Result<i32> {
     let (_, snap) = repo.resolve_snapshot_matching(&args.snapshot.parse::<SnapshotSpec>()?, &args.select.filter())?;
     if ctx.json {
         let mut all = Vec::new();
-        ops::ls(&repo, &snap, args.path.as_deref(), &mut |e| all.push(e))?;
-        super::render::json(&all);
+        ops::ls(&repo, &snap, args.path.as_deref(), &mut |e| {
+            all.push(e);
+            Ok(())
+        })?;
+        super::render::json(&all)?;
     } else {
         ops::ls(&repo, &snap, args.path.as_deref(), &mut |e| {
             let suffix = match (&e.target, e.kind) {
@@ -34,7 +37,7 @@ pub fn ls(ctx: &Context, args: LsArgs) -> Result<i32> {
                 (None, "dir") => "/".to_string(),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "{} {:>5}:{:<5} {:>10}  {}  {}{}",
                 mode_string(e.kind, e.mode),
                 e.uid,
@@ -43,7 +46,7 @@ pub fn ls(ctx: &Context, args: LsArgs) -> Result<i32> {
                 e.mtime,
                 e.path,
                 suffix
-            );
+            )
         })?;
     }
     Ok(exit::OK)

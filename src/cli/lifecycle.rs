@@ -89,16 +89,16 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
         None
     };
     if ctx.json {
-        json(&serde_json::json!({ "forget": report, "prune": prune }));
+        json(&serde_json::json!({ "forget": report, "prune": prune }))?;
         return Ok(exit::OK);
     }
     for d in &report.snapshots {
         let verdict = if d.keep { "keep  " } else { "remove" };
         let why = if d.keep { d.reasons.join(", ") } else { String::new() };
-        println!("{verdict}  {}  {}  {}  {}  {why}", &d.id[..8], d.time, d.host, d.paths.join(" "));
+        outln!("{verdict}  {}  {}  {}  {}  {why}", &d.id[..8], d.time, d.host, d.paths.join(" "))?;
     }
     for w in &report.wal_forgotten {
-        println!("remove  WAL {w}");
+        outln!("remove  WAL {w}")?;
     }
     let verb = if report.dry_run { "would remove" } else { "removed" };
     ctx.say(format!(
@@ -119,7 +119,7 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
     let opts = PruneOptions { max_unused_percent: args.max_unused, dry_run: args.dry_run };
     let plan = ops::prune(&repo, &opts, ctx.progress().as_ref())?;
     if ctx.json {
-        json(&plan);
+        json(&plan)?;
     } else {
         print_prune(ctx, &plan);
     }

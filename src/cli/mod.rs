@@ -1,6 +1,14 @@
 //! The command line: clap types, and one module per command group that turns arguments into
 //! options, calls the library, and renders the report. No repository logic lives here.
 
+/// `println!` that returns a `Result` instead of panicking when stdout is closed; see
+/// [`render::out`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::render::out(format_args!($($arg)*))
+    };
+}
+
 mod browse;
 mod lifecycle;
 mod progress;
@@ -12,6 +20,8 @@ mod snapshot;
 mod wal;
 
 use std::path::PathBuf;
+
+pub use render::is_closed_stdout;
 
 use clap::{Parser, Subcommand};
 
@@ -124,7 +134,8 @@ impl Context {
     /// Prints a human line unless quiet or JSON.
     pub fn say(&self, line: impl AsRef<str>) {
         if !self.quiet && !self.json {
-            println!("{}", line.as_ref());
+            // A closed stdout is noticed by the command's next listing line, or not at all.
+            let _ = outln!("{}", line.as_ref());
         }
     }
 }

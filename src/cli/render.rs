@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use cairn::error::{Error, Result};
+
 /// `8.1 GiB`, `131 MiB`, `512 B`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -105,11 +107,34 @@ pub fn fold_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// Prints `value` as pretty JSON on stdout.
-pub fn json<T: Serialize>(value: &T) {
+pub fn json<T: Serialize>(value: &T) -> Result<()> {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("error: cannot render JSON: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => {
+            eprintln!("error: cannot render JSON: {e}");
+            Ok(())
+        }
     }
+}
+
+/// Writes one line to stdout. A failure is an error rather than `println!`'s panic: a reader
+/// that stops early (`cairn ls … | head`) closes the pipe, and the command must then stop
+/// quietly (`main` exits 0 on a broken pipe), as every Unix tool does.
+pub fn out(line: std::fmt::Arguments) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .map_err(|source| Error::Io { context: STDOUT.into(), source })
+}
+
+const STDOUT: &str = "cannot write to stdout";
+
+/// Whether `e` is [`out`]'s failure on a pipe whose reader went away (and not a broken pipe to
+/// some child process, which is a real failure).
+pub fn is_closed_stdout(e: &Error) -> bool {
+    matches!(e, Error::Io { context, source } if context == STDOUT && source.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
     // Create the index now so the layout is complete.
     drop(ctx.open(Access::Write)?);
     if ctx.json {
-        json(&serde_json::json!({ "location": location.to_string(), "id": config.id.0.to_hex() }));
+        json(&serde_json::json!({ "location": location.to_string(), "id": config.id.0.to_hex() }))?;
     } else {
         ctx.say(format!("created repository {} at {location}", &config.id.0.to_hex()[..8]));
     }
@@ -136,29 +136,29 @@ fn info(ctx: &Context) -> Result<i32> {
         locks: repo.describe_locks()?,
     };
     if ctx.json {
-        json(&view);
+        json(&view)?;
     } else {
-        println!("repository   {}", view.location);
-        println!("id           {}", view.id);
-        println!("format       version {}", view.format_version);
-        println!("created      {}", view.created);
-        println!(
+        outln!("repository   {}", view.location)?;
+        outln!("id           {}", view.id)?;
+        outln!("format       version {}", view.format_version)?;
+        outln!("created      {}", view.created)?;
+        outln!(
             "chunks       FastCDC min {} / avg {} / max {}",
             bytes(u64::from(c.chunker.min_bytes)),
             bytes(u64::from(c.chunker.avg_bytes)),
             bytes(u64::from(c.chunker.max_bytes))
-        );
-        println!("compression  zstd level {}", view.compression_level);
-        println!(
+        )?;
+        outln!("compression  zstd level {}", view.compression_level)?;
+        outln!(
             "packs        {} ({}), target {}",
             count(view.packs),
             bytes(view.pack_bytes),
             bytes(u64::from(view.pack_target_bytes))
-        );
-        println!("snapshots    {}", count(view.snapshots));
-        println!("index        {}", view.index);
+        )?;
+        outln!("snapshots    {}", count(view.snapshots))?;
+        outln!("index        {}", view.index)?;
         for l in &view.locks {
-            println!("lock         {l}");
+            outln!("lock         {l}")?;
         }
     }
     Ok(exit::OK)
@@ -167,7 +167,7 @@ fn info(ctx: &Context) -> Result<i32> {
 fn repair_index(ctx: &Context) -> Result<i32> {
     let report = ctx.connect().repair_index(&ctx.location()?)?;
     if ctx.json {
-        json(&report);
+        json(&report)?;
     } else {
         ctx.say(format!("rebuilt the index from {} packs", count(report.packs_added)));
     }
@@ -184,12 +184,12 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
     let progress = ctx.progress();
     let report = ops::check(&audit, &CheckOptions { read_data }, progress.as_ref())?;
     if ctx.json {
-        json(&report);
+        json(&report)?;
     } else {
         for f in &report.findings {
             let prefix = if f.severity == Severity::Warning { "warning: " } else { "" };
             if f.affects.is_empty() {
-                println!("{prefix}{}: {}", f.object, f.problem);
+                outln!("{prefix}{}: {}", f.object, f.problem)?;
             }
             for a in &f.affects {
                 let what = match (a.path.is_empty(), a.bytes) {
@@ -201,7 +201,7 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
                         format!("snapshot {} ({}) {}", &a.snapshot[..8], a.time, a.path)
                     }
                 };
-                println!("{prefix}{}: {} — affects {what}", f.object, f.problem);
+                outln!("{prefix}{}: {} — affects {what}", f.object, f.problem)?;
             }
         }
         let s = &report.stats;
@@ -241,7 +241,7 @@ fn unlock(ctx: &Context, all: bool) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
     let removed = repo.unlock(all)?;
     if ctx.json {
-        json(&removed);
+        json(&removed)?;
     } else {
         for r in &removed {
             ctx.say(format!("removed {r}"));
@@ -256,7 +256,7 @@ fn copy(ctx: &Context, from: &str) -> Result<i32> {
     let dst = ctx.open(Access::Write)?;
     let report = ops::copy(&src, &dst, ctx.progress().as_ref())?;
     if ctx.json {
-        json(&report);
+        json(&report)?;
     } else {
         ctx.say(format!(
             "copied {} snapshots ({} already there) and {} WAL files ({} already there): {} blobs, {}",

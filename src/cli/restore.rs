@@ -140,7 +140,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
             eprintln!("warning: {w}");
         }
         if ctx.json {
-            json(&report);
+            json(&report)?;
             return Ok(finish(&report.restore));
         }
         ctx.say(format!(
@@ -192,12 +192,12 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
         eprintln!("warning: {w}");
     }
     if ctx.json {
-        json(&report);
+        json(&report)?;
         return Ok(finish(&report));
     }
     if mode == Mode::DryRun && !ctx.quiet {
         for p in &report.plan {
-            println!("{:<9} {:<7} {:>10}  {}", p.action, p.kind, bytes(p.bytes), p.path);
+            outln!("{:<9} {:<7} {:>10}  {}", p.action, p.kind, bytes(p.bytes), p.path)?;
         }
     }
     let code = finish(&report);

@@ -157,7 +157,7 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
             snapshot: view(&report.id, &report.snapshot),
             skipped: report.skipped.clone(),
             changed_while_reading: report.changed_while_reading.clone(),
-        });
+        })?;
     } else {
         let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
         ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
@@ -198,14 +198,20 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
         }
     }
     if ctx.json {
-        json(&rows.iter().map(|(id, s)| view(id, s)).collect::<Vec<_>>());
+        json(&rows.iter().map(|(id, s)| view(id, s)).collect::<Vec<_>>())?;
     } else {
-        println!(
+        outln!(
             "{:<8}  {:<20}  {:<12}  {:>9}  {:>9}  {:>9}  {:<12}  PATHS",
-            "ID", "TIME", "HOST", "FILES", "SIZE", "ADDED", "TAGS"
-        );
+            "ID",
+            "TIME",
+            "HOST",
+            "FILES",
+            "SIZE",
+            "ADDED",
+            "TAGS"
+        )?;
         for (id, s) in &rows {
-            println!(
+            outln!(
                 "{:<8}  {:<20}  {:<12}  {:>9}  {:>9}  {:>9}  {:<12}  {}",
                 id.short(),
                 cairn::time::format_ns_secs(s.time_ns),
@@ -215,7 +221,7 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
                 bytes(s.summary.bytes_added),
                 s.tags.join(","),
                 s.paths_lossy().join(" ")
-            );
+            )?;
         }
         ctx.say(format!("{} snapshots", rows.len()));
     }
@@ -226,25 +232,25 @@ fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
     let (id, s) = repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &select.filter())?;
     if ctx.json {
-        json(&view(&id, &s));
+        json(&view(&id, &s))?;
         return Ok(exit::OK);
     }
     let sum = &s.summary;
-    println!("snapshot     {id}");
-    println!("time         {}", format_ns(s.time_ns));
-    println!("host         {}", s.host);
-    println!("paths        {}", s.paths_lossy().join(" "));
-    println!("tags         {}", s.tags.join(", "));
-    println!("parent       {}", s.parent.map(|p| p.to_hex()).unwrap_or_else(|| "none".into()));
-    println!("root tree    {}", s.root);
-    println!("files        {} ({} dirs, {} symlinks)", count(sum.files), count(sum.dirs), count(sum.symlinks));
-    println!("size         {}", bytes(sum.bytes));
-    println!("read         {} in {} files", bytes(sum.bytes_read), count(sum.files_read));
-    println!("added        {} in {} chunks", bytes(sum.bytes_added), count(sum.chunks_added));
-    println!("stored       {} in {} packs", bytes(sum.bytes_stored), count(sum.packs_written));
-    println!("skipped      {}", count(sum.skipped));
-    println!("duration     {}", duration_ms(sum.duration_ms));
-    println!("written by   {}", s.tool);
+    outln!("snapshot     {id}")?;
+    outln!("time         {}", format_ns(s.time_ns))?;
+    outln!("host         {}", s.host)?;
+    outln!("paths        {}", s.paths_lossy().join(" "))?;
+    outln!("tags         {}", s.tags.join(", "))?;
+    outln!("parent       {}", s.parent.map(|p| p.to_hex()).unwrap_or_else(|| "none".into()))?;
+    outln!("root tree    {}", s.root)?;
+    outln!("files        {} ({} dirs, {} symlinks)", count(sum.files), count(sum.dirs), count(sum.symlinks))?;
+    outln!("size         {}", bytes(sum.bytes))?;
+    outln!("read         {} in {} files", bytes(sum.bytes_read), count(sum.files_read))?;
+    outln!("added        {} in {} chunks", bytes(sum.bytes_added), count(sum.chunks_added))?;
+    outln!("stored       {} in {} packs", bytes(sum.bytes_stored), count(sum.packs_written))?;
+    outln!("skipped      {}", count(sum.skipped))?;
+    outln!("duration     {}", duration_ms(sum.duration_ms))?;
+    outln!("written by   {}", s.tool)?;
     Ok(exit::OK)
 }
 
@@ -256,7 +262,7 @@ fn diff(ctx: &Context, a: &str, b: &str, select: &SelectArgs) -> Result<i32> {
     let mut entries = Vec::new();
     ops::diff(&repo, &sa, &sb, &mut |e| entries.push(e))?;
     if ctx.json {
-        json(&entries);
+        json(&entries)?;
         return Ok(exit::OK);
     }
     let (mut added, mut removed, mut modified) = (0, 0, 0);
@@ -280,7 +286,7 @@ fn diff(ctx: &Context, a: &str, b: &str, select: &SelectArgs) -> Result<i32> {
             }
         };
         let kind = if e.kind == "dir" { "/" } else { "" };
-        println!("{mark}  {}{kind}  {size}", e.path);
+        outln!("{mark}  {}{kind}  {size}", e.path)?;
     }
     ctx.say(format!("{added} added, {removed} removed, {modified} modified"));
     Ok(exit::OK)

@@ -65,7 +65,7 @@ fn push(ctx: &Context, path: &std::path::Path, stream: &str) -> Result<i32> {
     let repo = ctx.open(Access::Write)?;
     let report = wal::push(&repo, path, stream)?;
     if ctx.json {
-        json(&report);
+        json(&report)?;
     } else if report.already_archived {
         ctx.say(format!(
             "{}/{} was already archived at {}; nothing stored",
@@ -89,7 +89,7 @@ fn fetch(ctx: &Context, name: &str, dest: &std::path::Path, stream: &str) -> Res
     match wal::fetch(&repo, stream, name, dest)? {
         Some(r) => {
             if ctx.json {
-                json(&wal::WalEntry::from(&r));
+                json(&wal::WalEntry::from(&r))?;
             }
             Ok(exit::OK)
         }
@@ -104,12 +104,12 @@ fn list(ctx: &Context, stream: Option<&str>, since: Option<String>, until: Optio
     let until = until.as_deref().map(cairn::time::parse_timestamp).transpose()?;
     let entries = wal::list(&repo, stream, since, until)?;
     if ctx.json {
-        json(&entries);
+        json(&entries)?;
         return Ok(exit::OK);
     }
-    println!("{:<12}  {:<40}  {:>10}  ARCHIVED", "STREAM", "NAME", "SIZE");
+    outln!("{:<12}  {:<40}  {:>10}  ARCHIVED", "STREAM", "NAME", "SIZE")?;
     for e in &entries {
-        println!("{:<12}  {:<40}  {:>10}  {}", e.stream, e.name, bytes(e.size), e.archived_at);
+        outln!("{:<12}  {:<40}  {:>10}  {}", e.stream, e.name, bytes(e.size), e.archived_at)?;
     }
     ctx.say(format!("{} files", count(entries.len() as u64)));
     Ok(exit::OK)

@@ -46,7 +46,14 @@ fn push_name(path: &mut String, name: &[u8]) {
 }
 
 /// Lists everything at and below absolute `path` (default `/`), depth first, sorted by name.
-pub fn ls(repo: &Repository, snapshot: &Snapshot, path: Option<&str>, f: &mut dyn FnMut(LsEntry)) -> Result<()> {
+/// Calls `f` for each entry, depth first; an error from `f` (say, a closed stdout) stops the
+/// listing and is returned.
+pub fn ls(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    path: Option<&str>,
+    f: &mut dyn FnMut(LsEntry) -> Result<()>,
+) -> Result<()> {
     let path = path.unwrap_or("/");
     let start = if path == "/" {
         root_node(snapshot)
@@ -56,7 +63,7 @@ pub fn ls(repo: &Repository, snapshot: &Snapshot, path: Option<&str>, f: &mut dy
     };
     let clean = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     if path != "/" {
-        f(ls_entry(clean, &start));
+        f(ls_entry(clean, &start))?;
     }
     walk(repo, &start, clean, f)
 }
@@ -64,7 +71,7 @@ pub fn ls(repo: &Repository, snapshot: &Snapshot, path: Option<&str>, f: &mut dy
 /// Lists what is below `node` (at `path`) depth first, without recursion: a stack of the
 /// entries still to list at each level and one path buffer, so a tree of any depth lists in
 /// memory that grows by one level's remaining entries per level.
-fn walk(repo: &Repository, node: &Node, path: &str, f: &mut dyn FnMut(LsEntry)) -> Result<()> {
+fn walk(repo: &Repository, node: &Node, path: &str, f: &mut dyn FnMut(LsEntry) -> Result<()>) -> Result<()> {
     if !node.is_dir() {
         return Ok(());
     }
@@ -77,7 +84,7 @@ fn walk(repo: &Repository, node: &Node, path: &str, f: &mut dyn FnMut(LsEntry)) 
         };
         path.truncate(*len);
         push_name(&mut path, &child.name);
-        f(ls_entry(&path, &child));
+        f(ls_entry(&path, &child))?;
         if child.is_dir() {
             stack.push((children(repo, &child)?.nodes.into_iter(), path.len()));
         }
