@@ -76,6 +76,11 @@ pub enum Error {
     #[error("repository is locked: {0}")]
     Locked(String),
 
+    /// Input cairn cannot store within the format's bounds (for example a directory whose tree
+    /// would be a larger blob than a pack may hold).
+    #[error("{0}")]
+    TooLarge(String),
+
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 

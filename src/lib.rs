@@ -9,9 +9,9 @@
 //!
 //! ```text
 //! interface     cli (binary only)
-//! operations    ops::{backup, restore, browse, select}
-//! repository    repo (config, layout, index sync, write session, snapshots)
-//! blocks        chunker, pack, index, snapshot, fs, backend, progress
+//! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
+//! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
+//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress
 //! foundation    error, id, codec, io, time
 //! ```
 

@@ -141,3 +141,27 @@ fn write_overlap_seed() {
     pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
     fs::write(seeds_dir("pack").join("overlapping"), &pack.bytes).unwrap();
 }
+
+/// The fuzz targets are declared once, in `fuzz/Cargo.toml` (`scripts/fuzz.sh` runs that
+/// list): each must have its file in `fuzz/fuzz_targets/` and be replayed here, and nothing
+/// here may be missing from the list.
+#[test]
+fn every_declared_fuzz_target_is_replayed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let manifest = fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut declared: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \"")?.strip_suffix('"'))
+        .filter(|n| *n != "cairn-fuzz")
+        .collect();
+    declared.sort_unstable();
+    let mut files: Vec<String> = fs::read_dir(root.join("fuzz_targets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    files.sort_unstable();
+    let mut replayed: Vec<&str> = targets::TARGETS.iter().map(|(n, _)| *n).collect();
+    replayed.sort_unstable();
+    assert_eq!(declared, files, "fuzz/Cargo.toml and fuzz/fuzz_targets/ disagree");
+    assert_eq!(declared, replayed, "fuzz/Cargo.toml and fuzz/targets.rs TARGETS disagree");
+}

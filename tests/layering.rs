@@ -73,27 +73,78 @@ fn lower_layers_never_use_upper_ones() {
     assert!(violations.is_empty(), "layering violations:\n{}", violations.into_iter().collect::<Vec<_>>().join("\n"));
 }
 
-/// Top-level modules named in `crate::x` paths, including `use crate::{a, b}` groups.
+/// Top-level modules named in `crate::x` paths, including `use crate::{a, b::{c, d}}` groups.
 fn regex_lite_crate_refs() -> impl Fn(&str) -> BTreeSet<String> {
-    |text: &str| {
-        let mut found = BTreeSet::new();
-        for (i, _) in text.match_indices("crate::") {
-            let rest = &text[i + "crate::".len()..];
-            if let Some(group) = rest.strip_prefix('{') {
-                let end = group.find('}').unwrap_or(group.len());
-                for item in group[..end].split(',') {
-                    let name: String = item.trim().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    |text: &str| module_refs(text, "crate::")
+}
+
+/// Top-level modules named after `prefix` (`crate::` or `cairn::`): `prefix x::…` names `x`,
+/// and a group `prefix {a, b::{c, d}, e}` names `a`, `b` and `e` (only its outermost items:
+/// nested groups are skipped by brace depth, not cut at the first `}`).
+fn module_refs(text: &str, prefix: &str) -> BTreeSet<String> {
+    let ident = |s: &str| -> String { s.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect() };
+    let mut found = BTreeSet::new();
+    for (i, _) in text.match_indices(prefix) {
+        let rest = &text[i + prefix.len()..];
+        let Some(group) = rest.strip_prefix('{') else {
+            found.insert(ident(rest));
+            continue;
+        };
+        let (mut depth, mut item_start) = (0usize, true);
+        for (j, c) in group.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' if depth == 0 => item_start = true,
+                c if c.is_whitespace() => {}
+                _ if item_start && depth == 0 => {
+                    item_start = false;
+                    let name = ident(&group[j..]);
                     if !name.is_empty() {
                         found.insert(name);
                     }
                 }
-            } else {
-                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
-                found.insert(name);
+                _ => {}
             }
         }
-        found
+        found.remove("");
     }
+    found.remove("");
+    found
+}
+
+#[test]
+fn nested_use_groups_name_every_top_level_module() {
+    let refs = module_refs("use crate::{fs::{a, b}, repo::{X, Y}, ops};\nlet x = crate::pack::y;", "crate::");
+    let names: Vec<&str> = refs.iter().map(String::as_str).collect();
+    assert_eq!(names, ["fs", "ops", "pack", "repo"]);
+}
+
+/// Library modules the command line may not reach into: it renders what `ops` and `repo`
+/// return, and storage internals stay behind them (DESIGN.md: "the CLI holds no logic that a
+/// library user would need").
+const CLI_FORBIDDEN: &[&str] = &["pack", "index", "backend", "codec", "io", "fs"];
+
+#[test]
+fn the_command_line_uses_only_the_library_surface() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = vec![src.join("main.rs")];
+    rust_files(&src.join("cli"), &mut files);
+    let mut violations = BTreeSet::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for target in module_refs(&text, "cairn::") {
+            if CLI_FORBIDDEN.contains(&target.as_str()) {
+                violations.insert(format!("{} uses cairn::{target}", file.strip_prefix(&src).unwrap().display()));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "the CLI reaches past ops/repo:\n{}",
+        violations.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 fn ops_refs(text: &str) -> BTreeSet<String> {

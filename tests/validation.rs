@@ -123,3 +123,26 @@ fn overlapping_blob_ranges_in_a_pack_trailer_reject_the_pack() {
     let short = &crafted_id.to_hex()[..12];
     assert_rejected(&c, &[short, "overlap", "/data/bad"]);
 }
+
+/// The writer and the pack reader agree on the largest blob: a tree (or chunk) over
+/// `MAX_BLOB_RAW_BYTES` is refused when stored, with a sentence saying why, and nothing of it
+/// reaches a pack. (Records may be up to 1 GiB, so a tree between the two limits used to be
+/// written, and its whole pack then read as corrupt.)
+#[test]
+fn a_blob_larger_than_a_pack_may_hold_is_refused_when_written() {
+    let c = Crafted::new();
+    let repo = c.open();
+    let session = WriteSession::new(&repo);
+    let over = vec![7u8; cairn::pack::MAX_BLOB_RAW_BYTES as usize + 1];
+    for kind in [BlobKind::Tree, BlobKind::Data] {
+        let err = session.store(kind, &over).unwrap_err();
+        assert!(matches!(err, cairn::Error::TooLarge(_)), "{kind:?}: {err}");
+        assert!(err.to_string().contains("larger than"), "{err}");
+    }
+    let small = store_tree(&session, vec![]);
+    session.flush().unwrap();
+    // The session is still usable, and what it wrote reads back.
+    assert!(repo.load_tree(&small).unwrap().nodes.is_empty());
+    let ran = cairn(&c.path(), &["repo", "check", "--read-data"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+}

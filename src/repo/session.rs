@@ -13,9 +13,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::PutMode;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::ChunkId;
-use crate::pack::{encode_blob, BlobKind, EncodedBlob, PackBuilder};
+use crate::pack::{encode_blob, BlobKind, EncodedBlob, PackBuilder, MAX_BLOB_RAW_BYTES};
 use crate::repo::layout::pack_key;
 use crate::repo::Repository;
 use crate::snapshot::{ChunkList, ChunkRef, ListPiece, NodeContent, LIST_PIECE_CHUNKS};
@@ -126,7 +126,22 @@ impl<'r> WriteSession<'r> {
 
     /// Stores the blobs among `items` (id, plaintext) that the repository lacks; compresses
     /// them in parallel. Returns the plaintext bytes that were new.
+    ///
+    /// A blob larger than a pack reader accepts ([`MAX_BLOB_RAW_BYTES`]) is refused here:
+    /// written, it would make its whole pack unreadable, unrelated blobs included.
     pub fn store_many(&self, kind: BlobKind, items: &[(ChunkId, &[u8])]) -> Result<u64> {
+        if let Some((_, data)) = items.iter().find(|(_, data)| data.len() > MAX_BLOB_RAW_BYTES as usize) {
+            return Err(Error::TooLarge(format!(
+                "a {} of {} bytes is larger than the {} bytes a pack can hold; a directory with this many \
+                 entries cannot be stored (split it into subdirectories)",
+                match kind {
+                    BlobKind::Data => "chunk",
+                    BlobKind::Tree => "directory listing",
+                },
+                data.len(),
+                MAX_BLOB_RAW_BYTES
+            )));
+        }
         let ids: Vec<ChunkId> = items.iter().map(|(id, _)| *id).collect();
         let generation = self.open.lock().unwrap_or_else(|p| p.into_inner()).packs_indexed;
         let known = self.repo.index.get_many(&ids)?;
@@ -174,7 +189,8 @@ impl<'r> WriteSession<'r> {
             if stored_meanwhile {
                 return Ok(false);
             }
-            let raw_len = u32::try_from(raw_len).expect("chunks and trees are far below 4 GiB");
+            // `store_many` refused anything over MAX_BLOB_RAW_BYTES (512 MiB).
+            let raw_len = raw_len as u32;
             open.builder(kind).add(id, kind, raw_len, &blob);
             open.pending.insert(id);
             let target = self.repo.config.pack_target_bytes as usize;
