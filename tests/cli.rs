@@ -115,8 +115,10 @@ fn unknown_snapshot_is_named() {
     let o = cairn.run(&["restore", "latest", "--target", "/tmp/x"]);
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).contains("no snapshots"), "{}", stderr(&o));
+    // Malformed or absent, the argument names no snapshot: the same exit 1 (issue 18).
     let o = cairn.run(&["snapshot", "show", "not-hex!"]);
-    assert_eq!(code(&o), 2);
+    assert_eq!(code(&o), 1);
+    assert!(stderr(&o).contains("give an id, a hex id prefix or `latest`"), "{}", stderr(&o));
 }
 
 #[test]

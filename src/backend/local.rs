@@ -208,7 +208,7 @@ impl Backend for LocalBackend {
         }
     }
 
-    fn delete_temporary(&self, key: &str) -> Result<()> {
+    fn delete_temporary(&self, key: &str) -> Result<bool> {
         let is_temp = key.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX));
         if !is_temp || key.split('/').any(|c| c == ".." || c.is_empty()) {
             return Err(Error::InvalidArgument(format!("{key:?} is not a temporary file")));
@@ -222,11 +222,11 @@ impl Backend for LocalBackend {
             .and_then(|t| t.elapsed().ok())
             .is_none_or(|age| age < std::time::Duration::from_secs(TEMP_MIN_AGE_SECS));
         if young {
-            return Ok(());
+            return Ok(false);
         }
         match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
             Err(e) => Err(Error::io("cannot delete", &path, e)),
         }
     }

@@ -95,8 +95,9 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
 
-    /// Deletes one of the leftovers [`Backend::stray_temporaries`] named.
-    fn delete_temporary(&self, _key: &str) -> Result<()> {
-        Ok(())
+    /// Deletes one of the leftovers [`Backend::stray_temporaries`] named; false when it was
+    /// kept because it may still be a write in progress (younger than an hour).
+    fn delete_temporary(&self, _key: &str) -> Result<bool> {
+        Ok(false)
     }
 }

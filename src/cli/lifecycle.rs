@@ -5,7 +5,7 @@ use clap::Args;
 use cairn::error::{exit, Result};
 use cairn::ops::{self, ForgetOptions, KeepPolicy, PruneOptions};
 
-use super::render::{bytes, count, json};
+use super::render::{bytes, count, json, plural};
 use super::Context;
 
 #[derive(Args)]
@@ -101,12 +101,15 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
         outln!("remove  WAL {w}")?;
     }
     let verb = if report.dry_run { "would remove" } else { "removed" };
+    let kept = match report.wal_kept {
+        0 => String::new(),
+        n => format!(", kept {}", plural(n as u64, "WAL file")),
+    };
     ctx.say(format!(
-        "{verb} {} of {} snapshots and {} WAL files ({} kept)",
-        report.forgotten(),
-        report.snapshots.len(),
-        report.wal_forgotten.len(),
-        report.wal_kept
+        "{verb} {} of {} and {}{kept}",
+        count(report.forgotten() as u64),
+        plural(report.snapshots.len() as u64, "snapshot"),
+        plural(report.wal_forgotten.len() as u64, "WAL file"),
     ));
     if let Some(p) = &prune {
         print_prune(ctx, p);
@@ -128,23 +131,32 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
 
 fn print_prune(ctx: &Context, p: &ops::PrunePlan) {
     ctx.say(format!(
-        "marked data of {} snapshots and {} WAL files; {} packs hold {} ({} used, {} unused)",
-        count(p.snapshots),
-        count(p.wal_records),
-        count(p.packs),
+        "marked the data of {} and {}; {} hold {} ({} used, {} unused)",
+        plural(p.snapshots, "snapshot"),
+        plural(p.wal_records, "WAL file"),
+        plural(p.packs, "pack"),
         bytes(p.pack_bytes),
         bytes(p.used_bytes),
         bytes(p.unused_bytes)
     ));
-    let verb = if p.dry_run { "would" } else { "did" };
+    let removed = p.temporary_files.len() - p.temporary_kept.len();
+    let (delete, repack, remove) =
+        if p.dry_run { ("would delete", "repack", "remove") } else { ("deleted", "repacked", "removed") };
+    // Freed counts whole packs (their headers and trailers too), so it can exceed "unused".
     ctx.say(format!(
-        "{verb} delete {} packs, repack {} packs ({} copied), remove {} temporary files: {} freed",
-        count(p.delete.len() as u64),
-        count(p.repack.len() as u64),
+        "{delete} {}, {repack} {} ({} copied), {remove} {}: {} freed",
+        plural(p.delete.len() as u64, "unused pack"),
+        plural(p.repack.len() as u64, "pack"),
         bytes(p.repack_bytes),
-        count(p.temporary_files.len() as u64),
+        plural(removed as u64, "temporary file"),
         bytes(p.freed_bytes)
     ));
+    if !p.temporary_kept.is_empty() {
+        ctx.say(format!(
+            "kept {} younger than an hour: they may be writes still in progress",
+            plural(p.temporary_kept.len() as u64, "temporary file")
+        ));
+    }
     if let Some(why) = &p.repack_stopped {
         eprintln!("warning: repacked {} of {} packs: {why}", p.repacked, p.repack.len());
     }

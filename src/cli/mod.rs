@@ -37,7 +37,9 @@ use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Option
                   WAL, embedded databases) in a repository, and restores them byte for byte.\n\n\
                   The repository comes from --repo or the CAIRN_REPO environment variable.\n\
                   Exit codes: 0 ok, 1 failed, 2 usage, 3 finished but some files were skipped, 4 damage found by repo check, \
-                  10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository."
+                  10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository.\n\
+                  restic's and borg's command names `backup` (`create`), `snapshots` (`list`) and `check` \
+                  also work."
 )]
 pub struct Cli {
     /// Repository location: a local directory, or s3://BUCKET/PREFIX for S3-compatible object
@@ -94,6 +96,15 @@ enum Command {
     /// Inspect and maintain the repository.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// restic's and borg's names for cairn's commands, so their users' habits work: `backup`
+    /// (borg `create`) is `snapshot create`, `snapshots` (borg `list`) is `snapshot list`,
+    /// `check` is `repo check`. Hidden from the command list; see docs/cli.md.
+    #[command(hide = true, alias = "create")]
+    Backup(snapshot::CreateArgs),
+    #[command(hide = true, alias = "list")]
+    Snapshots(snapshot::ListArgs),
+    #[command(hide = true)]
+    Check(repo::CheckArgs),
 }
 
 /// Global options every command sees.
@@ -173,5 +184,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Prune(args) => lifecycle::prune(&ctx, args),
         Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
+        Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(args)),
+        Command::Snapshots(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::List(args)),
+        Command::Check(args) => repo::run(&ctx, repo::RepoCommand::Check(args)),
     }
 }

@@ -40,6 +40,15 @@ pub fn count_of(n: u64, one: &str, many: &str) -> String {
     format!("{} {}", count(n), if n == 1 { one } else { many })
 }
 
+/// `1 file`, `12,431 files`, `2 index entries`: English plural of a regular noun.
+pub fn plural(n: u64, noun: &str) -> String {
+    let many = match noun.strip_suffix('y') {
+        Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{stem}ies"),
+        _ => format!("{noun}s"),
+    };
+    count_of(n, noun, &many)
+}
+
 /// `45 ms`, `4.2 s`, `0:42`, `1:02:03`.
 pub fn duration_ms(ms: u64) -> String {
     let secs = ms / 1000;
@@ -148,6 +157,9 @@ mod tests {
         assert_eq!(bytes((81 << 30) / 10), "8.1 GiB");
         assert_eq!(count(12431), "12,431");
         assert_eq!(count(7), "7");
+        assert_eq!(plural(1, "file"), "1 file");
+        assert_eq!(plural(2, "index entry"), "2 index entries");
+        assert_eq!(plural(1234, "key"), "1,234 keys");
         assert_eq!(duration_ms(42_000), "0:42");
         assert_eq!(duration_ms(45), "45 ms");
         assert_eq!(duration_ms(4_240), "4.2 s");

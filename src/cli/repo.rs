@@ -9,7 +9,7 @@ use cairn::repo::{Access, InitOptions};
 
 use cairn::ops::{self, CheckOptions, ReadData, Severity};
 
-use super::render::{bytes, count, count_of, duration_ms, json};
+use super::render::{bytes, count, count_of, duration_ms, json, plural};
 use super::Context;
 
 #[derive(Args)]
@@ -169,7 +169,7 @@ fn repair_index(ctx: &Context) -> Result<i32> {
     if ctx.json {
         json(&report)?;
     } else {
-        ctx.say(format!("rebuilt the index from {} packs", count(report.packs_added)));
+        ctx.say(format!("rebuilt the index from {}", plural(report.packs_added, "pack")));
     }
     Ok(exit::OK)
 }
@@ -209,22 +209,22 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
         let warnings = report.findings.len() - damage;
         let read = if s.packs_read > 0 {
             format!(
-                "; read {} in {} packs, verified {} chunks",
+                "; read {} in {}, verified {}",
                 bytes(s.bytes_read),
-                count(s.packs_read),
-                count(s.blobs_verified)
+                plural(s.packs_read, "pack"),
+                plural(s.blobs_verified, "blob")
             )
         } else {
             String::new()
         };
         ctx.say(format!(
-            "checked {} snapshots, {} trees, {} files ({} chunk references), {} packs, {} index entries{read} in {}",
-            count(s.snapshots),
-            count(s.trees),
-            count(s.files),
-            count(s.chunk_refs),
-            count(s.packs),
-            count(s.index_entries),
+            "checked {}, {}, {} ({}), {}, {}{read} in {}",
+            plural(s.snapshots, "snapshot"),
+            plural(s.trees, "tree"),
+            plural(s.files, "file"),
+            plural(s.chunk_refs, "chunk reference"),
+            plural(s.packs, "pack"),
+            plural(s.index_entries, "index entry"),
             duration_ms(report.duration_ms)
         ));
         let n = |k: usize, one: &str, many: &str| count_of(k as u64, one, many);
@@ -259,12 +259,12 @@ fn copy(ctx: &Context, from: &str) -> Result<i32> {
         json(&report)?;
     } else {
         ctx.say(format!(
-            "copied {} snapshots ({} already there) and {} WAL files ({} already there): {} blobs, {}",
-            count(report.snapshots_copied),
+            "copied {} ({} already there) and {} ({} already there): {}, {}",
+            plural(report.snapshots_copied, "snapshot"),
             count(report.snapshots_present),
-            count(report.wal_copied),
+            plural(report.wal_copied, "WAL file"),
             count(report.wal_present),
-            count(report.blobs_copied),
+            plural(report.blobs_copied, "blob"),
             bytes(report.bytes_copied)
         ));
     }

@@ -12,7 +12,7 @@ use cairn::snapshot::{Snapshot, Summary};
 use cairn::time::format_ns;
 use cairn::SnapshotId;
 
-use super::render::{bytes, count, duration_ms, fold_paths, json};
+use super::render::{bytes, count, duration_ms, fold_paths, json, plural};
 use super::select::SelectArgs;
 use super::Context;
 
@@ -169,8 +169,8 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
 /// `processed 12,431 files, 8.1 GiB in 0:42; added 131 MiB (52 MiB stored)`.
 pub fn summary_line(s: &Summary) -> String {
     format!(
-        "processed {} files, {} in {}; added {} ({} stored)",
-        count(s.files),
+        "processed {}, {} in {}; added {} ({} stored)",
+        plural(s.files, "file"),
         bytes(s.bytes),
         duration_ms(s.duration_ms),
         bytes(s.bytes_added),
@@ -223,7 +223,7 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
                 s.paths_lossy().join(" ")
             )?;
         }
-        ctx.say(format!("{} snapshots", rows.len()));
+        ctx.say(plural(rows.len() as u64, "snapshot"));
     }
     Ok(if damaged { exit::CORRUPT } else { exit::OK })
 }
@@ -243,11 +243,11 @@ fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
     outln!("tags         {}", s.tags.join(", "))?;
     outln!("parent       {}", s.parent.map(|p| p.to_hex()).unwrap_or_else(|| "none".into()))?;
     outln!("root tree    {}", s.root)?;
-    outln!("files        {} ({} dirs, {} symlinks)", count(sum.files), count(sum.dirs), count(sum.symlinks))?;
+    outln!("files        {} ({}, {})", count(sum.files), plural(sum.dirs, "dir"), plural(sum.symlinks, "symlink"))?;
     outln!("size         {}", bytes(sum.bytes))?;
-    outln!("read         {} in {} files", bytes(sum.bytes_read), count(sum.files_read))?;
-    outln!("added        {} in {} chunks", bytes(sum.bytes_added), count(sum.chunks_added))?;
-    outln!("stored       {} in {} packs", bytes(sum.bytes_stored), count(sum.packs_written))?;
+    outln!("read         {} in {}", bytes(sum.bytes_read), plural(sum.files_read, "file"))?;
+    outln!("added        {} in {}", bytes(sum.bytes_added), plural(sum.chunks_added, "chunk"))?;
+    outln!("stored       {} in {}", bytes(sum.bytes_stored), plural(sum.packs_written, "pack"))?;
     outln!("skipped      {}", count(sum.skipped))?;
     outln!("duration     {}", duration_ms(sum.duration_ms))?;
     outln!("written by   {}", s.tool)?;

@@ -8,7 +8,7 @@ use cairn::error::{exit, Result};
 use cairn::ops::wal::{self, DEFAULT_STREAM};
 use cairn::repo::Access;
 
-use super::render::{bytes, count, json};
+use super::render::{bytes, json, plural};
 use super::Context;
 
 #[derive(Subcommand)]
@@ -111,6 +111,6 @@ fn list(ctx: &Context, stream: Option<&str>, since: Option<String>, until: Optio
     for e in &entries {
         outln!("{:<12}  {:<40}  {:>10}  {}", e.stream, e.name, bytes(e.size), e.archived_at)?;
     }
-    ctx.say(format!("{} files", count(entries.len() as u64)));
+    ctx.say(plural(entries.len() as u64, "WAL file"));
     Ok(exit::OK)
 }

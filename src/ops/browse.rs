@@ -10,7 +10,11 @@ use crate::snapshot::{Node, NodeContent, Snapshot};
 /// One listed entry.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct LsEntry {
+    /// The path as text; bytes that are not UTF-8 become U+FFFD here.
     pub path: String,
+    /// The exact path bytes, present only when `path` could not hold them (not UTF-8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path_bytes: Option<Vec<u8>>,
     pub kind: &'static str,
     pub mode: u32,
     pub uid: u32,
@@ -21,9 +25,10 @@ pub struct LsEntry {
     pub target: Option<String>,
 }
 
-fn ls_entry(path: &str, n: &Node) -> LsEntry {
+fn ls_entry(path: &[u8], n: &Node) -> LsEntry {
     LsEntry {
-        path: path.to_string(),
+        path: String::from_utf8_lossy(path).into_owned(),
+        path_bytes: std::str::from_utf8(path).is_err().then(|| path.to_vec()),
         kind: n.kind_name(),
         mode: n.mode,
         uid: n.uid,
@@ -38,11 +43,11 @@ fn ls_entry(path: &str, n: &Node) -> LsEntry {
 }
 
 /// Appends `/name` to a directory's path (`/` itself ends with one already).
-fn push_name(path: &mut String, name: &[u8]) {
-    if !path.ends_with('/') {
-        path.push('/');
+fn push_name(path: &mut Vec<u8>, name: &[u8]) {
+    if path.last() != Some(&b'/') {
+        path.push(b'/');
     }
-    path.push_str(&String::from_utf8_lossy(name));
+    path.extend_from_slice(name);
 }
 
 /// Lists everything at and below absolute `path` (default `/`), depth first, sorted by name.
@@ -54,7 +59,19 @@ pub fn ls(
     path: Option<&str>,
     f: &mut dyn FnMut(LsEntry) -> Result<()>,
 ) -> Result<()> {
-    let path = path.unwrap_or("/");
+    // A relative path is relative to the snapshot's own path (`ls latest data/svc` in a
+    // snapshot of /srv/app lists /srv/app/data/svc), as restore's --include takes it.
+    let absolute;
+    let path = match path {
+        None => "/",
+        Some(p) if p.starts_with('/') => p,
+        Some(p) => {
+            let (origin, _) = crate::ops::select::restore_origin(repo, snapshot)?;
+            let origin = String::from_utf8_lossy(&origin).trim_end_matches('/').to_string();
+            absolute = format!("{origin}/{}", p.trim_start_matches("./"));
+            &absolute
+        }
+    };
     let start = if path == "/" {
         root_node(snapshot)
     } else {
@@ -63,7 +80,7 @@ pub fn ls(
     };
     let clean = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     if path != "/" {
-        f(ls_entry(clean, &start))?;
+        f(ls_entry(clean.as_bytes(), &start))?;
     }
     walk(repo, &start, clean, f)
 }
@@ -75,7 +92,7 @@ fn walk(repo: &Repository, node: &Node, path: &str, f: &mut dyn FnMut(LsEntry) -
     if !node.is_dir() {
         return Ok(());
     }
-    let mut path = path.to_string();
+    let mut path = path.as_bytes().to_vec();
     let mut stack = vec![(children(repo, node)?.nodes.into_iter(), path.len())];
     while let Some((entries, len)) = stack.last_mut() {
         let Some(child) = entries.next() else {
@@ -116,7 +133,7 @@ pub struct DiffEntry {
 /// (same id) are skipped without being read. Walks without recursion (see [`walk`]): one
 /// frame per level, merging the two directories' sorted entries.
 pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot, f: &mut dyn FnMut(DiffEntry)) -> Result<()> {
-    let mut path = String::from("/");
+    let mut path = b"/".to_vec();
     let mut stack: Vec<DiffFrame> = Vec::new();
     stack.extend(DiffFrame::open(repo, Some(&root_node(a)), Some(&root_node(b)), path.len())?);
     while let Some(top) = stack.last_mut() {
@@ -127,7 +144,7 @@ pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot, f: &mut dyn FnMut(Dif
         path.truncate(top.path_len);
         let name = x.as_ref().or(y.as_ref()).map(|n| n.name.as_slice()).unwrap_or_default();
         push_name(&mut path, name);
-        if report(x.as_ref(), y.as_ref(), &path, f) {
+        if report(x.as_ref(), y.as_ref(), &String::from_utf8_lossy(&path), f) {
             stack.extend(DiffFrame::open(repo, x.as_ref(), y.as_ref(), path.len())?);
         }
     }

@@ -60,7 +60,11 @@ pub struct PrunePlan {
     pub repack_bytes: u64,
     /// Bytes the deletions free (minus the repacked copies).
     pub freed_bytes: u64,
+    /// Temporary files left by interrupted writes: removed when older than an hour.
     pub temporary_files: Vec<String>,
+    /// Those of `temporary_files` kept because they are younger than an hour: they may be a
+    /// write still in progress.
+    pub temporary_kept: Vec<String>,
     pub dry_run: bool,
     /// Packs of `repack` that were repacked (all of them unless the repack stopped).
     pub repacked: u64,
@@ -119,7 +123,9 @@ pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) ->
     progress.phase("prune: delete", None);
     delete_packs(repo, &to_delete)?;
     for t in &plan.temporary_files {
-        repo.backend().delete_temporary(t)?;
+        if !repo.backend().delete_temporary(t)? {
+            plan.temporary_kept.push(t.clone());
+        }
     }
     // Most unused first: the most space freed for each byte copied, should space run out.
     to_repack.sort_by(|a, b| b.unused_bytes.cmp(&a.unused_bytes).then(a.id.cmp(&b.id)));

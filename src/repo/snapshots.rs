@@ -24,7 +24,8 @@ impl FromStr for SnapshotSpec {
         } else if is_hex_prefix(s) {
             Ok(SnapshotSpec::Prefix(s.to_ascii_lowercase()))
         } else {
-            Err(Error::InvalidArgument(format!("{s:?} is not a snapshot id, id prefix or `latest`")))
+            // Exit 1 like an id that matches nothing (`show 0000`): both name no snapshot.
+            Err(Error::not_found(format!("snapshot {s:?} (give an id, a hex id prefix or `latest`)")))
         }
     }
 }
