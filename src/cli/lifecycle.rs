@@ -103,7 +103,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     let verb = if report.dry_run { "would remove" } else { "removed" };
     let kept = match report.wal_kept {
         0 => String::new(),
-        n => format!(", kept {}", plural(n as u64, "WAL file")),
+        n => format!(", kept {}", plural(n, "WAL file")),
     };
     ctx.say(format!(
         "{verb} {} of {} and {}{kept}",
