@@ -76,6 +76,10 @@ pub enum Error {
     #[error("repository is locked: {0}")]
     Locked(String),
 
+    /// A hook (`--pre`, `--post`, …) failed; the sentence names the stage, the command and how.
+    #[error("{0}")]
+    Hook(String),
+
     /// Input cairn cannot store within the format's bounds (for example a directory whose tree
     /// would be a larger blob than a pack may hold).
     #[error("{0}")]

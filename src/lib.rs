@@ -11,7 +11,7 @@
 //! interface     cli (binary only)
 //! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
 //! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
-//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress
+//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks
 //! foundation    error, id, codec, io, time
 //! ```
 
@@ -20,6 +20,7 @@ pub mod chunker;
 pub mod codec;
 pub mod error;
 pub mod fs;
+pub mod hooks;
 pub mod id;
 pub mod index;
 pub mod io;

@@ -12,7 +12,7 @@ fn layer(module: &str) -> Option<u8> {
         "error" => 0,
         "id" => 1,
         "codec" | "io" | "time" => 2,
-        "chunker" | "pack" | "index" | "snapshot" | "fs" | "backend" | "progress" | "pg" => 3,
+        "chunker" | "pack" | "index" | "snapshot" | "fs" | "backend" | "progress" | "pg" | "hooks" => 3,
         "repo" => 4,
         "ops" => 5,
         _ => return None,

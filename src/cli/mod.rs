@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod browse;
+mod hooks;
 mod lifecycle;
 mod progress;
 mod render;
@@ -98,7 +99,7 @@ enum Command {
     Repo(repo::RepoCommand),
     /// restic's and borg's names for cairn's commands, so their users' habits work: `backup`
     /// (borg `create`) is `snapshot create`, `snapshots` (borg `list`) is `snapshot list`,
-    /// `check` is `repo check`. Hidden from the command list; see docs/cli.md.
+    /// `check` is `repo check`. Hidden from the command list.
     #[command(hide = true, alias = "create")]
     Backup(snapshot::CreateArgs),
     #[command(hide = true, alias = "list")]

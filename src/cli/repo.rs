@@ -14,8 +14,8 @@ use super::Context;
 
 #[derive(Args)]
 pub struct InitArgs {
-    /// zstd compression level for stored chunks (0 = store uncompressed; see
-    /// docs/performance.md for why 2 is the default).
+    /// zstd compression level for stored chunks (0 = store uncompressed; higher levels store
+    /// less and write more slowly).
     #[arg(long, default_value_t = cairn::repo::DEFAULT_COMPRESSION_LEVEL, value_parser = clap::value_parser!(i32).range(0..=22))]
     compression: i32,
     /// Average chunk size in KiB (min is a quarter, max four times). Fixed for the

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
-use cairn::error::{exit, Error, Result};
+use cairn::error::{exit, redact_urls, Error, Result};
 use cairn::ops::{self, restore::Mode, restore::Overwrite, PitrOptions, RestoreOptions, RestoreReport};
 use cairn::repo::{Access, SnapshotSpec};
 
+use super::hooks::{around, report as report_hooks, HookArgs, Outcome};
 use super::render::{bytes, count, count_of, duration_ms, fold_lines, fold_paths, json};
 use super::select::SelectArgs;
 use super::Context;
@@ -86,6 +87,10 @@ pub struct RestoreArgs {
     wal_dir: Option<PathBuf>,
     #[command(flatten)]
     select: SelectArgs,
+    /// Stop the service before (`--pre`) and start it after (`--post`, or `--finally` to
+    /// start it even when the restore failed).
+    #[command(flatten)]
+    hooks: HookArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -119,6 +124,25 @@ fn cancel_on_signals() -> Option<Arc<AtomicBool>> {
 }
 
 pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
+    let hooks = args.hooks.hooks()?;
+    let env = vec![
+        ("CAIRN_COMMAND".to_string(), "restore".to_string()),
+        ("CAIRN_REPO".to_string(), ctx.location().map(|l| redact_urls(&l.to_string())).unwrap_or_default()),
+        ("CAIRN_TARGET".to_string(), args.target.as_ref().map(|t| t.display().to_string()).unwrap_or_default()),
+    ];
+    // The restore stops by itself on SIGINT/SIGTERM (exit 130), and the hooks then run.
+    let (code, runs) = around(
+        &hooks,
+        env,
+        false,
+        || restore(ctx, args),
+        |code| Outcome { success: *code == exit::OK, env: vec![("CAIRN_EXIT_CODE".into(), code.to_string())] },
+    );
+    report_hooks(&runs);
+    code
+}
+
+fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
     let repo = ctx.open(Access::Read)?;
     let progress = ctx.progress();
     let cancel = cancel_on_signals();

@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use cairn::error::{exit, Result};
+use cairn::error::{exit, redact_urls, Result};
+use cairn::hooks::HookRun;
 use cairn::ops::{self, BackupOptions, Change, Skipped};
 use cairn::repo::{Access, SnapshotSpec};
 use cairn::snapshot::{Snapshot, Summary};
 use cairn::time::format_ns;
 use cairn::SnapshotId;
 
+use super::hooks::{around, report as report_hooks, HookArgs, Outcome};
 use super::render::{bytes, count, duration_ms, fold_paths, json, plural};
 use super::select::SelectArgs;
 use super::Context;
@@ -67,12 +69,17 @@ pub struct CreateArgs {
     /// Treat matching files (a name pattern like '*.log', or a path pattern with '/') as
     /// append-only: one that grew since the parent is read only from its last chunk on, after
     /// that chunk is re-hashed to prove the old content unchanged (repeatable). Only for files
-    /// that are never rewritten in place (segment logs, WAL); see docs/design.md.
+    /// that are never rewritten in place (segment logs, WAL): only the old tail is re-hashed,
+    /// so a change further back in a file that also grew would be missed.
     #[arg(long, value_name = "PATTERN")]
     append_only: Vec<String>,
     /// Record this time as the snapshot's instead of now (e.g. when importing old backups).
+    /// RFC 3339 (`2026-12-03T10:00:00Z`, `2026-12-03T11:00:00+01:00`), "YYYY-MM-DD HH:MM[:SS]"
+    /// (UTC) or Unix seconds (`1764756000`).
     #[arg(long, value_name = "TIME")]
     time: Option<String>,
+    #[command(flatten)]
+    hooks: HookArgs,
 }
 
 #[derive(Args)]
@@ -128,9 +135,56 @@ struct CreateOutput {
     snapshot: SnapshotView,
     skipped: Vec<Skipped>,
     changed_while_reading: Vec<String>,
+    hooks: Vec<HookRun>,
 }
 
 fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
+    let hooks = args.hooks.hooks()?;
+    let env = vec![
+        ("CAIRN_COMMAND".to_string(), "snapshot create".to_string()),
+        ("CAIRN_REPO".to_string(), ctx.location().map(|l| redact_urls(&l.to_string())).unwrap_or_default()),
+        ("CAIRN_PATHS".to_string(), args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")),
+    ];
+    let (report, runs) = around(
+        &hooks,
+        env,
+        true,
+        || create_snapshot(ctx, args),
+        |r| Outcome {
+            // A snapshot written without some unreadable files (exit 3) is still a snapshot.
+            success: true,
+            env: vec![
+                ("CAIRN_SNAPSHOT_ID".into(), r.id.to_hex()),
+                ("CAIRN_BYTES_ADDED".into(), r.snapshot.summary.bytes_added.to_string()),
+                ("CAIRN_FILES".into(), r.snapshot.summary.files.to_string()),
+            ],
+        },
+    );
+    report_hooks(&runs);
+    let report = report?;
+    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
+        eprintln!("warning: skipped {line}");
+    }
+    for p in &report.changed_while_reading {
+        eprintln!("warning: {p} changed size while being read; stored as read");
+    }
+    let s = &report.snapshot.summary;
+    if ctx.json {
+        json(&CreateOutput {
+            snapshot: view(&report.id, &report.snapshot),
+            skipped: report.skipped.clone(),
+            changed_while_reading: report.changed_while_reading.clone(),
+            hooks: runs,
+        })?;
+    } else {
+        let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
+        ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
+        ctx.say(summary_line(s));
+    }
+    Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
+}
+
+fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport> {
     let repo = ctx.open(Access::Write)?;
     let opts = BackupOptions {
         paths: args.paths,
@@ -144,26 +198,7 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
         ..Default::default()
     };
     let progress = ctx.progress();
-    let report = ops::backup(&repo, &opts, progress.as_ref())?;
-    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
-        eprintln!("warning: skipped {line}");
-    }
-    for p in &report.changed_while_reading {
-        eprintln!("warning: {p} changed size while being read; stored as read");
-    }
-    let s = &report.snapshot.summary;
-    if ctx.json {
-        json(&CreateOutput {
-            snapshot: view(&report.id, &report.snapshot),
-            skipped: report.skipped.clone(),
-            changed_while_reading: report.changed_while_reading.clone(),
-        })?;
-    } else {
-        let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
-        ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
-        ctx.say(summary_line(s));
-    }
-    Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
+    ops::backup(&repo, &opts, progress.as_ref())
 }
 
 /// `processed 12,431 files, 8.1 GiB in 0:42; added 131 MiB (52 MiB stored)`.
