@@ -5,13 +5,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{assert_same_tree, write_file};
+use common::{assert_same_tree, manifest, write_file};
 
 struct Env {
     dir: tempfile::TempDir,
@@ -52,29 +51,6 @@ impl Env {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Every entry below `root`, by relative path: kind, mode, and content hash or link target.
-fn manifest(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let m = fs::symlink_metadata(&p).unwrap();
-            let rel = p.strip_prefix(root).unwrap().display().to_string();
-            let what = if m.file_type().is_symlink() {
-                format!("link {}", fs::read_link(&p).unwrap().display())
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                format!("dir {:o} {}", m.mode() & 0o7777, m.uid())
-            } else {
-                format!("file {:o} {} {}", m.mode() & 0o7777, m.uid(), blake3::hash(&fs::read(&p).unwrap()))
-            };
-            out.insert(rel, what);
-        }
-    }
-    out
 }
 
 /// A source tree with a directory `conf/`, a file `data.bin` and a symlink `link`.

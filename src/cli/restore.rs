@@ -71,6 +71,12 @@ pub struct RestoreArgs {
     /// replaced files would be lost; stop the service first).
     #[arg(long)]
     force: bool,
+    /// All or nothing: restore into a staging directory beside the target, and only when every
+    /// file is complete and verified swap it with the target in one atomic rename (the old tree
+    /// is removed, or kept with --backup-existing). If anything fails the target is untouched.
+    /// Replaces the whole target, so it takes no --include/--exclude.
+    #[arg(long, conflicts_with_all = ["dry_run", "verify_only", "include", "exclude", "overwrite", "delete", "at"])]
+    atomic: bool,
     /// Do not restore owners (the default when not running as root).
     #[arg(long)]
     no_owner: bool,
@@ -211,6 +217,9 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
         force: args.force,
         cancel,
     };
+    if args.atomic {
+        return atomic(ctx, &repo, &id, &snap, &opts, progress.as_ref());
+    }
     let report = ops::restore(&repo, &id, &snap, &opts, progress.as_ref())?;
     for w in fold_lines(report.warnings.iter().map(String::as_str)) {
         eprintln!("warning: {w}");
@@ -226,6 +235,38 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
     }
     let code = finish(&report);
     summary(ctx, &report, &target, mode);
+    Ok(code)
+}
+
+fn atomic(
+    ctx: &Context,
+    repo: &cairn::Repository,
+    id: &cairn::SnapshotId,
+    snap: &cairn::snapshot::Snapshot,
+    opts: &RestoreOptions,
+    progress: &dyn cairn::progress::Progress,
+) -> Result<i32> {
+    let report = ops::restore_atomic(repo, id, snap, opts, progress)?;
+    for w in fold_lines(report.restore.warnings.iter().map(String::as_str)) {
+        eprintln!("warning: {w}");
+    }
+    if ctx.json {
+        json(&report)?;
+        return Ok(finish(&report.restore));
+    }
+    let code = finish(&report.restore);
+    if !report.applied {
+        ctx.say(format!(
+            "nothing changed in {}: --atomic restores all or nothing, and {} could not be restored (listed above)",
+            opts.target.display(),
+            count_of(report.restore.failed.len() as u64, "path", "paths")
+        ));
+        return Ok(code);
+    }
+    summary(ctx, &report.restore, &opts.target, Mode::Write);
+    if let Some(previous) = &report.previous {
+        ctx.say(format!("the previous tree is kept at {previous}"));
+    }
     Ok(code)
 }
 

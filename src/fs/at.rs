@@ -126,6 +126,18 @@ impl DirFd {
         Ok(rustix::fs::renameat_with(self, from, self, to, rustix::fs::RenameFlags::NOREPLACE)?)
     }
 
+    /// Swaps what `a` and `b` name, atomically (`renameat2(RENAME_EXCHANGE)`): at no instant
+    /// does either name point at nothing or at a mix.
+    pub fn exchange(&self, a: &[u8], b: &[u8]) -> io::Result<()> {
+        let (a, b) = (OsStr::from_bytes(a), OsStr::from_bytes(b));
+        Ok(rustix::fs::renameat_with(self, a, self, b, rustix::fs::RenameFlags::EXCHANGE)?)
+    }
+
+    /// Flushes this directory's entries (after renames that must survive a crash).
+    pub fn sync(&self) -> io::Result<()> {
+        Ok(rustix::fs::fsync(self)?)
+    }
+
     /// Makes `to` a second name of `from` (the entry itself: a symlink is linked, not its
     /// target).
     pub fn link(&self, from: &[u8], to: &[u8]) -> io::Result<()> {

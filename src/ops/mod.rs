@@ -16,7 +16,9 @@ pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{copy, CopyReport};
 pub use forget::{forget, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
-pub use restore::{restore, restore_at, PitrOptions, PitrReport, RestoreOptions, RestoreReport};
+pub use restore::{
+    restore, restore_at, restore_atomic, AtomicReport, PitrOptions, PitrReport, RestoreOptions, RestoreReport,
+};
 
 /// An entry an operation could not handle, and why; operations report these instead of failing.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]

@@ -225,3 +225,26 @@ fn collect(p: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// Every entry below `root`, by relative path: kind, mode, and content hash or link target.
+pub fn manifest(root: &Path) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let m = fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let what = if m.file_type().is_symlink() {
+                format!("link {}", fs::read_link(&p).unwrap().display())
+            } else if m.is_dir() {
+                stack.push(p.clone());
+                format!("dir {:o} {}", m.mode() & 0o7777, m.uid())
+            } else {
+                format!("file {:o} {} {}", m.mode() & 0o7777, m.uid(), blake3::hash(&fs::read(&p).unwrap()))
+            };
+            out.insert(rel, what);
+        }
+    }
+    out
+}

@@ -17,12 +17,14 @@
 //! by chunk where their content already matches ([`delta`]).
 
 mod aside;
+mod atomic;
 mod batch;
 mod delta;
 mod live;
 mod pitr;
 mod walker;
 
+pub use atomic::{restore_atomic, AtomicReport};
 pub use pitr::{restore_at, PitrOptions, PitrReport};
 
 use std::path::PathBuf;
