@@ -24,7 +24,7 @@ pub mod exit {
     pub const NO_REPOSITORY: i32 = 10;
     /// The repository is locked by another process.
     pub const LOCKED: i32 = 11;
-    /// The repository uses a format version this build does not understand.
+    /// The repository uses a format version or a feature this build does not understand.
     pub const UNSUPPORTED_VERSION: i32 = 12;
     /// A repository file that must be intact is damaged (config, snapshot, tree, pack).
     pub const CORRUPT: i32 = 13;
@@ -48,6 +48,9 @@ pub enum Error {
 
     #[error("{what} has format version {found}, but this cairn supports version {supported}")]
     UnsupportedVersion { what: String, found: u32, supported: u32 },
+
+    #[error("the repository uses feature {feature:?} that this cairn does not support; use a newer cairn")]
+    UnsupportedFeature { feature: String },
 
     #[error("{what} is corrupt: {detail}")]
     Corrupt { what: String, detail: String },
@@ -147,7 +150,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::NotARepository { .. } | Error::UnfinishedRepository { .. } => exit::NO_REPOSITORY,
-            Error::UnsupportedVersion { .. } => exit::UNSUPPORTED_VERSION,
+            Error::UnsupportedVersion { .. } | Error::UnsupportedFeature { .. } => exit::UNSUPPORTED_VERSION,
             Error::Corrupt { .. } => exit::CORRUPT,
             Error::Locked(_) => exit::LOCKED,
             Error::Interrupted { .. } => exit::INTERRUPTED,

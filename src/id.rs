@@ -136,6 +136,10 @@ typed_id!(
 );
 
 impl ChunkId {
+    /// Names no blob (no data hashes to all zero bits): marks a run of zero bytes (a hole) in
+    /// a file's chunk list, stored without data (tree version 2).
+    pub const ZERO_RUN: ChunkId = ChunkId(Digest([0; ID_BYTES]));
+
     pub fn of(data: &[u8]) -> Self {
         ChunkId(Digest::of(data))
     }

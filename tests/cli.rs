@@ -138,11 +138,23 @@ fn newer_format_version_exits_12() {
     let (_dir, cairn) = setup();
     let config_path = cairn.repo.join("config");
     let config = cairn::repo::Config::decode(&fs::read(&config_path).unwrap()).unwrap();
-    let newer = cairn::codec::seal(cairn::codec::RecordKind::Config, 2, &config).unwrap();
+    let newer = cairn::codec::seal(cairn::codec::RecordKind::Config, 3, &config).unwrap();
     fs::write(&config_path, newer).unwrap();
     let o = cairn.run(&["snapshot", "list"]);
     assert_eq!(code(&o), 12);
-    assert!(stderr(&o).contains("format version 2, but this cairn supports version 1"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("format version 3, but this cairn supports version 2"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_unknown_feature_exits_12_naming_it() {
+    let (_dir, cairn) = setup();
+    let config_path = cairn.repo.join("config");
+    let mut config = cairn::repo::Config::decode(&fs::read(&config_path).unwrap()).unwrap();
+    config.features.push(cairn::repo::Feature { name: "encryption".into(), params: Vec::new() });
+    fs::write(&config_path, config.encode().unwrap()).unwrap();
+    let o = cairn.run(&["snapshot", "list"]);
+    assert_eq!(code(&o), 12);
+    assert!(stderr(&o).contains("uses feature \"encryption\" that this cairn does not support"), "{}", stderr(&o));
 }
 
 #[test]

@@ -124,7 +124,7 @@ fn info(ctx: &Context) -> Result<i32> {
     let view = InfoView {
         location: repo.location(),
         id: c.id.0.to_hex(),
-        format_version: cairn::repo::REPO_FORMAT_VERSION,
+        format_version: c.format_version,
         created: cairn::time::format_ns(c.created_ns),
         chunker: c.chunker,
         compression_level: c.compression_level,

@@ -136,6 +136,8 @@ struct CreateOutput {
     skipped: Vec<Skipped>,
     changed_while_reading: Vec<String>,
     hooks: Vec<HookRun>,
+    special_files: u64,
+    metadata_not_stored: u64,
 }
 
 fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
@@ -168,12 +170,21 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
     for p in &report.changed_while_reading {
         eprintln!("warning: {p} changed size while being read; stored as read");
     }
+    if report.metadata_not_stored > 0 {
+        eprintln!(
+            "warning: {} entries have extended attributes or hard links that this format version 1 \
+             repository cannot store; `cairn repo copy` into a new repository keeps them from the next snapshot on",
+            count(report.metadata_not_stored)
+        );
+    }
     let s = &report.snapshot.summary;
     if ctx.json {
         json(&CreateOutput {
             snapshot: view(&report.id, &report.snapshot),
             skipped: report.skipped.clone(),
             changed_while_reading: report.changed_while_reading.clone(),
+            special_files: report.special_files,
+            metadata_not_stored: report.metadata_not_stored,
             hooks: runs,
         })?;
     } else {

@@ -1,7 +1,9 @@
 //! Entries under a directory handle: every name is resolved relative to an open directory,
 //! one component at a time, and no symlink is ever followed. This is how a restore stays inside
 //! its target: a path string built and then opened would follow whatever symlinks the target
-//! (or a hostile snapshot) put in the way.
+//! (or a hostile snapshot) put in the way. The snapshot walk reads through the same handles:
+//! a walk by descriptor works at any depth (the path of a 10 000-level tree exceeds
+//! `PATH_MAX`) and cannot be redirected by a symlink swapped in mid-walk.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -10,8 +12,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+
+use super::meta::FileMeta;
+use super::special::NodeKind;
 
 /// Prefix of the names a restore writes files under before renaming them into place. Entries
 /// with this prefix in a restored directory are leftovers of an interrupted restore.
@@ -26,8 +31,10 @@ pub enum Occupant {
     },
     Dir,
     Symlink,
-    /// FIFO, socket or device.
-    Special,
+    /// FIFO, socket or device (`rdev` is 0 for FIFOs and sockets).
+    Special { kind: NodeKind, rdev: u64 },
+    /// A file type the kernel reports that cairn does not know.
+    Other,
 }
 
 impl Occupant {
@@ -36,7 +43,8 @@ impl Occupant {
             Occupant::File { .. } => "file",
             Occupant::Dir => "dir",
             Occupant::Symlink => "symlink",
-            Occupant::Special => "special",
+            Occupant::Special { kind, .. } => kind.name(),
+            Occupant::Other => "unknown",
         }
     }
 }
@@ -138,10 +146,23 @@ impl DirFd {
         Ok(rustix::fs::fsync(self)?)
     }
 
-    /// Makes `to` a second name of `from` (the entry itself: a symlink is linked, not its
-    /// target).
-    pub fn link(&self, from: &[u8], to: &[u8]) -> io::Result<()> {
-        Ok(rustix::fs::linkat(self, OsStr::from_bytes(from), self, OsStr::from_bytes(to), AtFlags::empty())?)
+    /// Makes `to` in directory `to_dir` a second name of `from` in this one (the entry itself:
+    /// without `AT_SYMLINK_FOLLOW` a symlink is linked, not its target). Fails with
+    /// `AlreadyExists` rather than replacing `to`.
+    pub fn link(&self, from: &[u8], to_dir: &DirFd, to: &[u8]) -> io::Result<()> {
+        Ok(rustix::fs::linkat(self, OsStr::from_bytes(from), to_dir, OsStr::from_bytes(to), AtFlags::empty())?)
+    }
+
+    /// Links `from` (in this directory) under a fresh temporary name in `to_dir`; returns the
+    /// name. A restore renames it over the real name, so a hard link appears atomically.
+    pub fn link_temp(&self, from: &[u8], to_dir: &DirFd) -> io::Result<Vec<u8>> {
+        loop {
+            let name = temp_name();
+            match self.link(from, to_dir, &name) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                other => return other.map(|()| name),
+            }
+        }
     }
 
     /// Creates a symlink to `target` under a fresh temporary name; returns the name.
@@ -159,6 +180,16 @@ impl DirFd {
     /// The target of symlink `name`.
     pub fn read_link(&self, name: &[u8]) -> io::Result<Vec<u8>> {
         Ok(rustix::fs::readlinkat(self, OsStr::from_bytes(name), Vec::new())?.into_bytes())
+    }
+
+    /// `lstat` of `name`: never follows a symlink.
+    pub fn stat(&self, name: &[u8]) -> io::Result<FileMeta> {
+        Ok(FileMeta::from_stat(&rustix::fs::statat(self, OsStr::from_bytes(name), AtFlags::SYMLINK_NOFOLLOW)?))
+    }
+
+    /// `fstat` of this directory.
+    pub fn meta(&self) -> io::Result<FileMeta> {
+        Ok(FileMeta::from_stat(&rustix::fs::fstat(self)?))
     }
 
     /// Owner and group of this directory.
@@ -237,11 +268,22 @@ impl DirFd {
         Ok(names)
     }
 
-    /// Applies owner, mode and times to symlink `name` itself (`AT_SYMLINK_NOFOLLOW`).
-    pub fn set_symlink_meta(&self, name: &[u8], owner: Option<(u32, u32)>, mtime_ns: i64) -> io::Result<()> {
+    /// Applies owner, mode (`None` for symlinks: Linux has no symlink modes) and times to entry
+    /// `name` itself, never following it: for symlinks and special files, which cannot be
+    /// opened to set metadata through a descriptor. Owner first: `chown` clears setuid/setgid.
+    pub fn set_meta_at(&self, name: &[u8], owner: Option<(u32, u32)>, mode: Option<u32>, mtime_ns: i64) -> io::Result<()> {
         let path = OsStr::from_bytes(name);
         if let Some((uid, gid)) = owner {
             rustix::fs::chownat(self, path, Some(uid_of(uid)), Some(gid_of(gid)), AtFlags::SYMLINK_NOFOLLOW)?;
+        }
+        if let Some(mode) = mode {
+            // An O_PATH descriptor pins the entry itself; chmod through its /proc name reaches
+            // exactly that inode (fchmodat has no working AT_SYMLINK_NOFOLLOW before Linux 6.6).
+            let pinned = rustix::fs::openat(self, path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            if FileType::from_raw_mode(rustix::fs::fstat(&pinned)?.st_mode) != FileType::Symlink {
+                let proc = format!("/proc/self/fd/{}", pinned.as_raw_fd());
+                rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(mode & 0o7777))?;
+            }
         }
         Ok(rustix::fs::utimensat(self, path, &timestamps(mtime_ns), AtFlags::SYMLINK_NOFOLLOW)?)
     }
@@ -290,6 +332,8 @@ fn remove_tree(parent: &DirFd, name: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+// `st_rdev`'s type differs between architectures: the cast is a no-op on x86_64 only.
+#[allow(clippy::unnecessary_cast)]
 fn occupant_of(st: &rustix::fs::Stat) -> Occupant {
     match FileType::from_raw_mode(st.st_mode) {
         FileType::RegularFile => Occupant::File {
@@ -298,13 +342,17 @@ fn occupant_of(st: &rustix::fs::Stat) -> Occupant {
         },
         FileType::Directory => Occupant::Dir,
         FileType::Symlink => Occupant::Symlink,
-        _ => Occupant::Special,
+        FileType::Fifo => Occupant::Special { kind: NodeKind::Fifo, rdev: 0 },
+        FileType::Socket => Occupant::Special { kind: NodeKind::Socket, rdev: 0 },
+        FileType::CharacterDevice => Occupant::Special { kind: NodeKind::CharDevice, rdev: st.st_rdev as u64 },
+        FileType::BlockDevice => Occupant::Special { kind: NodeKind::BlockDevice, rdev: st.st_rdev as u64 },
+        FileType::Unknown => Occupant::Other,
     }
 }
 
 /// `.cairn-restore-<pid>-<counter>`: short (a long original name must not push it past
 /// NAME_MAX) and unique per process; `O_EXCL` settles clashes with other processes.
-fn temp_name() -> Vec<u8> {
+pub(super) fn temp_name() -> Vec<u8> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     format!("{TEMP_PREFIX}{:x}-{n:x}", std::process::id()).into_bytes()
@@ -359,5 +407,46 @@ mod tests {
         dir.remove_all(b"d").unwrap();
         assert_eq!(dir.names().unwrap(), Vec::<Vec<u8>>::new());
         assert!(outside.path().join("precious").exists());
+    }
+
+    #[test]
+    fn nothing_is_read_through_a_symlink() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("d")).unwrap();
+        std::fs::write(tmp.path().join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink("d", tmp.path().join("ld")).unwrap();
+        std::os::unix::fs::symlink("f", tmp.path().join("lf")).unwrap();
+        let dir = DirFd::open_path(tmp.path()).unwrap();
+        assert!(dir.open_dir(b"ld").is_err());
+        assert!(dir.open_read(b"lf").is_err());
+        assert!(dir.open_read(b"d").is_err());
+        assert_eq!(dir.read_link(b"lf").unwrap(), b"f");
+        assert_eq!(dir.stat(b"lf").unwrap().kind, super::super::EntryKind::Symlink);
+        dir.make_node(b"p", NodeKind::Fifo, 0o600, 0).unwrap();
+        assert!(dir.open_read(b"p").is_err(), "a FIFO is never opened as a file");
+        assert_eq!(dir.occupant(b"p").unwrap(), Some(Occupant::Special { kind: NodeKind::Fifo, rdev: 0 }));
+    }
+
+    #[test]
+    fn special_metadata_never_reaches_a_symlink_target() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().join("outside");
+        std::fs::write(&outside, b"x").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let inside = tmp.path().join("in");
+        std::fs::create_dir(&inside).unwrap();
+        std::os::unix::fs::symlink(&outside, inside.join("l")).unwrap();
+        let dir = DirFd::open_path(&inside).unwrap();
+        let t = 1_500_000_000_123_456_789;
+        dir.set_meta_at(b"l", None, Some(0o777), t).unwrap();
+        assert_eq!(std::fs::symlink_metadata(inside.join("l")).unwrap().mtime(), 1_500_000_000);
+        let out = std::fs::metadata(&outside).unwrap();
+        assert_eq!(out.mode() & 0o7777, 0o644, "the symlink's target must keep its mode");
+        assert_ne!(out.mtime(), 1_500_000_000, "the symlink's target must keep its times");
+        dir.make_node(b"p", NodeKind::Fifo, 0o600, 0).unwrap();
+        dir.set_meta_at(b"p", None, Some(0o640), t).unwrap();
+        let p = std::fs::symlink_metadata(inside.join("p")).unwrap();
+        assert_eq!((p.mode() & 0o7777, p.mtime_nsec()), (0o640, 123_456_789));
     }
 }

@@ -1,10 +1,19 @@
-//! The local filesystem as a source and target: reading metadata, applying it on restore.
+//! The local filesystem as a source and target: reading metadata and applying it on restore,
+//! by directory descriptor wherever an entry is named (see each module).
 
 mod at;
 mod meta;
+mod owners;
+mod sparse;
+mod special;
+mod xattr;
 
 pub use at::{set_fd_meta, set_fd_owner, DirFd, Occupant, TEMP_PREFIX};
 pub use meta::{is_root, stat, EntryKind, FileMeta};
+pub use owners::OwnerNames;
+pub use sparse::{data_ranges, punch_hole};
+pub use special::NodeKind;
+pub use xattr::{list_fd as xattrs_fd, set_fd as set_xattr_fd, unsupported as xattrs_unsupported, user_xattrs_supported, Xattrs};
 
 /// Raises this process's soft limit of open files to its hard limit: a restore holds the
 /// directories along its path and those of up to three batches open.

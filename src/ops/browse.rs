@@ -223,9 +223,14 @@ fn report(x: Option<&Node>, y: Option<&Node>, p: &str, f: &mut dyn FnMut(DiffEnt
                 (NodeContent::File { .. }, NodeContent::LargeFile { .. })
                 | (NodeContent::LargeFile { .. }, NodeContent::File { .. }) => false,
                 (NodeContent::Symlink { target: a }, NodeContent::Symlink { target: b }) => a == b,
+                (NodeContent::CharDevice { rdev: a }, NodeContent::CharDevice { rdev: b })
+                | (NodeContent::BlockDevice { rdev: a }, NodeContent::BlockDevice { rdev: b }) => a == b,
                 _ => true,
             };
-            let meta_same = x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime_ns == y.mtime_ns;
+            // A version 1 entry's xattrs are unknown, not empty: not a change.
+            let xattrs_same = x.legacy || y.legacy || x.xattrs == y.xattrs;
+            let meta_same =
+                x.mode == y.mode && x.uid == y.uid && x.gid == y.gid && x.mtime_ns == y.mtime_ns && xattrs_same;
             if !content_same {
                 f(entry(Change::Modified, y));
             } else if !meta_same && !x.is_dir() {

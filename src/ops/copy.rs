@@ -116,19 +116,19 @@ impl Copier<'_> {
                     }
                 }
                 NodeContent::File { chunks } => {
-                    for c in chunks {
-                        self.blob(c.id, report)?;
+                    for id in chunks.iter().filter_map(|c| c.stored_id()) {
+                        self.blob(id, report)?;
                     }
                 }
                 NodeContent::LargeFile { pieces } => {
                     for p in pieces {
-                        for c in self.src.load_chunk_list(&p.id)?.chunks {
-                            self.blob(c.id, report)?;
+                        for id in self.src.load_chunk_list(&p.id)?.chunks.iter().filter_map(|c| c.stored_id()) {
+                            self.blob(id, report)?;
                         }
                         self.blob(p.id, report)?;
                     }
                 }
-                NodeContent::Symlink { .. } => {}
+                _ => {} // symlinks and special files reference no blob
             }
         }
         Ok(())

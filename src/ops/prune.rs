@@ -174,20 +174,20 @@ fn mark_tree(repo: &Repository, marks: &MarkSet, root: ChunkId) -> Result<()> {
             match &node.content {
                 NodeContent::Dir { subtree } => pending.push(*subtree),
                 NodeContent::File { chunks } => {
-                    for c in chunks {
-                        marks.insert(&c.id)?;
+                    for id in chunks.iter().filter_map(|c| c.stored_id()) {
+                        marks.insert(&id)?;
                     }
                 }
                 NodeContent::LargeFile { pieces } => {
                     for p in pieces {
                         if marks.insert(&p.id)? {
-                            for c in repo.load_chunk_list(&p.id)?.chunks {
-                                marks.insert(&c.id)?;
+                            for id in repo.load_chunk_list(&p.id)?.chunks.iter().filter_map(|c| c.stored_id()) {
+                                marks.insert(&id)?;
                             }
                         }
                     }
                 }
-                NodeContent::Symlink { .. } => {}
+                _ => {} // symlinks and special files reference no blob
             }
         }
     }

@@ -32,17 +32,11 @@ pub fn find_node(repo: &Repository, snapshot: &Snapshot, path: &[u8]) -> Result<
 
 /// A directory node standing for the snapshot's root tree.
 pub fn root_node(snapshot: &Snapshot) -> Node {
-    Node {
-        name: b"/".to_vec(),
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        mtime_ns: snapshot.time_ns,
-        ctime_ns: snapshot.time_ns,
-        inode: 0,
-        size: 0,
-        content: NodeContent::Dir { subtree: snapshot.root },
-    }
+    let mut node = Node::new(b"/".to_vec(), NodeContent::Dir { subtree: snapshot.root });
+    node.mode = 0o755;
+    node.mtime_ns = snapshot.time_ns;
+    node.ctime_ns = snapshot.time_ns;
+    node
 }
 
 /// The node a restore of the whole snapshot starts from: with one path, that path itself

@@ -1,4 +1,9 @@
-//! The repository config: format version, identity and the parameters fixed at `init`.
+//! The repository config: format version, identity, the parameters fixed at `init`, and (from
+//! version 2) the optional features the repository uses.
+//!
+//! Version 1 and 2 configs are both read; a version 1 config decodes into [`Config`] with
+//! `format_version` 1 and no features. A repository keeps the version it was created with
+//! (`docs/format.md`, "Version history"): `cairn init` writes version 2.
 
 use std::io::Read;
 
@@ -9,8 +14,13 @@ use crate::codec::{self, RecordKind};
 use crate::error::{Error, Result};
 use crate::id::Digest;
 
-/// The repository format this build reads and writes (the config record's version).
-pub const REPO_FORMAT_VERSION: u16 = 1;
+/// The newest repository format this build reads and writes (the config record's version).
+pub const REPO_FORMAT_VERSION: u16 = 2;
+
+/// Features this build understands. A config naming any other feature is refused (exit 12),
+/// so an older cairn never misreads a repository whose objects need the feature: `encryption`
+/// (issue 16) will be added here by the build that implements it.
+pub const KNOWN_FEATURES: &[&str] = &[];
 
 /// Random identity of a repository; names its index cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +41,14 @@ impl RepoId {
 /// to be the fastest of levels 1-3; binaries and prose come out 2-3% larger than at level 3.
 pub const DEFAULT_COMPRESSION_LEVEL: i32 = 2;
 
+/// An optional feature a repository uses, with its parameters (encoded by the feature's own
+/// module; opaque here). Example: `encryption` with its KDF and AEAD choice (issue 16).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Feature {
+    pub name: String,
+    pub params: Vec<u8>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
     pub id: RepoId,
@@ -40,17 +58,82 @@ pub struct Config {
     pub compression_level: i32,
     /// A pack is closed once its data reaches this size.
     pub pack_target_bytes: u32,
+    /// Features in use, sorted by name, each once (version 2 on; empty in version 1).
+    pub features: Vec<Feature>,
+    /// The config record's version: the repository's format (not part of the payload).
+    #[serde(skip)]
+    pub format_version: u16,
+}
+
+/// The version 1 payload: version 2 without `features`.
+#[derive(Deserialize, Serialize)]
+struct ConfigV1 {
+    id: RepoId,
+    created_ns: i64,
+    chunker: ChunkerParams,
+    compression_level: i32,
+    pack_target_bytes: u32,
 }
 
 impl Config {
     pub fn encode(&self) -> Result<Vec<u8>> {
-        codec::seal(RecordKind::Config, REPO_FORMAT_VERSION, self)
+        match self.format_version {
+            1 => codec::seal(
+                RecordKind::Config,
+                1,
+                &ConfigV1 {
+                    id: self.id,
+                    created_ns: self.created_ns,
+                    chunker: self.chunker,
+                    compression_level: self.compression_level,
+                    pack_target_bytes: self.pack_target_bytes,
+                },
+            ),
+            _ => codec::seal(RecordKind::Config, REPO_FORMAT_VERSION, self),
+        }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let config: Config = codec::unseal(bytes, RecordKind::Config, REPO_FORMAT_VERSION, "repository config")?;
+        const WHAT: &str = "repository config";
+        let opened = codec::open(bytes, RecordKind::Config, WHAT)?;
+        let config = match opened.version {
+            1 => {
+                let v1: ConfigV1 = codec::from_bytes(opened.payload, WHAT)?;
+                Config {
+                    id: v1.id,
+                    created_ns: v1.created_ns,
+                    chunker: v1.chunker,
+                    compression_level: v1.compression_level,
+                    pack_target_bytes: v1.pack_target_bytes,
+                    features: Vec::new(),
+                    format_version: 1,
+                }
+            }
+            REPO_FORMAT_VERSION => {
+                let mut config: Config = codec::from_bytes(opened.payload, WHAT)?;
+                config.format_version = REPO_FORMAT_VERSION;
+                config
+            }
+            found => {
+                return Err(Error::UnsupportedVersion {
+                    what: WHAT.to_string(),
+                    found: u32::from(found),
+                    supported: u32::from(REPO_FORMAT_VERSION),
+                })
+            }
+        };
         config.validate()?;
+        if let Some(f) = config.features.iter().find(|f| !KNOWN_FEATURES.contains(&f.name.as_str())) {
+            return Err(Error::UnsupportedFeature { feature: f.name.clone() });
+        }
         Ok(config)
+    }
+
+    /// Whether trees of this repository carry the version 2 metadata (hard links, holes,
+    /// xattrs, owner names, special files). A version 1 repository keeps getting version 1
+    /// trees, so that the cairn that created it can still read it (`docs/format.md`).
+    pub fn stores_full_metadata(&self) -> bool {
+        self.format_version >= 2
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -61,6 +144,54 @@ impl Config {
         if !(1 << 20..=1 << 30).contains(&self.pack_target_bytes) {
             return Err(Error::corrupt("repository config", format!("pack size {}", self.pack_target_bytes)));
         }
+        let sorted = self.features.windows(2).all(|w| w[0].name < w[1].name);
+        if !sorted || (self.format_version < 2 && !self.features.is_empty()) {
+            return Err(Error::corrupt("repository config", "features unsorted or repeated"));
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(version: u16) -> Config {
+        Config {
+            id: RepoId(Digest([7; 32])),
+            created_ns: 42,
+            chunker: ChunkerParams::default(),
+            compression_level: 2,
+            pack_target_bytes: 16 << 20,
+            features: Vec::new(),
+            format_version: version,
+        }
+    }
+
+    #[test]
+    fn both_versions_round_trip() {
+        for v in [1, 2] {
+            let c = sample(v);
+            let bytes = c.encode().unwrap();
+            assert_eq!(codec::open(&bytes, RecordKind::Config, "c").unwrap().version, v);
+            assert_eq!(Config::decode(&bytes).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn unknown_feature_is_refused_by_name() {
+        let mut c = sample(2);
+        c.features.push(Feature { name: "encryption".into(), params: vec![1, 2] });
+        let err = Config::decode(&c.encode().unwrap()).unwrap_err();
+        assert!(matches!(&err, Error::UnsupportedFeature { feature } if feature == "encryption"));
+        assert_eq!(err.exit_code(), crate::error::exit::UNSUPPORTED_VERSION);
+        assert!(err.to_string().contains("uses feature \"encryption\" that this cairn does not support"));
+    }
+
+    #[test]
+    fn newer_version_names_both() {
+        let bytes = codec::seal(RecordKind::Config, 3, &1u8).unwrap();
+        let err = Config::decode(&bytes).unwrap_err();
+        assert!(matches!(err, Error::UnsupportedVersion { found: 3, supported: 2, .. }));
     }
 }

@@ -145,6 +145,8 @@ impl Repository {
             chunker: options.chunker,
             compression_level: options.compression_level,
             pack_target_bytes: options.pack_target_bytes,
+            features: Vec::new(),
+            format_version: crate::repo::REPO_FORMAT_VERSION,
         };
         config.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
         match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {

@@ -17,7 +17,7 @@ mod session;
 mod snapshots;
 mod wal;
 
-pub use config::{Config, RepoId, DEFAULT_COMPRESSION_LEVEL, REPO_FORMAT_VERSION};
+pub use config::{Config, Feature, RepoId, DEFAULT_COMPRESSION_LEVEL, KNOWN_FEATURES, REPO_FORMAT_VERSION};
 pub use index_sync::SyncReport;
 pub use ingest::{hash_file, FileFailure, StoredFile};
 pub use layout::{

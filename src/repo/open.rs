@@ -298,6 +298,8 @@ fn placeholder_config() -> Config {
         chunker: opts.chunker,
         compression_level: opts.compression_level,
         pack_target_bytes: opts.pack_target_bytes,
+        features: Vec::new(),
+        format_version: crate::repo::REPO_FORMAT_VERSION,
     }
 }
 

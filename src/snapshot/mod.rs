@@ -5,14 +5,15 @@
 //! in `ops`. Both travel in the `codec` envelope with a version so old readers refuse new
 //! records clearly and new readers upgrade old ones on load.
 
+mod node;
 mod record;
 mod tree;
+mod tree_v1;
 mod validate;
 mod wal;
 
+pub use node::{ChunkRef, HardLink, ListPiece, Node, NodeContent, Xattr, LIST_PIECE_CHUNKS, MAX_ZERO_RUN_BYTES};
 pub use record::{Snapshot, Summary, SNAPSHOT_VERSION};
-pub use tree::{
-    ChunkList, ChunkRef, ListPiece, Node, NodeContent, Tree, CHUNK_LIST_VERSION, LIST_PIECE_CHUNKS, TREE_VERSION,
-};
+pub use tree::{valid_name, ChunkList, Tree, CHUNK_LIST_VERSION, TREE_VERSION};
 pub use validate::{chunk_bytes, MAX_CHUNK_BYTES};
 pub use wal::{valid_wal_name, WalRecord, WAL_RECORD_VERSION};

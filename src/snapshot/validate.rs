@@ -3,7 +3,8 @@
 //! A tree's checksum proves only that its bytes are the ones written, not that a writer (or
 //! someone crafting a repository) made them consistent. These rules catch what the decoder
 //! cannot (see `docs/format.md`, "Validation rules"):
-//! * every chunk is 1 ..= [`MAX_CHUNK_BYTES`] long;
+//! * every chunk is 1 ..= [`MAX_CHUNK_BYTES`] long, every zero run (a hole, nothing stored)
+//!   1 ..= [`MAX_ZERO_RUN_BYTES`];
 //! * an inline file's chunk lengths add up to its declared size;
 //! * a large file's pieces' byte counts add up to its size, and each piece's byte count is
 //!   possible for its chunk count (a chunk holds at least a byte);
@@ -13,17 +14,21 @@
 //! loaded, so a hostile count costs nothing. (Pieces of any number of chunks are valid: 1024
 //! is how cairn cuts lists, not a rule.)
 
-use crate::snapshot::{ChunkList, ChunkRef, ListPiece, Node, NodeContent};
+use crate::snapshot::{ChunkList, ChunkRef, ListPiece, Node, NodeContent, MAX_ZERO_RUN_BYTES};
 
 /// No chunk is longer than this: no blob decompresses to more (the pack's own bound), and the
 /// chunker's largest chunk is far below it.
 pub const MAX_CHUNK_BYTES: u32 = 512 << 20;
 
+/// The most bytes one ref may cover: a zero run may be longer than any stored chunk.
+const MAX_REF_BYTES: u32 = if MAX_ZERO_RUN_BYTES > MAX_CHUNK_BYTES { MAX_ZERO_RUN_BYTES } else { MAX_CHUNK_BYTES };
+
 /// Checks each chunk's length and returns their sum.
 pub fn chunk_bytes(chunks: &[ChunkRef]) -> Result<u64, String> {
     let mut sum = 0u64;
     for (i, c) in chunks.iter().enumerate() {
-        if c.len == 0 || c.len > MAX_CHUNK_BYTES {
+        let max = if c.is_zero_run() { MAX_ZERO_RUN_BYTES } else { MAX_CHUNK_BYTES };
+        if c.len == 0 || c.len > max {
             return Err(format!("chunk {} of {} ({}) has length {}", i + 1, chunks.len(), c.id.short(), c.len));
         }
         sum += u64::from(c.len);
@@ -45,19 +50,19 @@ impl Node {
                 Ok(sum) => sum,
                 Err(why) => return Some(why),
             },
-            NodeContent::Dir { .. } | NodeContent::Symlink { .. } => return None,
+            _ => return None, // directories, symlinks and special files have no content
         };
         (held != self.size).then(|| format!("declares {} bytes, its chunks hold {held}", self.size))
     }
 }
 
-/// Checks each piece's declared counts against each other (every chunk holds 1 to
-/// [`MAX_CHUNK_BYTES`] bytes) and returns the bytes they cover.
+/// Checks each piece's declared counts against each other (every ref covers 1 to
+/// `MAX_REF_BYTES` bytes) and returns the bytes they cover.
 fn pieces_bytes(pieces: &[ListPiece]) -> Result<u64, String> {
     let mut sum = 0u64;
     for (i, p) in pieces.iter().enumerate() {
         let chunks = u64::from(p.chunks);
-        if p.bytes < chunks || p.bytes > chunks * u64::from(MAX_CHUNK_BYTES) {
+        if p.bytes < chunks || p.bytes > chunks * u64::from(MAX_REF_BYTES) {
             return Err(format!("chunk-list piece {} declares {} bytes in {} chunks", i + 1, p.bytes, p.chunks));
         }
         sum = sum.saturating_add(p.bytes);
@@ -86,17 +91,7 @@ mod tests {
 
     fn file(size: u64, lens: &[u32]) -> Node {
         let chunks = lens.iter().map(|l| ChunkRef { id: ChunkId::of(&l.to_le_bytes()), len: *l }).collect();
-        Node {
-            name: b"f".to_vec(),
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            mtime_ns: 0,
-            ctime_ns: 0,
-            inode: 0,
-            size,
-            content: NodeContent::File { chunks },
-        }
+        Node { size, ..Node::new(b"f".to_vec(), NodeContent::File { chunks }) }
     }
 
     fn large(size: u64, pieces: &[(u32, u64)]) -> Node {
@@ -112,6 +107,18 @@ mod tests {
         assert!(file(1 << 40, &[5]).content_problem().is_some());
         assert!(file(0, &[0]).content_problem().unwrap().contains("length 0"));
         assert!(file(u64::from(u32::MAX), &[u32::MAX]).content_problem().is_some());
+    }
+
+    #[test]
+    fn a_zero_run_may_exceed_a_chunk_but_not_its_own_bound() {
+        let run = |len| Node {
+            size: u64::from(len),
+            ..Node::new(b"f".to_vec(), NodeContent::File { chunks: vec![ChunkRef::zero_run(len)] })
+        };
+        assert_eq!(run(MAX_ZERO_RUN_BYTES).content_problem(), None);
+        assert!(run(MAX_ZERO_RUN_BYTES + 1).content_problem().is_some());
+        assert!(run(0).content_problem().is_some());
+        assert!(file(u64::from(MAX_ZERO_RUN_BYTES), &[MAX_ZERO_RUN_BYTES]).content_problem().is_some());
     }
 
     #[test]

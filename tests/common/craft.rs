@@ -55,16 +55,13 @@ impl Crafted {
 }
 
 pub fn node(name: &[u8], size: u64, content: NodeContent) -> Node {
+    let mode = if matches!(content, NodeContent::Dir { .. }) { 0o755 } else { 0o644 };
     Node {
-        name: name.to_vec(),
-        mode: if matches!(content, NodeContent::Dir { .. }) { 0o755 } else { 0o644 },
-        uid: 0,
-        gid: 0,
+        mode,
         mtime_ns: 1_600_000_000_000_000_000,
         ctime_ns: 1_600_000_000_000_000_000,
-        inode: 0,
         size,
-        content,
+        ..Node::new(name.to_vec(), content)
     }
 }
 

@@ -9,6 +9,8 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub mod fidelity;
+
 use cairn::ops::{self, BackupOptions, BackupReport, RestoreOptions};
 use cairn::progress::NoProgress;
 use cairn::repo::{Access, IndexKind, InitOptions, Repository};

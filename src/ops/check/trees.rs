@@ -421,7 +421,8 @@ impl<'a> Walker<'a> {
         let lock = || self.indexed.lock().unwrap_or_else(|p| p.into_inner());
         let mut found: Vec<bool> = {
             let known = lock();
-            ids.iter().map(|id| known.contains(id)).collect()
+            // A zero run (a hole) names no blob: nothing to find.
+            ids.iter().map(|id| *id == ChunkId::ZERO_RUN || known.contains(id)).collect()
         };
         let unknown: Vec<ChunkId> = ids.iter().zip(&found).filter(|(_, k)| !**k).map(|(id, _)| *id).collect();
         if unknown.is_empty() {

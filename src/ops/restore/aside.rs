@@ -41,7 +41,7 @@ impl Restorer<'_> {
             if dir.occupant(&aside)?.is_some() {
                 continue;
             }
-            if rename { dir.rename_noreplace(name, &aside) } else { dir.link(name, &aside) }?;
+            if rename { dir.rename_noreplace(name, &aside) } else { dir.link(name, dir, &aside) }?;
             let kept = format!("{path}{}", String::from_utf8_lossy(&aside[name.len()..]));
             self.count(|r| r.backups.push(kept));
             return Ok(());

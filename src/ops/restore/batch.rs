@@ -318,7 +318,7 @@ pub(super) fn place_symlink(
 ) -> io::Result<()> {
     let owner = r.owner_of(node);
     let tmp = dir.temp_symlink(target)?;
-    let placed = dir.set_symlink_meta(&tmp, owner, node.mtime_ns).and_then(|()| {
+    let placed = dir.set_meta_at(&tmp, owner, None, node.mtime_ns).and_then(|()| {
         if let Some(occ) = replace {
             r.make_way(dir, &node.name, occ, path)?;
         }
