@@ -243,6 +243,11 @@ fn unreadable_file_is_skipped_with_exit_3_and_the_snapshot_is_written() {
     assert!(stderr(&o).contains("warning: skipped") && stderr(&o).contains("secret.txt"), "{}", stderr(&o));
     let o = cairn.run(&["ls", "latest"]);
     assert!(stdout(&o).contains("ok.txt") && !stdout(&o).contains("secret.txt"), "{}", stdout(&o));
+    // The summary counts the skipped file as skipped, not as a file read (issue 15 item 3).
+    let list: serde_json::Value = serde_json::from_slice(&cairn.run(&["snapshot", "list", "--json"]).stdout).unwrap();
+    let summary = &list[0]["summary"];
+    assert_eq!((summary["files"].as_u64(), summary["files_read"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert_eq!(summary["skipped"].as_u64(), Some(1), "{summary}");
 }
 
 #[test]
