@@ -32,7 +32,10 @@ pub enum Occupant {
     Dir,
     Symlink,
     /// FIFO, socket or device (`rdev` is 0 for FIFOs and sockets).
-    Special { kind: NodeKind, rdev: u64 },
+    Special {
+        kind: NodeKind,
+        rdev: u64,
+    },
     /// A file type the kernel reports that cairn does not know.
     Other,
 }
@@ -271,7 +274,13 @@ impl DirFd {
     /// Applies owner, mode (`None` for symlinks: Linux has no symlink modes) and times to entry
     /// `name` itself, never following it: for symlinks and special files, which cannot be
     /// opened to set metadata through a descriptor. Owner first: `chown` clears setuid/setgid.
-    pub fn set_meta_at(&self, name: &[u8], owner: Option<(u32, u32)>, mode: Option<u32>, mtime_ns: i64) -> io::Result<()> {
+    pub fn set_meta_at(
+        &self,
+        name: &[u8],
+        owner: Option<(u32, u32)>,
+        mode: Option<u32>,
+        mtime_ns: i64,
+    ) -> io::Result<()> {
         let path = OsStr::from_bytes(name);
         if let Some((uid, gid)) = owner {
             rustix::fs::chownat(self, path, Some(uid_of(uid)), Some(gid_of(gid)), AtFlags::SYMLINK_NOFOLLOW)?;
@@ -279,7 +288,8 @@ impl DirFd {
         if let Some(mode) = mode {
             // An O_PATH descriptor pins the entry itself; chmod through its /proc name reaches
             // exactly that inode (fchmodat has no working AT_SYMLINK_NOFOLLOW before Linux 6.6).
-            let pinned = rustix::fs::openat(self, path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+            let pinned =
+                rustix::fs::openat(self, path, OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
             if FileType::from_raw_mode(rustix::fs::fstat(&pinned)?.st_mode) != FileType::Symlink {
                 let proc = format!("/proc/self/fd/{}", pinned.as_raw_fd());
                 rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(mode & 0o7777))?;

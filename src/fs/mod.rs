@@ -13,7 +13,9 @@ pub use meta::{is_root, stat, EntryKind, FileMeta};
 pub use owners::OwnerNames;
 pub use sparse::{data_ranges, punch_hole};
 pub use special::NodeKind;
-pub use xattr::{list_fd as xattrs_fd, set_fd as set_xattr_fd, unsupported as xattrs_unsupported, user_xattrs_supported, Xattrs};
+pub use xattr::{
+    list_fd as xattrs_fd, set_fd as set_xattr_fd, unsupported as xattrs_unsupported, user_xattrs_supported, Xattrs,
+};
 
 /// Raises this process's soft limit of open files to its hard limit: a restore holds the
 /// directories along its path and those of up to three batches open.

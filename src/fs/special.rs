@@ -30,31 +30,37 @@ impl NodeKind {
 }
 
 impl DirFd {
-/// Creates node `name` of `kind` in this directory with permission bits `mode` (the umask
-/// applies: set the mode afterwards with [`DirFd::set_meta_at`]). `rdev` matters for devices
-/// only, which need root (CAP_MKNOD); an existing entry of that name makes it fail with
-/// `AlreadyExists`.
-pub fn make_node(&self, name: &[u8], kind: NodeKind, mode: u32, rdev: u64) -> io::Result<()> {
-    let file_type = match kind {
-        NodeKind::Fifo => FileType::Fifo,
-        NodeKind::Socket => FileType::Socket,
-        NodeKind::CharDevice => FileType::CharacterDevice,
-        NodeKind::BlockDevice => FileType::BlockDevice,
-    };
-    let rdev = if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) { rdev } else { 0 };
-    Ok(rustix::fs::mknodat(self, OsStr::from_bytes(name), file_type, Mode::from_bits_truncate(mode & 0o7777), rdev)?)
-}
+    /// Creates node `name` of `kind` in this directory with permission bits `mode` (the umask
+    /// applies: set the mode afterwards with [`DirFd::set_meta_at`]). `rdev` matters for devices
+    /// only, which need root (CAP_MKNOD); an existing entry of that name makes it fail with
+    /// `AlreadyExists`.
+    pub fn make_node(&self, name: &[u8], kind: NodeKind, mode: u32, rdev: u64) -> io::Result<()> {
+        let file_type = match kind {
+            NodeKind::Fifo => FileType::Fifo,
+            NodeKind::Socket => FileType::Socket,
+            NodeKind::CharDevice => FileType::CharacterDevice,
+            NodeKind::BlockDevice => FileType::BlockDevice,
+        };
+        let rdev = if matches!(kind, NodeKind::CharDevice | NodeKind::BlockDevice) { rdev } else { 0 };
+        Ok(rustix::fs::mknodat(
+            self,
+            OsStr::from_bytes(name),
+            file_type,
+            Mode::from_bits_truncate(mode & 0o7777),
+            rdev,
+        )?)
+    }
 
-/// Creates a private node of `kind` under a fresh temporary name; returns the name.
-pub fn temp_node(&self, kind: NodeKind, rdev: u64) -> io::Result<Vec<u8>> {
-    loop {
-        let name = super::at::temp_name();
-        match self.make_node(&name, kind, 0o600, rdev) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            other => return other.map(|()| name),
+    /// Creates a private node of `kind` under a fresh temporary name; returns the name.
+    pub fn temp_node(&self, kind: NodeKind, rdev: u64) -> io::Result<Vec<u8>> {
+        loop {
+            let name = super::at::temp_name();
+            match self.make_node(&name, kind, 0o600, rdev) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                other => return other.map(|()| name),
+            }
         }
     }
-}
 }
 
 #[cfg(test)]

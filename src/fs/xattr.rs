@@ -90,27 +90,29 @@ fn proc_path(dir: &DirFd, name: &[u8]) -> Vec<u8> {
 }
 
 impl DirFd {
-/// The xattrs of entry `name`, not following it if it is a symlink.
-pub fn xattrs(&self, name: &[u8]) -> io::Result<Xattrs> {
-    let path = proc_path(self, name);
-    let path = std::ffi::OsStr::from_bytes(&path);
-    let names = match read_sized(|| rustix::fs::llistxattr_query(path), |buf| rustix::fs::llistxattr(path, buf)) {
-        Err(e) if e.raw_os_error().is_some_and(|c| unsupported(Errno::from_raw_os_error(c))) => return Ok(Vec::new()),
-        other => other?,
-    };
-    collect(names, |n| {
-        let n = std::ffi::OsStr::from_bytes(n);
-        gone_is_none(read_sized(|| rustix::fs::lgetxattr_query(path, n), |buf| rustix::fs::lgetxattr(path, n, buf)))
-    })
-}
+    /// The xattrs of entry `name`, not following it if it is a symlink.
+    pub fn xattrs(&self, name: &[u8]) -> io::Result<Xattrs> {
+        let path = proc_path(self, name);
+        let path = std::ffi::OsStr::from_bytes(&path);
+        let names = match read_sized(|| rustix::fs::llistxattr_query(path), |buf| rustix::fs::llistxattr(path, buf)) {
+            Err(e) if e.raw_os_error().is_some_and(|c| unsupported(Errno::from_raw_os_error(c))) => {
+                return Ok(Vec::new())
+            }
+            other => other?,
+        };
+        collect(names, |n| {
+            let n = std::ffi::OsStr::from_bytes(n);
+            gone_is_none(read_sized(|| rustix::fs::lgetxattr_query(path, n), |buf| rustix::fs::lgetxattr(path, n, buf)))
+        })
+    }
 
-/// Sets one xattr on entry `name` without following it (for symlinks and special files;
-/// Linux allows only `trusted.` and `security.` names on symlinks).
-pub fn set_xattr(&self, name: &[u8], xname: &[u8], value: &[u8]) -> io::Result<()> {
-    let path = proc_path(self, name);
-    let (path, xname) = (std::ffi::OsStr::from_bytes(&path), std::ffi::OsStr::from_bytes(xname));
-    Ok(rustix::fs::lsetxattr(path, xname, value, rustix::fs::XattrFlags::empty())?)
-}
+    /// Sets one xattr on entry `name` without following it (for symlinks and special files;
+    /// Linux allows only `trusted.` and `security.` names on symlinks).
+    pub fn set_xattr(&self, name: &[u8], xname: &[u8], value: &[u8]) -> io::Result<()> {
+        let path = proc_path(self, name);
+        let (path, xname) = (std::ffi::OsStr::from_bytes(&path), std::ffi::OsStr::from_bytes(xname));
+        Ok(rustix::fs::lsetxattr(path, xname, value, rustix::fs::XattrFlags::empty())?)
+    }
 }
 
 /// Sets one xattr on an open file or directory (replacing any value it had).

@@ -110,10 +110,8 @@ impl Copier<'_> {
                 continue;
             };
             match node.content {
-                NodeContent::Dir { subtree } => {
-                    if !self.seen.contains(&subtree)? {
-                        stack.push((subtree, self.src.load_tree(&subtree)?.nodes.into_iter()));
-                    }
+                NodeContent::Dir { subtree } if !self.seen.contains(&subtree)? => {
+                    stack.push((subtree, self.src.load_tree(&subtree)?.nodes.into_iter()));
                 }
                 NodeContent::File { chunks } => {
                     for id in chunks.iter().filter_map(|c| c.stored_id()) {

@@ -114,9 +114,7 @@ impl Archiver<'_> {
             return;
         }
         let Some(child) = child_fd else { return };
-        let same = |fd: &DirFd| {
-            fd.meta().is_ok_and(|m| m.inode == parent.meta.inode && m.dev == parent.meta.dev)
-        };
+        let same = |fd: &DirFd| fd.meta().is_ok_and(|m| m.inode == parent.meta.inode && m.dev == parent.meta.dev);
         parent.fd = child.open_dir(b"..").ok().filter(same);
     }
 }

@@ -5,7 +5,6 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-
 use super::walk::{Archiver, Found};
 use crate::error::Result;
 use crate::fs::FileMeta;
