@@ -274,13 +274,18 @@ fn atomic(
 fn summary(ctx: &Context, r: &RestoreReport, target: &std::path::Path, mode: Mode) {
     let s = &r.snapshot;
     let what = format!("snapshot {} ({}, host {})", &s.id[..8.min(s.id.len())], s.time, s.host);
-    let done = format!(
-        "{}, {}, {}, {}",
+    let mut kinds = vec![
         count_of(r.files, "file", "files"),
         count_of(r.dirs, "dir", "dirs"),
         count_of(r.symlinks, "symlink", "symlinks"),
-        bytes(r.bytes)
-    );
+    ];
+    if r.hardlinks > 0 {
+        kinds.push(count_of(r.hardlinks, "hard link", "hard links"));
+    }
+    if r.specials > 0 {
+        kinds.push(count_of(r.specials, "special file", "special files"));
+    }
+    let done = format!("{}, {}", kinds.join(", "), bytes(r.bytes));
     let line = match mode {
         Mode::VerifyOnly => format!(
             "verified {what}: {} read and verified, {} in {}",

@@ -3,6 +3,9 @@
 //! repository, pack by pack (every pack read once, sequentially, nearby blobs coalesced into
 //! one range read, packs in parallel). Only a file whose every chunk was written and verified
 //! gets its metadata and is renamed into place; a failed one is removed and reported.
+//!
+//! Zero runs (the holes of a sparse file) are never fetched and never written: the temporary
+//! file is first set to its full length, so every range nothing is written to stays a hole.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -12,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
+use super::links::{self, LinkJob};
 use super::{delta, Mode, Restorer};
 use crate::error::Result;
 use crate::fs::{set_fd_meta, DirFd, Occupant};
@@ -49,6 +53,8 @@ pub(super) struct DoneDir {
 pub(super) struct Batch {
     pub jobs: Vec<FileJob>,
     pub dirs_done: Vec<DoneDir>,
+    /// Later members of hard-link groups, linked once the files are in place.
+    pub links: Vec<LinkJob>,
     /// Distinct directories the jobs hold open.
     pub dirs_open: usize,
 }
@@ -65,7 +71,7 @@ struct Staged {
 
 /// Restores a batch; an error here is one that stops the whole restore (the index failed).
 pub(super) fn run(r: &Restorer<'_>, batch: Batch) -> Result<()> {
-    let Batch { jobs, dirs_done, .. } = batch;
+    let Batch { jobs, dirs_done, links, .. } = batch;
     let failures: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let fail = |job: usize, why: String| {
         failures.lock().unwrap_or_else(|p| p.into_inner()).entry(job).or_insert(why);
@@ -119,6 +125,8 @@ pub(super) fn run(r: &Restorer<'_>, batch: Batch) -> Result<()> {
         })
     });
     if !r.cancelled() {
+        // Links change their directories' times: before those are set.
+        links::place_all(r, &links);
         finish_dirs(r, &dirs_done);
     }
     Ok(())
@@ -135,10 +143,13 @@ fn prepare(r: &Restorer<'_>, job: &FileJob) -> std::result::Result<Prepared, Str
             job.node.size
         ));
     }
+    // Stored chunks with their offsets; zero runs only move the offset.
     let mut placed = Vec::with_capacity(chunks.len());
     let mut offset = 0u64;
     for c in &chunks {
-        placed.push((c.id, offset, c.len));
+        if !c.is_zero_run() {
+            placed.push((c.id, offset, c.len));
+        }
         offset += u64::from(c.len);
     }
     let Some(dir) = job.dir.as_ref().filter(|_| r.opts.mode == Mode::Write) else {
@@ -294,6 +305,7 @@ fn place_file(r: &Restorer<'_>, dir: &DirFd, job: &FileJob, s: Staged) -> std::r
     let n = &job.node;
     let result = (|| -> io::Result<()> {
         set_fd_meta(&s.file, r.owner_of(n), r.mode_bits(n.mode), n.mtime_ns)?;
+        r.set_xattrs_fd(&s.file, n, &job.path);
         drop(s.file);
         if let Some(occ) = job.replace {
             r.make_way(dir, &n.name, occ, &job.path)?;
@@ -319,6 +331,7 @@ pub(super) fn place_symlink(
     let owner = r.owner_of(node);
     let tmp = dir.temp_symlink(target)?;
     let placed = dir.set_meta_at(&tmp, owner, None, node.mtime_ns).and_then(|()| {
+        r.set_xattrs_at(dir, &tmp, node, path);
         if let Some(occ) = replace {
             r.make_way(dir, &node.name, occ, path)?;
         }
@@ -334,8 +347,9 @@ pub(super) fn place_symlink(
 fn finish_dirs(r: &Restorer<'_>, dirs: &[DoneDir]) {
     for d in dirs {
         let n = &d.node;
-        if let Err(e) = set_fd_meta(d.dir.as_ref(), r.owner_of(n), r.mode_bits(n.mode), n.mtime_ns) {
-            r.fail(d.path.clone(), format!("cannot set metadata: {e}"));
+        match set_fd_meta(d.dir.as_ref(), r.owner_of(n), r.mode_bits(n.mode), n.mtime_ns) {
+            Ok(()) => r.set_xattrs_fd(d.dir.as_ref(), n, &d.path),
+            Err(e) => r.fail(d.path.clone(), format!("cannot set metadata: {e}")),
         }
     }
 }

@@ -14,14 +14,19 @@
 //! The tree walk ([`walker`]) runs on the calling thread, creates directories and symlinks, and
 //! queues files in bounded batches; the batch runner ([`batch`]) restores each batch on a second
 //! thread: chunks grouped by pack so every pack is read once, existing target files reused chunk
-//! by chunk where their content already matches ([`delta`]).
+//! by chunk where their content already matches ([`delta`]). Hard links ([`links`]) are made
+//! once their group's first member is in place; FIFOs, sockets and devices ([`special`]) are
+//! created like symlinks; owners by name and xattrs are applied as [`attrs`] describes.
 
 mod aside;
 mod atomic;
+mod attrs;
 mod batch;
 mod delta;
+mod links;
 mod live;
 mod pitr;
+mod special;
 mod walker;
 
 pub use atomic::{restore_atomic, AtomicReport};
@@ -117,6 +122,10 @@ pub struct RestoreReport {
     pub files: u64,
     pub dirs: u64,
     pub symlinks: u64,
+    /// Files restored as another link to a file restored before them (same hard-link group).
+    pub hardlinks: u64,
+    /// FIFOs, sockets and device nodes.
+    pub specials: u64,
     pub bytes: u64,
     /// Existing files left as they were because they already matched the snapshot.
     pub unchanged: u64,
@@ -136,7 +145,12 @@ pub struct RestoreReport {
     pub failed: Vec<Skipped>,
     /// Entries kept aside (`--backup-existing`), by their new paths.
     pub backups: Vec<String>,
-    /// Things the operator should know (a live target restored with `--force`).
+    /// Entries whose extended attributes the target could not take (no xattr support, or not
+    /// permitted), and device nodes not created (not root): restored otherwise, not failures.
+    pub xattrs_skipped: u64,
+    pub devices_skipped: u64,
+    /// Things the operator should know (a live target restored with `--force`, the two
+    /// counts above).
     pub warnings: Vec<String>,
     /// With [`Mode::DryRun`]: every action the restore would take, in walk order.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -159,10 +173,14 @@ pub fn restore(
     let target = walker::Target::prepare(opts)?;
     let live_warning = live::refuse_live_target(opts, target.is_empty())?;
     progress.phase(if opts.mode == Mode::VerifyOnly { "verify" } else { "restore" }, Some(snapshot.summary.bytes));
+    let owner = opts.owners.unwrap_or_else(is_root);
     let r = Restorer {
         repo,
         opts,
-        owner: opts.owners.unwrap_or_else(is_root),
+        owner,
+        names: attrs::owner_names(owner),
+        devices: is_root(),
+        shortfalls: attrs::Shortfalls::default(),
         progress,
         report: Mutex::new(RestoreReport::default()),
         io: crate::fs::io_pool()?,
@@ -172,6 +190,9 @@ pub fn restore(
     let cancelled = r.cancelled();
     let mut report = r.report.into_inner().unwrap_or_else(|p| p.into_inner());
     report.warnings.extend(live_warning);
+    let (xattrs_skipped, devices_skipped, warnings) = r.shortfalls.into_warnings();
+    (report.xattrs_skipped, report.devices_skipped) = (xattrs_skipped, devices_skipped);
+    report.warnings.extend(warnings);
     report.snapshot = RestoredSnapshot {
         id: id.to_hex(),
         time: crate::time::format_ns(snapshot.time_ns),
@@ -203,6 +224,11 @@ struct Restorer<'a> {
     opts: &'a RestoreOptions,
     /// Restore owners.
     owner: bool,
+    /// This system's user and group names (empty unless owners are restored).
+    names: crate::fs::OwnerNames,
+    /// May create device nodes (root).
+    devices: bool,
+    shortfalls: attrs::Shortfalls,
     progress: &'a dyn Progress,
     report: Mutex<RestoreReport>,
     /// Creates files and sets metadata: many small synchronous filesystem calls.
@@ -233,9 +259,5 @@ impl Restorer<'_> {
         } else {
             mode & 0o7777
         }
-    }
-
-    fn owner_of(&self, node: &crate::snapshot::Node) -> Option<(u32, u32)> {
-        self.owner.then_some((node.uid, node.gid))
     }
 }

@@ -8,6 +8,8 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Arc;
 
 use super::batch::{self, Batch, DoneDir, FileJob};
+use super::links::Leaders;
+use super::special::{same_special, special_of};
 use super::{Mode, Overwrite, Planned, RestoreOptions, Restorer};
 use crate::error::{Error, Result};
 use crate::fs::{DirFd, Occupant, TEMP_PREFIX};
@@ -91,6 +93,7 @@ pub(super) fn run(
             stack: Vec::new(),
             batch: Batch::default(),
             batch_refs: 0,
+            leaders: Leaders::default(),
             tx,
         };
         let walked = w.walk(origin, &target);
@@ -113,7 +116,7 @@ enum DirState {
     Blocked,
 }
 
-struct Frame {
+pub(super) struct Frame {
     /// Entries still to visit, last first.
     pending: Vec<Node>,
     dir: DirState,
@@ -127,20 +130,22 @@ struct Frame {
     meta: Option<Node>,
 }
 
-struct Walker<'r, 'a> {
-    r: &'r Restorer<'a>,
+pub(super) struct Walker<'r, 'a> {
+    pub(super) r: &'r Restorer<'a>,
     includes: Includes,
     excludes: Includes,
     base: PathBuf,
-    stack: Vec<Frame>,
-    batch: Batch,
+    pub(super) stack: Vec<Frame>,
+    pub(super) batch: Batch,
     batch_refs: usize,
+    /// The first restored member of each hard-link group seen.
+    pub(super) leaders: Leaders,
     tx: SyncSender<Batch>,
 }
 
 /// What to do with one entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Decision {
+pub(super) enum Decision {
     Create,
     /// Replace what is there (reusing a file's matching chunks).
     Replace(Occupant),
@@ -151,15 +156,15 @@ enum Decision {
 }
 
 impl Walker<'_, '_> {
-    fn mode(&self) -> Mode {
+    pub(super) fn mode(&self) -> Mode {
         self.r.opts.mode
     }
 
-    fn policy(&self) -> Overwrite {
+    pub(super) fn policy(&self) -> Overwrite {
         self.r.opts.overwrite.unwrap_or(Overwrite::Always)
     }
 
-    fn display(&self, rel: &str) -> String {
+    pub(super) fn display(&self, rel: &str) -> String {
         if self.mode() == Mode::VerifyOnly {
             return rel.to_string();
         }
@@ -272,7 +277,15 @@ impl Walker<'_, '_> {
                 Ok(())
             }
             NodeContent::File { .. } | NodeContent::LargeFile { .. } if included => {
-                self.file(node, rel);
+                if !self.hard_link(&node, &rel) {
+                    self.file(node, rel);
+                }
+                Ok(())
+            }
+            content if included => {
+                if let Some((kind, rdev)) = special_of(content) {
+                    self.special(&node, &rel, kind, rdev);
+                }
                 Ok(())
             }
             _ => Ok(()),
@@ -360,7 +373,7 @@ impl Walker<'_, '_> {
     /// The open directory of frame `i`, creating the directories above an included entry
     /// that were only walked through. `Some(None)`: it does not exist (dry run, verify);
     /// `None`: it cannot be made (reported when that was found).
-    fn parent_dir(&mut self, i: usize) -> Option<Option<Arc<DirFd>>> {
+    pub(super) fn parent_dir(&mut self, i: usize) -> Option<Option<Arc<DirFd>>> {
         let first_unresolved = (0..=i).rev().take_while(|&k| matches!(self.stack[k].dir, DirState::Unresolved)).last();
         if let Some(start) = first_unresolved {
             for k in start..=i {
@@ -424,14 +437,19 @@ impl Walker<'_, '_> {
     }
 
     /// What occupies `name` in a directory that existed before (nothing in one we made).
-    fn occupant(&self, dir: &DirFd, name: &[u8], rel: &str) -> std::result::Result<Option<Occupant>, ()> {
+    pub(super) fn occupant(&self, dir: &DirFd, name: &[u8], rel: &str) -> std::result::Result<Option<Occupant>, ()> {
         if !self.stack.last().is_some_and(|f| f.preexisting) {
             return Ok(None);
         }
         dir.occupant(name).map_err(|e| self.r.fail(self.display(rel), format!("cannot inspect: {e}")))
     }
 
-    fn decide(&self, node: &Node, occupant: Option<Occupant>, same_symlink: impl FnOnce() -> bool) -> Decision {
+    pub(super) fn decide(
+        &self,
+        node: &Node,
+        occupant: Option<Occupant>,
+        same_symlink: impl FnOnce() -> bool,
+    ) -> Decision {
         let Some(occ) = occupant else { return Decision::Create };
         let policy = self.policy();
         if policy == Overwrite::Never {
@@ -448,18 +466,21 @@ impl Walker<'_, '_> {
             (Occupant::Symlink, NodeContent::Symlink { .. }) if policy != Overwrite::Always && same_symlink() => {
                 Decision::Unchanged
             }
+            (Occupant::Special { .. }, _) if policy != Overwrite::Always && same_special(occ, node) => {
+                Decision::Unchanged
+            }
             // A change of type is a change whatever the times say.
             _ => Decision::Replace(occ),
         }
     }
 
-    fn keep(&self, rel: &str, kind: &'static str, occ: Occupant) {
+    pub(super) fn keep(&self, rel: &str, kind: &'static str, occ: Occupant) {
         let _ = occ;
         self.plan("keep", kind, rel, 0);
         self.r.count(|r| r.kept += 1);
     }
 
-    fn plan(&self, action: &'static str, kind: &'static str, rel: &str, bytes: u64) {
+    pub(super) fn plan(&self, action: &'static str, kind: &'static str, rel: &str, bytes: u64) {
         if self.mode() == Mode::DryRun {
             let path = self.display(rel);
             self.r.count(|r| r.plan.push(Planned { action, kind, path, bytes }));
@@ -479,6 +500,7 @@ impl Walker<'_, '_> {
         let replace = match decision {
             Decision::Keep(occ) => return self.keep(&rel, "file", occ),
             Decision::Unchanged => {
+                self.leaders.lead(&node, parent.clone(), self.display(&rel));
                 self.plan("unchanged", "file", &rel, node.size);
                 self.r.count(|r| r.unchanged += 1);
                 self.r.progress.add_bytes(node.size);
@@ -487,6 +509,7 @@ impl Walker<'_, '_> {
             Decision::Create => None,
             Decision::Replace(occ) => Some(occ),
         };
+        self.leaders.lead(&node, parent.clone(), self.display(&rel));
         self.plan(if replace.is_some() { "replace" } else { "create" }, "file", &rel, node.size);
         if self.mode() == Mode::DryRun {
             self.r.count(|r| {
@@ -551,14 +574,14 @@ impl Walker<'_, '_> {
     fn queue_batch(&mut self) {
         self.batch_refs = 0;
         let b = std::mem::take(&mut self.batch);
-        if !b.jobs.is_empty() || !b.dirs_done.is_empty() {
+        if !b.jobs.is_empty() || !b.dirs_done.is_empty() || !b.links.is_empty() {
             // Fails only when the runner is gone, i.e. panicked: the join reports that.
             let _ = self.tx.send(b);
         }
     }
 }
 
-fn decision_occupant(d: Decision) -> Option<Occupant> {
+pub(super) fn decision_occupant(d: Decision) -> Option<Occupant> {
     match d {
         Decision::Replace(o) => Some(o),
         _ => None,
