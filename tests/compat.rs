@@ -6,10 +6,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+use std::time::Duration;
+
+mod common;
 
 use cairn::codec::{self, RecordKind};
 use cairn::repo::{Access, IndexKind, Repository, SnapshotSpec};
+use common::cli::Ran;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-repo")
@@ -36,13 +40,14 @@ fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
     (tmp, repo)
 }
 
-fn cairn(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(repo).args(args).output().unwrap()
+/// Runs the binary with a deadline (a hang fails the test).
+fn cairn(repo: &Path, args: &[&str]) -> Ran {
+    common::cli::cairn(repo, args, Duration::from_secs(120))
 }
 
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+fn ok(o: &Ran) -> String {
+    assert_eq!(o.code, 0, "{}", o.show());
+    o.stdout()
 }
 
 /// One manifest line: snapshot number, kind, and the rest.
@@ -117,13 +122,7 @@ fn the_v1_fixture_lists_restores_byte_for_byte_and_checks_clean() {
         assert_eq!(restored.len(), mine.len(), "restored entries: {restored:?}");
     }
     let check = cairn(&repo, &["repo", "check", "--read-data"]);
-    assert_eq!(
-        check.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    assert_eq!(check.code, 0, "{}", check.show());
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -161,9 +160,9 @@ fn a_snapshot_into_a_v1_repository_still_works_and_stays_version_1() {
     let dir = cairn::fs::DirFd::open_path(&src).unwrap();
     dir.make_node(b"pipe", cairn::fs::NodeKind::Fifo, 0o600, 0).unwrap();
     let out = cairn(&repo, &["snapshot", "create", src.to_str().unwrap()]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = &out.stderr;
     // The FIFO cannot be stored in version 1: named and counted, exit 3.
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(out.code, 3, "{stderr}");
     assert!(stderr.contains("pipe") && stderr.contains("format version 1"), "{stderr}");
     assert!(stderr.contains("2 entries have extended attributes or hard links"), "{stderr}");
     let r = Repository::open_local(&repo, Access::Read, IndexKind::Persistent).unwrap();
@@ -175,7 +174,7 @@ fn a_snapshot_into_a_v1_repository_still_works_and_stays_version_1() {
     ok(&cairn(&repo, &["restore", "latest", "--target", target.to_str().unwrap()]));
     assert_eq!(std::fs::read(target.join("b")).unwrap(), b"new data");
     let check = cairn(&repo, &["repo", "check", "--read-data"]);
-    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stdout));
+    assert_eq!(check.code, 0, "{}", check.show());
 }
 
 #[test]
