@@ -206,3 +206,43 @@ fn fifos_sockets_and_devices_come_back_and_identical_ones_are_unchanged() {
     let verified = cairn(&repo.path(), &["restore", "latest", "--verify-only"], LIMIT);
     assert_eq!(verified.code, 0, "{}", verified.show());
 }
+
+#[test]
+fn owners_are_restored_by_name_where_this_system_knows_it_else_by_id() {
+    if !cairn::fs::is_root() {
+        println!("skipped: restoring owners needs root");
+        return;
+    }
+    use cairn::repo::WriteSession;
+    use common::craft::{dir, file, store_tree, Crafted};
+    let c = Crafted::new();
+    let repo = c.open();
+    let session = WriteSession::new(&repo);
+    // Recorded on another host where `root` had id 4321; a name unknown here keeps its id.
+    let mut by_name = file(&session, b"by-name", b"x", 1);
+    (by_name.uid, by_name.gid, by_name.user, by_name.group) = (4321, 4321, b"root".to_vec(), b"root".to_vec());
+    let mut by_id = file(&session, b"by-id", b"y", 1);
+    (by_id.uid, by_id.gid) = (4242, 4343);
+    (by_id.user, by_id.group) = (b"no-such-user-on-this-host".to_vec(), b"no-such-group-here".to_vec());
+    let mut nameless = file(&session, b"nameless", b"z", 1);
+    (nameless.uid, nameless.gid) = (4444, 4445);
+    let data = store_tree(&session, vec![by_id, by_name, nameless]);
+    let root = store_tree(&session, vec![dir(b"data", data)]);
+    session.flush().unwrap();
+    Crafted::save(&repo, root, 1_700_000_000);
+    drop(repo);
+    let t = c.scratch("t");
+    let ran = cairn(&c.path(), &["restore", "latest", "--target", t.to_str().unwrap(), "--overwrite", "always"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let owner = |name: &str| {
+        let m = std::fs::symlink_metadata(t.join(name)).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner("by-name"), (0, 0), "the name wins where it is known");
+    assert_eq!(owner("by-id"), (4242, 4343));
+    assert_eq!(owner("nameless"), (4444, 4445));
+    let t2 = c.scratch("t2");
+    let ran = cairn(&c.path(), &["restore", "latest", "--target", t2.to_str().unwrap(), "--no-owner"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    assert_eq!(std::fs::symlink_metadata(t2.join("by-id")).unwrap().uid(), 0, "--no-owner keeps the restorer's");
+}
