@@ -11,7 +11,7 @@ mod xattr;
 pub use at::{set_fd_meta, set_fd_owner, DirFd, Occupant, TEMP_PREFIX};
 pub use meta::{is_root, stat, EntryKind, FileMeta};
 pub use owners::OwnerNames;
-pub use sparse::{data_ranges, punch_hole};
+pub use sparse::data_ranges;
 pub use special::NodeKind;
 pub use xattr::{
     list_fd as xattrs_fd, set_fd as set_xattr_fd, unsupported as xattrs_unsupported, user_xattrs_supported, Xattrs,
