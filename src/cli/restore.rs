@@ -230,7 +230,7 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
     }
     if mode == Mode::DryRun && !ctx.quiet {
         for p in &report.plan {
-            outln!("{:<9} {:<7} {:>10}  {}", p.action, p.kind, bytes(p.bytes), p.path)?;
+            outln!("{:<9} {:<12} {:>10}  {}", p.action, p.kind, bytes(p.bytes), p.path)?;
         }
     }
     let code = finish(&report);

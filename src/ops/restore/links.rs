@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 
-use super::walker::Walker;
+use super::walker::{Walker, BATCH_FILES};
 use super::{Mode, Overwrite, Restorer};
 use crate::fs::{DirFd, Occupant};
 use crate::snapshot::Node;
@@ -87,15 +87,17 @@ impl Walker<'_, '_> {
             return true;
         }
         match (self.mode(), parent, leader.dir) {
-            (Mode::Write, Some(dir), Some(leader_dir)) => self.batch.links.push(LinkJob {
-                leader_dir,
-                leader_name: leader.name,
-                leader_path: leader.path,
-                dir,
-                name: node.name.clone(),
-                path: self.display(rel),
-                replace: occupant,
-            }),
+            (Mode::Write, Some(dir), Some(leader_dir)) => {
+                self.queue_link(LinkJob {
+                    leader_dir,
+                    leader_name: leader.name,
+                    leader_path: leader.path,
+                    dir,
+                    name: node.name.clone(),
+                    path: self.display(rel),
+                    replace: occupant,
+                });
+            }
             (_, parent, leader_dir) => {
                 let same = match (&parent, &leader_dir) {
                     (Some(d), Some(l)) => same_file(l, &leader.name, d, &node.name),
@@ -117,6 +119,16 @@ impl Walker<'_, '_> {
             }
         }
         true
+    }
+}
+
+impl Walker<'_, '_> {
+    /// Queues a link; a batch holds at most as many links as files.
+    fn queue_link(&mut self, job: LinkJob) {
+        self.batch.links.push(job);
+        if self.batch.links.len() >= BATCH_FILES {
+            self.queue_batch();
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::snapshot::{Node, NodeContent};
 /// Chunk references planned at once; bounds the plan's memory whatever the snapshot's size.
 const BATCH_CHUNK_REFS: usize = 32 * 1024;
 /// Files created per batch.
-const BATCH_FILES: usize = 4096;
+pub(super) const BATCH_FILES: usize = 4096;
 /// Directories a batch keeps open (its files' parents and the directories it finishes):
 /// bounds open descriptors with up to three batches alive at once.
 const BATCH_DIRS: usize = 1024;
@@ -571,7 +571,7 @@ impl Walker<'_, '_> {
     }
 
     /// Hands the queued files to the batch runner (waiting while it still has one queued).
-    fn queue_batch(&mut self) {
+    pub(super) fn queue_batch(&mut self) {
         self.batch_refs = 0;
         let b = std::mem::take(&mut self.batch);
         if !b.jobs.is_empty() || !b.dirs_done.is_empty() || !b.links.is_empty() {
