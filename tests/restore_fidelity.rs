@@ -246,3 +246,66 @@ fn owners_are_restored_by_name_where_this_system_knows_it_else_by_id() {
     assert_eq!(ran.code, 0, "{}", ran.show());
     assert_eq!(std::fs::symlink_metadata(t2.join("by-id")).unwrap().uid(), 0, "--no-owner keeps the restorer's");
 }
+
+/// Runs a short system command with a deadline; whether it succeeded.
+fn run_briefly(program: &str, args: &[&str]) -> bool {
+    let Ok(mut child) = std::process::Command::new(program).args(args).spawn() else { return false };
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.success();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A ramfs (no xattr support at all) mounted for the test's life.
+struct Ramfs(tempfile::TempDir);
+
+impl Ramfs {
+    fn mount() -> Option<Ramfs> {
+        let dir = tempfile::tempdir().unwrap();
+        run_briefly("mount", &["-t", "ramfs", "ramfs", dir.path().to_str().unwrap()]).then_some(Ramfs(dir))
+    }
+}
+
+impl Drop for Ramfs {
+    fn drop(&mut self) {
+        run_briefly("umount", &[self.0.path().to_str().unwrap()]);
+    }
+}
+
+#[test]
+fn a_target_without_xattr_support_gets_the_files_and_one_counted_warning() {
+    if !cairn::fs::is_root() {
+        println!("skipped: mounting a ramfs target needs root");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let dir = DirFd::open_path(src.path()).unwrap();
+    if !cairn::fs::user_xattrs_supported(&dir) {
+        println!("skipped: the filesystem of {} has no user xattrs", src.path().display());
+        return;
+    }
+    std::fs::write(src.path().join("f"), b"data").unwrap();
+    cairn::fs::set_xattr_fd(dir.open_read(b"f").unwrap(), b"user.origin", b"x").unwrap();
+    let repo = TestRepo::new(IndexKind::Persistent);
+    repo.snapshot(&[src.path()]);
+    let Some(ramfs) = Ramfs::mount() else {
+        println!("skipped: cannot mount a ramfs here");
+        return;
+    };
+    let t = ramfs.0.path().join("t");
+    let args = ["--json", "restore", "latest", "--target", t.to_str().unwrap()];
+    let ran = cairn(&repo.path(), &args, LIMIT);
+    assert_eq!(ran.code, 0, "a missing xattr support is no failure: {}", ran.show());
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    assert_eq!(report["xattrs_skipped"], 1, "{report}");
+    assert!(ran.stderr.contains("extended attributes of 1 entries not restored"), "{}", ran.show());
+    assert_eq!(std::fs::read(t.join("f")).unwrap(), b"data");
+}
