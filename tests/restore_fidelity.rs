@@ -309,3 +309,59 @@ fn a_target_without_xattr_support_gets_the_files_and_one_counted_warning() {
     assert!(ran.stderr.contains("extended attributes of 1 entries not restored"), "{}", ran.show());
     assert_eq!(std::fs::read(t.join("f")).unwrap(), b"data");
 }
+
+/// `cairn ARGS…` run as user `nobody` (setpriv), with a deadline: exit code and stderr.
+fn cairn_as_nobody(args: &[&str]) -> Option<(i32, String)> {
+    let err = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new("setpriv")
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", env!("CARGO_BIN_EXE_cairn")])
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(err.reopen().unwrap())
+        .spawn()
+        .ok()?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("cairn {args:?} as nobody did not finish within {LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Some((status.code().unwrap_or(-1), std::fs::read_to_string(err.path()).unwrap()))
+}
+
+#[test]
+fn without_root_device_nodes_are_left_out_with_one_counted_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    if !cairn::fs::is_root() {
+        println!("skipped: making the device nodes to back up needs root");
+        return;
+    }
+    let src = tempfile::tempdir().unwrap();
+    let dir = DirFd::open_path(src.path()).unwrap();
+    dir.make_node(b"null", NodeKind::CharDevice, 0o666, rustix::fs::makedev(1, 3)).unwrap();
+    dir.make_node(b"pipe", NodeKind::Fifo, 0o644, 0).unwrap();
+    let repo = TestRepo::new(IndexKind::Persistent);
+    repo.snapshot(&[src.path()]);
+    // Everything the unprivileged restore touches is open to it.
+    let out = tempfile::tempdir().unwrap();
+    let open = |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    open(out.path());
+    assert!(run_briefly("chmod", &["-R", "a+rwX", repo.path().parent().unwrap().to_str().unwrap()]));
+    let t = out.path().join("t");
+    let repo_path = repo.path();
+    let args = ["--repo", repo_path.to_str().unwrap(), "restore", "latest", "--target", t.to_str().unwrap()];
+    let Some((code, stderr)) = cairn_as_nobody(&args) else {
+        println!("skipped: setpriv is not available to run as another user");
+        return;
+    };
+    assert_eq!(code, 0, "a device left out is no failure: {stderr}");
+    assert!(stderr.contains("1 device nodes not restored") && stderr.contains("null"), "{stderr}");
+    assert!(!t.join("null").exists());
+    assert_same_special(&src.path().join("pipe"), &t.join("pipe"));
+}
