@@ -52,6 +52,42 @@ pub fn index_value(data: &[u8]) {
     let _ = cairn::index::PackInfo::decode(data);
 }
 
+/// A key file: header, names and KDF bounds; opened too when its KDF parameters are cheap
+/// enough for a fuzzer (the seeds use the fastest argon2 settings).
+pub fn key_file(data: &[u8]) {
+    if let Ok(meta) = cairn::crypto::decode_meta(data) {
+        if meta.kdf.memory_kib <= 64 && meta.kdf.passes <= 2 {
+            let _ = cairn::crypto::open_key_file(data, FUZZ_PASSPHRASE);
+        }
+    }
+}
+
+/// The fixed key the crypto seeds are sealed with, so mutations reach the opening code.
+pub const FUZZ_MASTER_KEY: [u8; 32] = [0x5e; 32];
+pub const FUZZ_PASSPHRASE: &[u8] = b"fuzz";
+
+/// A sealed envelope opened as every kind by a full key; and the input as a write-only
+/// session header (the loader returns it for a frame that names it).
+pub fn envelope(data: &[u8]) {
+    use cairn::crypto::{Kind, MasterKey, Sealer};
+    let header = data.to_vec();
+    let loader: cairn::crypto::SessionLoader = std::sync::Arc::new(move |_| Ok(header.clone()));
+    let full = Sealer::full_with_sessions(&MasterKey::from_bytes(FUZZ_MASTER_KEY), Some(loader));
+    let mut naming = vec![cairn::crypto::SUITE_SESSION];
+    naming.extend_from_slice(&cairn::crypto::session_id(data));
+    naming.extend_from_slice(&[0; 40]);
+    let _ = full.open(Kind::Tree, b"", &naming);
+    for kind in Kind::ALL {
+        let _ = cairn::crypto::inspect_envelope(data, kind);
+        let _ = full.open(kind, b"fuzz", data);
+    }
+}
+
+/// A paper key's text.
+pub fn paper_key(data: &[u8]) {
+    let _ = cairn::crypto::import_paper_key(&String::from_utf8_lossy(data));
+}
+
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
@@ -65,4 +101,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("index_value", index_value),
     ("wal_record", wal_record),
     ("lock", lock),
+    ("key_file", key_file),
+    ("envelope", envelope),
+    ("paper_key", paper_key),
 ];

@@ -31,6 +31,8 @@ pub mod exit {
     /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it); what was finished is
     /// complete, and rerunning the command finishes the rest.
     pub const INTERRUPTED: i32 = 130;
+    /// The key is write-only: it cannot read what the command needs (restore, ls, check …).
+    pub const WRITE_ONLY: i32 = 14;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +95,15 @@ pub enum Error {
 
     #[error("index: {0}")]
     Index(String),
+
+    #[error("wrong password or no matching key")]
+    WrongPassword,
+
+    #[error("the repository has no key files (keys/ is missing or empty); restore access from a paper key with `cairn key import`")]
+    NoKeys,
+
+    #[error("this is a write-only key: it cannot {action}")]
+    WriteOnly { action: String },
 }
 
 /// `text` with the password of every URL in it replaced by `***` (`s3://key:***@host`,
@@ -155,6 +166,7 @@ impl Error {
             Error::Locked(_) => exit::LOCKED,
             Error::Interrupted { .. } => exit::INTERRUPTED,
             Error::InvalidArgument(_) | Error::Ambiguous { .. } => exit::USAGE,
+            Error::WriteOnly { .. } => exit::WRITE_ONLY,
             _ => exit::FAILED,
         }
     }

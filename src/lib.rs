@@ -12,12 +12,13 @@
 //! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
 //! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
 //! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks
-//! foundation    error, id, codec, io, time
+//! foundation    error, id, codec, crypto, io, time
 //! ```
 
 pub mod backend;
 pub mod chunker;
 pub mod codec;
+pub mod crypto;
 pub mod error;
 pub mod fs;
 pub mod hooks;

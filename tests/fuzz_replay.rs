@@ -165,3 +165,41 @@ fn every_declared_fuzz_target_is_replayed() {
     assert_eq!(declared, files, "fuzz/Cargo.toml and fuzz/fuzz_targets/ disagree");
     assert_eq!(declared, replayed, "fuzz/Cargo.toml and fuzz/targets.rs TARGETS disagree");
 }
+
+/// Writes the crypto targets' seeds (key files, envelopes, paper keys), sealed with the fixed
+/// fuzz key: `cargo test --release --test fuzz_replay -- --ignored write_crypto_seeds`.
+#[test]
+#[ignore]
+fn write_crypto_seeds() {
+    use cairn::crypto::{self, KdfParams, KeyClass, KeyFileMeta, Kind, MasterKey, Sealer};
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        fs::create_dir_all(seeds_dir(target)).unwrap();
+        fs::write(seeds_dir(target).join(name), bytes).unwrap();
+    };
+    let master = MasterKey::from_bytes(targets::FUZZ_MASTER_KEY);
+    let owner = KeyFileMeta {
+        class: KeyClass::Full,
+        kdf: KdfParams::INSECURE_FAST,
+        created_s: 1_764_000_000,
+        host: "db1".into(),
+        user: "postgres".into(),
+    };
+    let full = crypto::create_full(&master, targets::FUZZ_PASSPHRASE, KdfParams::INSECURE_FAST, &owner).unwrap();
+    write("key_file", "full", &full);
+    let wo = master.derive().write_only();
+    write(
+        "key_file",
+        "write-only",
+        &crypto::create_write_only(&wo, b"other", KdfParams::INSECURE_FAST, &owner).unwrap(),
+    );
+    write("key_file", "truncated", &full[..40]);
+    let sealer = Sealer::full(&master);
+    write("envelope", "suite1-snapshot", &sealer.seal(Kind::Snapshot, b"fuzz", b"a snapshot record").unwrap());
+    write("envelope", "suite1-trailer", &sealer.seal(Kind::PackTrailer, b"fuzz", &[0u8; 64]).unwrap());
+    let writer = Sealer::write_only(wo).unwrap();
+    write("envelope", "session-header", writer.session_header().unwrap().1);
+    write("envelope", "suite2-tree", &writer.seal(Kind::Tree, b"fuzz", b"a tree").unwrap());
+    let paper = crypto::export_paper_key(&master);
+    write("paper_key", "valid", paper.as_bytes());
+    write("paper_key", "typo", paper.replacen("1: ", "1: f", 1).as_bytes());
+}

@@ -11,7 +11,8 @@ fn layer(module: &str) -> Option<u8> {
         // Foundation, itself in three steps: errors, then ids, then the rest.
         "error" => 0,
         "id" => 1,
-        "codec" | "io" | "time" => 2,
+        // crypto sits beside codec: it seals and opens bytes, knowing only errors.
+        "codec" | "crypto" | "io" | "time" => 2,
         "chunker" | "pack" | "index" | "snapshot" | "fs" | "backend" | "progress" | "pg" | "hooks" => 3,
         "repo" => 4,
         "ops" => 5,
