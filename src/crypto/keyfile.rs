@@ -52,7 +52,7 @@ pub struct KdfParams {
 impl KdfParams {
     /// ~0.5 s on the project machine (docs/performance.md, "Encryption primitives"); 64 MiB
     /// keeps the peak RSS of a backup under its 128 MiB budget.
-    pub const DEFAULT: KdfParams = KdfParams { memory_kib: 64 * 1024, passes: 6, lanes: 1 };
+    pub const DEFAULT: KdfParams = KdfParams { memory_kib: 64 * 1024, passes: 9, lanes: 1 };
     /// The smallest argon2 accepts: for tests only, never for real key files.
     pub const INSECURE_FAST: KdfParams = KdfParams { memory_kib: 8, passes: 1, lanes: 1 };
 

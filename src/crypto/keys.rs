@@ -114,6 +114,14 @@ fn chunker_seed(master: &SecretKey) -> u64 {
     u64::from_le_bytes(first)
 }
 
+/// 16 bytes that tell whether a key belongs to a repository (stored in its config's
+/// `encryption` feature): `blake3::keyed_hash(index key, "cairn key check")`, truncated.
+fn key_check(index: &SecretKey) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c.copy_from_slice(&blake3::keyed_hash(index.as_bytes(), b"cairn key check").as_bytes()[..16]);
+    c
+}
+
 /// The key of chunk ids: `blake3::keyed_hash(id key, plaintext)` in encrypted repositories.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct IdKey(pub(crate) SecretKey);
@@ -154,6 +162,12 @@ impl FullKeys {
         x25519_dalek::PublicKey::from(&secret).to_bytes()
     }
 
+    /// The repository's key check (`docs/format.md` §13.1); equal for its full and
+    /// write-only keys.
+    pub fn key_check(&self) -> [u8; 16] {
+        key_check(&self.index)
+    }
+
     /// What a write-only key file carries: no key that opens anything but config, locks and
     /// pack trailers.
     pub fn write_only(&self) -> WriteOnlyKeys {
@@ -188,6 +202,10 @@ pub struct WriteOnlyKeys {
 }
 
 impl WriteOnlyKeys {
+    pub fn key_check(&self) -> [u8; 16] {
+        key_check(&self.index)
+    }
+
     pub(crate) const ENCODED_BYTES: usize = 32 + KEY_BYTES + KEY_BYTES + 8;
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -270,7 +288,9 @@ mod tests {
         let full = fixed_master().derive();
         let wo = full.write_only();
         let enc = wo.encode();
-        assert_eq!(WriteOnlyKeys::decode(&enc), Some(wo));
+        assert_eq!(WriteOnlyKeys::decode(&enc), Some(wo.clone()));
+        assert_eq!(wo.key_check(), full.key_check());
+        assert_ne!(MasterKey::from_bytes([9; 32]).derive().key_check(), full.key_check());
         for secret in [fixed_master().as_bytes(), full.seal.as_bytes(), full.repo_secret.as_bytes()] {
             assert!(!enc.windows(32).any(|w| w == secret), "write-only keys leak a full secret");
         }
