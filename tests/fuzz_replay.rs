@@ -171,19 +171,13 @@ fn every_declared_fuzz_target_is_replayed() {
 #[test]
 #[ignore]
 fn write_crypto_seeds() {
-    use cairn::crypto::{self, KdfParams, KeyClass, KeyFileMeta, Kind, MasterKey, Sealer};
+    use cairn::crypto::{self, KdfParams, KeyOwner, Kind, MasterKey, Sealer};
     let write = |target: &str, name: &str, bytes: &[u8]| {
         fs::create_dir_all(seeds_dir(target)).unwrap();
         fs::write(seeds_dir(target).join(name), bytes).unwrap();
     };
     let master = MasterKey::from_bytes(targets::FUZZ_MASTER_KEY);
-    let owner = KeyFileMeta {
-        class: KeyClass::Full,
-        kdf: KdfParams::INSECURE_FAST,
-        created_s: 1_764_000_000,
-        host: "db1".into(),
-        user: "postgres".into(),
-    };
+    let owner = KeyOwner { created_s: 1_764_000_000, host: "db1".into(), user: "postgres".into() };
     let full = crypto::create_full(&master, targets::FUZZ_PASSPHRASE, KdfParams::INSECURE_FAST, &owner).unwrap();
     write("key_file", "full", &full);
     let wo = master.derive().write_only();

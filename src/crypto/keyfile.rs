@@ -74,14 +74,21 @@ pub enum KeyClass {
     WriteOnly,
 }
 
+/// Who made a key file, and when: stored in the clear (authenticated) for `key list`. The
+/// caller fills it in (host name from `crate::fs::hostname`, user from the environment).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyOwner {
+    pub created_s: i64,
+    pub host: String,
+    pub user: String,
+}
+
 /// What `key list` shows; readable without the passphrase.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyFileMeta {
     pub class: KeyClass,
     pub kdf: KdfParams,
-    pub created_s: i64,
-    pub host: String,
-    pub user: String,
+    pub owner: KeyOwner,
 }
 
 /// What a key file holds once opened.
@@ -104,24 +111,19 @@ pub fn key_file_id(bytes: &[u8]) -> String {
 }
 
 /// Writes a full key file for `master`.
-pub fn create_full(master: &MasterKey, passphrase: &[u8], kdf: KdfParams, owner: &KeyFileMeta) -> Result<Vec<u8>> {
+pub fn create_full(master: &MasterKey, passphrase: &[u8], kdf: KdfParams, owner: &KeyOwner) -> Result<Vec<u8>> {
     create(KeyClass::Full, master.as_bytes(), passphrase, kdf, owner)
 }
 
 /// Writes a write-only key file: it holds no key that opens data or metadata.
-pub fn create_write_only(
-    keys: &WriteOnlyKeys,
-    passphrase: &[u8],
-    kdf: KdfParams,
-    owner: &KeyFileMeta,
-) -> Result<Vec<u8>> {
+pub fn create_write_only(keys: &WriteOnlyKeys, passphrase: &[u8], kdf: KdfParams, owner: &KeyOwner) -> Result<Vec<u8>> {
     let mut payload = keys.encode();
     let out = create(KeyClass::WriteOnly, &payload, passphrase, kdf, owner);
     zeroize::Zeroize::zeroize(&mut payload);
     out
 }
 
-fn create(class: KeyClass, payload: &[u8], passphrase: &[u8], kdf: KdfParams, owner: &KeyFileMeta) -> Result<Vec<u8>> {
+fn create(class: KeyClass, payload: &[u8], passphrase: &[u8], kdf: KdfParams, owner: &KeyOwner) -> Result<Vec<u8>> {
     if passphrase.is_empty() {
         return Err(Error::InvalidArgument("an empty password is not allowed".into()));
     }
@@ -212,7 +214,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
     if bytes.len() != header_end + KEY_OVERHEAD_BYTES + payload {
         return Err(bad(&format!("{} bytes, expected {}", bytes.len(), header_end + KEY_OVERHEAD_BYTES + payload)));
     }
-    let meta = KeyFileMeta { class, kdf, created_s: i64::from_le_bytes(created), host, user };
+    let meta = KeyFileMeta { class, kdf, owner: KeyOwner { created_s: i64::from_le_bytes(created), host, user } };
     Ok(Parsed { meta, salt, header: &bytes[..header_end], sealed: &bytes[header_end..] })
 }
 
@@ -275,8 +277,8 @@ pub fn open_any<'a>(
 pub fn change_passphrase(bytes: &[u8], old: &[u8], new: &[u8], kdf: KdfParams) -> Result<Vec<u8>> {
     let meta = decode_meta(bytes)?;
     match open(bytes, old)? {
-        Unlocked::Full(m) => create_full(&m, new, kdf, &meta),
-        Unlocked::WriteOnly(w) => create_write_only(&w, new, kdf, &meta),
+        Unlocked::Full(m) => create_full(&m, new, kdf, &meta.owner),
+        Unlocked::WriteOnly(w) => create_write_only(&w, new, kdf, &meta.owner),
     }
 }
 

@@ -5,14 +5,8 @@ use super::*;
 
 const FAST: KdfParams = KdfParams::INSECURE_FAST;
 
-fn owner() -> KeyFileMeta {
-    KeyFileMeta {
-        class: KeyClass::Full,
-        kdf: FAST,
-        created_s: 1_764_000_000,
-        host: "db1".into(),
-        user: "postgres".into(),
-    }
+fn owner() -> KeyOwner {
+    KeyOwner { created_s: 1_764_000_000, host: "db1".into(), user: "postgres".into() }
 }
 
 fn master() -> MasterKey {
@@ -28,7 +22,7 @@ fn full_key_file_round_trips_with_metadata() {
     let f = create_full(&master(), b"hunter2", FAST, &owner()).unwrap();
     assert_eq!(open(&f, b"hunter2").unwrap(), Unlocked::Full(master()));
     let meta = decode_meta(&f).unwrap();
-    assert_eq!(meta, owner());
+    assert_eq!(meta, KeyFileMeta { class: KeyClass::Full, kdf: FAST, owner: owner() });
     assert!(!f.windows(32).any(|w| w == master().as_bytes()), "master key stored in the clear");
 }
 
@@ -105,16 +99,16 @@ fn change_passphrase_rewraps_the_same_key() {
     assert_ne!(key_file_id(&f), key_file_id(&g));
     assert_eq!(open(&g, b"new").unwrap(), Unlocked::Full(master()));
     assert!(matches!(open(&g, b"old"), Err(Error::WrongPassword)));
-    assert_eq!(decode_meta(&g).unwrap().host, "db1");
+    assert_eq!(decode_meta(&g).unwrap().owner.host, "db1");
     assert!(matches!(change_passphrase(&f, b"bad", b"new", FAST), Err(Error::WrongPassword)));
 }
 
 #[test]
 fn empty_passwords_and_long_names() {
     assert!(matches!(create_full(&master(), b"", FAST, &owner()), Err(Error::InvalidArgument(_))));
-    let long = KeyFileMeta { host: "é".repeat(200), ..owner() };
+    let long = KeyOwner { host: "é".repeat(200), ..owner() };
     let f = create_full(&master(), b"pw", FAST, &long).unwrap();
-    let host = decode_meta(&f).unwrap().host;
+    let host = decode_meta(&f).unwrap().owner.host;
     assert!(host.len() <= 255 && long.host.starts_with(&host));
 }
 

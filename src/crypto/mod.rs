@@ -21,7 +21,7 @@ pub use frame::{
 };
 pub use keyfile::{
     change_passphrase, create_full, create_write_only, decode_meta, key_file_id, open as open_key_file, open_any,
-    KdfParams, KeyClass, KeyFileMeta, Unlocked, KEY_FILE_VERSION,
+    KdfParams, KeyClass, KeyFileMeta, KeyOwner, Unlocked, KEY_FILE_VERSION,
 };
 pub use keys::{fill_random, FullKeys, IdKey, MasterKey, SecretKey, WriteOnlyKeys, KEY_BYTES};
 pub use kind::Kind;

@@ -174,6 +174,14 @@ mod tests {
         let no_check: Vec<&str> = text.lines().filter(|l| !l.starts_with("check")).collect();
         assert!(import(&no_check.join("\n")).unwrap_err().to_string().contains("missing"));
         assert!(import("1: zz").is_err());
+        let mut swapped: Vec<&str> = text.lines().collect();
+        swapped.swap(1, 2);
+        let renumbered: Vec<String> = swapped
+            .iter()
+            .enumerate()
+            .map(|(i, l)| if (1..=4).contains(&i) { format!("{i}:{}", &l[2..]) } else { l.to_string() })
+            .collect();
+        assert!(import(&renumbered.join("\n")).unwrap_err().to_string().contains("line 1"), "swapped lines");
         assert!(import("").is_err());
     }
 }
