@@ -201,6 +201,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
     }
     let u32_at = |o: usize| u32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     let kdf = KdfParams { memory_kib: u32_at(9), passes: u32_at(13), lanes: u32_at(17) };
+    kdf.argon2()?; // bounds only: nothing is allocated until a passphrase is tried
     let mut salt = [0u8; SALT_BYTES];
     salt.copy_from_slice(&bytes[21..37]);
     let mut created = [0u8; 8];
@@ -228,8 +229,7 @@ fn name_at(bytes: &[u8], at: usize) -> Result<(String, usize)> {
 
 /// Opens one key file: one KDF run. A wrong passphrase is `WrongPassword`.
 pub fn open(bytes: &[u8], passphrase: &[u8]) -> Result<Unlocked> {
-    let p = parse(bytes)?;
-    p.meta.kdf.argon2()?; // refuse hostile parameters before spending memory on them
+    let p = parse(bytes)?; // refuses hostile KDF parameters before any memory is spent
     let kek = derive(p.meta.kdf, passphrase, &p.salt)?;
     let sealed = frame::parse(p.sealed, Kind::KeyFile)?;
     let mut out = Vec::with_capacity(p.sealed.len());

@@ -89,6 +89,7 @@ fn hostile_kdf_parameters_are_refused_before_running() {
     f[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
     let before = runs();
     assert!(matches!(open(&f, b"pw"), Err(Error::Corrupt { .. })));
+    assert!(matches!(decode_meta(&f), Err(Error::Corrupt { .. })));
     assert_eq!(runs(), before);
 }
 
