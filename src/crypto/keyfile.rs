@@ -75,7 +75,7 @@ pub enum KeyClass {
 }
 
 /// Who made a key file, and when: stored in the clear (authenticated) for `key list`. The
-/// caller fills it in (host name from `crate::fs::hostname`, user from the environment).
+/// caller fills it in (the host name as snapshots record it, the user from the environment).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyOwner {
     pub created_s: i64,

@@ -10,7 +10,7 @@
 use std::fmt;
 
 use ring::rand::{SecureRandom, SystemRandom};
-use zeroize::{Zeroize, ZeroizeOnDrop};
+use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 
@@ -33,8 +33,14 @@ pub fn fill_random(buf: &mut [u8]) -> Result<()> {
 }
 
 /// A 256-bit secret: zeroed on drop, shown only as a fingerprint.
-#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretKey([u8; KEY_BYTES]);
+
+impl Drop for SecretKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
 
 impl SecretKey {
     pub fn from_bytes(bytes: [u8; KEY_BYTES]) -> Self {
