@@ -47,7 +47,7 @@ type Snap = (u64, u64, f64);
 fn run(avg: u32, scenario: &dyn Fn(&Path, &mut dyn FnMut() -> Snap)) -> Outcome {
     let dir = tempfile::tempdir().unwrap();
     let repo_path = dir.path().join("repo");
-    let chunker = ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg * 4 };
+    let chunker = ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg * 4, seed: 0 };
     Repository::init_local(&repo_path, &InitOptions { chunker, ..Default::default() }).unwrap();
     let data = dir.path().join("data");
     fs::create_dir_all(&data).unwrap();

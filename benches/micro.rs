@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use cairn::backend::{Backend, LocalBackend, PutMode};
 use cairn::chunker::ChunkerParams;
+use cairn::crypto::Sealer;
 use cairn::id::Digest;
 use cairn::index::{ChunkIndex, OpenMode, RocksIndex};
 use cairn::pack::{decode_blob, encode_blob, parse_pack, BlobEntry, BlobKind, Codec, PackBuilder};
@@ -82,7 +83,9 @@ fn packs(chunks: &[&[u8]], total: usize) {
         for (i, (id, raw, blob)) in blobs.iter().enumerate() {
             builder.add(*id, BlobKind::Data, *raw as u32, blob);
             if builder.data_len() >= 16 << 20 || i + 1 == blobs.len() {
-                let pack = std::mem::replace(&mut builder, PackBuilder::with_capacity(17 << 20)).finish();
+                let pack = std::mem::replace(&mut builder, PackBuilder::with_capacity(17 << 20))
+                    .finish(&Sealer::None)
+                    .unwrap();
                 let key = format!("pack-{}", pack.id);
                 backend.put(&key, &pack.bytes, PutMode::Overwrite).unwrap();
                 keys.push(key);
@@ -100,9 +103,9 @@ fn packs(chunks: &[&[u8]], total: usize) {
     let (_, secs) = time(|| {
         keys.par_iter().for_each(|key| {
             let bytes = backend.get(key).unwrap();
-            for e in parse_pack(&bytes, key).unwrap() {
+            for e in parse_pack(&bytes, &Sealer::None, key).unwrap() {
                 let range = e.offset as usize..(e.offset + e.stored_len) as usize;
-                decode_blob(&e, &bytes[range], key).unwrap();
+                decode_blob(&e, &bytes[range], key, &Sealer::None).unwrap();
             }
         })
     });

@@ -84,7 +84,8 @@ fn main() {
     let (_, secs) = time(|| ops::restore(&repo, &id, &snap, &ropts, &NoProgress).unwrap());
     println!("| restore | {:.0} |", mb_per_s(total, secs));
     drop(repo);
-    let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent).unwrap();
+    let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent, &cairn::repo::KeySource::default())
+        .unwrap();
     let copts = ops::CheckOptions { read_data: ops::ReadData::All };
     let (report, secs) = time(|| ops::check(&audit, &copts, &NoProgress).unwrap());
     assert!(report.findings.is_empty());

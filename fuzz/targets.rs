@@ -10,12 +10,16 @@ pub fn config(data: &[u8]) {
     let _ = cairn::codec::from_bytes::<cairn::repo::Config>(data, "fuzz");
 }
 
-/// A whole pack: header, footer, trailer, and every blob it lists.
+/// A whole pack: header, footer, trailer, and every blob it lists; read as an unencrypted
+/// pack and as an encrypted one (under a fixed key, as the committed seeds were written).
 pub fn pack(data: &[u8]) {
-    if let Ok(entries) = cairn::pack::parse_pack(data, "fuzz") {
-        for e in entries {
-            let stored = &data[e.offset as usize..e.offset as usize + e.stored_len as usize];
-            let _ = cairn::pack::decode_blob(&e, stored, "fuzz");
+    let keyed = cairn::crypto::Sealer::full(&cairn::crypto::MasterKey::from_bytes([7; 32]));
+    for sealer in [&cairn::crypto::Sealer::None, &keyed] {
+        if let Ok(entries) = cairn::pack::parse_pack(data, sealer, "fuzz") {
+            for e in entries {
+                let stored = &data[e.offset as usize..e.offset as usize + e.stored_len as usize];
+                let _ = cairn::pack::decode_blob(&e, stored, "fuzz", sealer);
+            }
         }
     }
 }

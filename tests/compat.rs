@@ -140,7 +140,13 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn the_v1_fixture_holds_a_large_file_and_version_1_records() {
     let (_tmp, repo) = fixture_copy();
-    let r = Repository::open_local(&repo, Access::Read, IndexKind::Memory).unwrap();
+    let r = Repository::open_local_with(
+        &repo,
+        Access::Read,
+        IndexKind::Memory,
+        &cairn::repo::KeySource::password(common::TEST_PASSWORD),
+    )
+    .unwrap();
     assert_eq!(r.config().format_version, 1);
     let (_, snap) = r.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let big = cairn::ops::select::find_node(&r, &snap, b"/tmp/cairn-v1-fixture/src/big.log").unwrap().unwrap();
@@ -165,7 +171,13 @@ fn a_snapshot_into_a_v1_repository_still_works_and_stays_version_1() {
     assert_eq!(out.code, 3, "{stderr}");
     assert!(stderr.contains("pipe") && stderr.contains("format version 1"), "{stderr}");
     assert!(stderr.contains("2 entries have extended attributes or hard links"), "{stderr}");
-    let r = Repository::open_local(&repo, Access::Read, IndexKind::Persistent).unwrap();
+    let r = Repository::open_local_with(
+        &repo,
+        Access::Read,
+        IndexKind::Persistent,
+        &cairn::repo::KeySource::password(common::TEST_PASSWORD),
+    )
+    .unwrap();
     assert_eq!(r.config().format_version, 1, "the config is not upgraded");
     let (_, snap) = r.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     assert_eq!(codec::open(&r.read_blob(&snap.root).unwrap(), RecordKind::Tree, "root").unwrap().version, 1);

@@ -30,7 +30,7 @@ fn check_beside_a_writer_reports_no_damage() {
     let src = repo.dir.path().join("src");
     generate_tree(&src, 2, 50_000);
     repo.snapshot(&[&src]);
-    let audit = Repository::open_local_for_audit(&repo.path(), IndexKind::Memory).unwrap();
+    let audit = Repository::open_local_for_audit(&repo.path(), IndexKind::Memory, &repo.keys()).unwrap();
     generate_tree(&src.join("more"), 3, 50_000);
     repo.snapshot(&[&src]);
     let report = ops::check(&audit, &CheckOptions::default(), &NoProgress).unwrap();
@@ -58,7 +58,7 @@ fn a_pack_the_index_still_names_but_nothing_needs_is_a_warning() {
     for p in &removed {
         fs::remove_file(repo.path().join(cairn::repo::pack_key(p))).unwrap();
     }
-    let audit = Repository::open_local_for_audit(&repo.path(), IndexKind::Persistent).unwrap();
+    let audit = Repository::open_local_for_audit(&repo.path(), IndexKind::Persistent, &repo.keys()).unwrap();
     let report = ops::check(&audit, &CheckOptions::default(), &NoProgress).unwrap();
     assert!(!report.damage_found(), "{:#?}", report.findings);
     for p in &removed {

@@ -18,13 +18,14 @@ use common::{assert_same_tree, write_file, Rng};
 /// A's unique data, B's and C's new data live in separate packs.
 struct Fixture {
     dir: tempfile::TempDir,
+    encrypted: bool,
     a: SnapshotId,
     b: SnapshotId,
     c: SnapshotId,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    fn new(encrypted: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         let mut rng = Rng::new(99);
@@ -35,8 +36,10 @@ impl Fixture {
         let src_b = dir.path().join("src_b");
         write_file(&src_b.join("b1.bin"), &rng.bytes(700_000));
         write_file(&src_b.join("deep/er/b2.log"), &rng.events(200_000));
-        let f = Fixture { dir, a: SnapshotId::default(), b: SnapshotId::default(), c: SnapshotId::default() };
-        assert_eq!(code(&f.cairn(&["init"])), 0);
+        let f =
+            Fixture { dir, encrypted, a: SnapshotId::default(), b: SnapshotId::default(), c: SnapshotId::default() };
+        let init: &[&str] = if encrypted { &["init"] } else { &["init", "--encryption", "none"] };
+        assert_eq!(code(&f.cairn(init)), 0);
         let a = f.create(&src_a);
         let b = f.create(&src_b);
         write_file(&src_a.join("later.txt"), b"added after A");
@@ -54,7 +57,13 @@ impl Fixture {
     }
 
     fn cairn(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(self.repo()).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(self.repo())
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     fn create(&self, src: &Path) -> SnapshotId {
@@ -65,7 +74,7 @@ impl Fixture {
     }
 
     fn open(&self) -> Repository {
-        Repository::open_local(&self.repo(), Access::Read, IndexKind::Persistent).unwrap()
+        Repository::open_local_with(&self.repo(), Access::Read, IndexKind::Persistent, &common::test_keys()).unwrap()
     }
 
     /// Where the first chunk of `file` (absolute path in the snapshot) lives.
@@ -104,6 +113,16 @@ impl Fixture {
         (code(&o), target, stderr(&o))
     }
 
+    /// How a damaged blob is reported: an encrypted blob fails to open before its hash can
+    /// be compared.
+    fn blob_damage(&self) -> &'static str {
+        if self.encrypted {
+            "authentication failed"
+        } else {
+            "hash mismatch"
+        }
+    }
+
     fn assert_b_restores(&self) {
         let (c, target, err) = self.restore(&self.b, "restored-b");
         assert_eq!(c, 0, "{err}");
@@ -121,6 +140,42 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Runs a scenario on an encrypted repository (the default) and on an unencrypted one.
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            #[test]
+            fn encrypted() {
+                super::$name(super::Fixture::new(true))
+            }
+            #[test]
+            fn unencrypted() {
+                super::$name(super::Fixture::new(false))
+            }
+        })*
+    };
+}
+
+both_modes!(
+    clean_repository_checks_clean_in_every_mode,
+    flipped_bit_in_chunk_data_is_found_by_read_data_only,
+    flipped_byte_in_pack_trailer_is_found_structurally,
+    truncated_pack_is_found_and_only_its_files_fail_to_restore,
+    deleted_pack_is_named_with_every_file_it_takes,
+    deleted_index_directory_is_found_and_repaired,
+    corrupted_index_files_are_found_and_repaired,
+    index_entry_disagreeing_with_its_pack_trailer_is_found_and_repaired,
+    index_entry_naming_a_pack_without_the_chunk_is_found_and_repaired,
+    corrupted_tree_names_the_directory_and_snapshot,
+    corrupted_snapshot_object_is_named,
+    corrupted_config_is_reported_and_the_audit_goes_on,
+    stray_files_where_packs_live_are_reported,
+    leftover_temporary_files_are_warnings_not_damage,
+    deleted_metadata_pack_names_whole_directories,
+    check_json_names_the_same_findings,
+    damaged_piece_of_a_large_files_chunk_list_names_its_byte_range
+);
+
 fn flip_byte(path: &Path, offset: u64) {
     let mut bytes = fs::read(path).unwrap();
     bytes[offset as usize] ^= 0x5a;
@@ -131,9 +186,7 @@ fn short(id: &SnapshotId) -> String {
     id.to_hex()[..8].to_string()
 }
 
-#[test]
-fn clean_repository_checks_clean_in_every_mode() {
-    let f = Fixture::new();
+fn clean_repository_checks_clean_in_every_mode(f: Fixture) {
     for mode in [&[][..], &["--read-data"], &["--read-data-subset", "50%"], &["--read-data-subset", "2/3"]] {
         let (c, out) = f.check(mode);
         assert_eq!(c, 0, "{mode:?}: {out}");
@@ -141,9 +194,7 @@ fn clean_repository_checks_clean_in_every_mode() {
     }
 }
 
-#[test]
-fn flipped_bit_in_chunk_data_is_found_by_read_data_only() {
-    let f = Fixture::new();
+fn flipped_bit_in_chunk_data_is_found_by_read_data_only(f: Fixture) {
     let a1 = f.src("src_a").join("a1.bin");
     let (chunk, loc) = f.chunk_of(&f.a, &a1);
     flip_byte(&f.pack_path(&loc.pack), u64::from(loc.offset) + 100);
@@ -151,7 +202,7 @@ fn flipped_bit_in_chunk_data_is_found_by_read_data_only() {
     assert_eq!(c, 0, "structural check does not read data: {out}");
     let (c, out) = f.check(&["--read-data"]);
     assert_eq!(c, 4, "{out}");
-    let want = format!("pack {} chunk {chunk}: hash mismatch", loc.pack);
+    let want = format!("pack {} chunk {chunk}: {}", loc.pack, f.blob_damage());
     assert!(out.contains(&want), "{out}");
     assert!(out.contains(&format!("affects snapshot {}", short(&f.a))) && out.contains("a1.bin bytes 0.."), "{out}");
     // Every snapshot holding a1 (A and C) is named.
@@ -159,15 +210,13 @@ fn flipped_bit_in_chunk_data_is_found_by_read_data_only() {
     // The damaged file fails loudly and is not left behind; the rest of A restores.
     let (c, target, err) = f.restore(&f.a, "restored-a");
     assert_eq!(c, 3, "{err}");
-    assert!(err.contains("a1.bin") && err.contains("hash mismatch"), "{err}");
+    assert!(err.contains("a1.bin") && err.contains(f.blob_damage()), "{err}");
     assert!(!target.join("a1.bin").exists());
     assert_eq!(fs::read(target.join("small.txt")).unwrap(), b"small and unaffected?");
     f.assert_b_restores();
 }
 
-#[test]
-fn flipped_byte_in_pack_trailer_is_found_structurally() {
-    let f = Fixture::new();
+fn flipped_byte_in_pack_trailer_is_found_structurally(f: Fixture) {
     let (_, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     let pack = f.pack_path(&loc.pack);
     let len = fs::metadata(&pack).unwrap().len();
@@ -179,9 +228,7 @@ fn flipped_byte_in_pack_trailer_is_found_structurally() {
     f.assert_b_restores();
 }
 
-#[test]
-fn truncated_pack_is_found_and_only_its_files_fail_to_restore() {
-    let f = Fixture::new();
+fn truncated_pack_is_found_and_only_its_files_fail_to_restore(f: Fixture) {
     let (_, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     let pack = f.pack_path(&loc.pack);
     // Cut the pack inside a1's first chunk: the trailer and everything after it are gone.
@@ -204,9 +251,7 @@ fn truncated_pack_is_found_and_only_its_files_fail_to_restore() {
     f.assert_b_restores();
 }
 
-#[test]
-fn deleted_pack_is_named_with_every_file_it_takes() {
-    let f = Fixture::new();
+fn deleted_pack_is_named_with_every_file_it_takes(f: Fixture) {
     let (_, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     fs::remove_file(f.pack_path(&loc.pack)).unwrap();
     let (c, out) = f.check(&[]);
@@ -229,9 +274,7 @@ fn deleted_pack_is_named_with_every_file_it_takes() {
     f.assert_b_restores();
 }
 
-#[test]
-fn deleted_index_directory_is_found_and_repaired() {
-    let f = Fixture::new();
+fn deleted_index_directory_is_found_and_repaired(f: Fixture) {
     fs::remove_dir_all(f.repo().join("index")).unwrap();
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
@@ -246,9 +289,7 @@ fn deleted_index_directory_is_found_and_repaired() {
     f.assert_b_restores();
 }
 
-#[test]
-fn corrupted_index_files_are_found_and_repaired() {
-    let f = Fixture::new();
+fn corrupted_index_files_are_found_and_repaired(f: Fixture) {
     for entry in fs::read_dir(f.repo().join("index")).unwrap() {
         let p = entry.unwrap().path();
         if p.is_file() {
@@ -277,9 +318,7 @@ fn set_index_entry(f: &Fixture, chunk: ChunkId, loc: &Location) {
     index.persist().unwrap();
 }
 
-#[test]
-fn index_entry_disagreeing_with_its_pack_trailer_is_found_and_repaired() {
-    let f = Fixture::new();
+fn index_entry_disagreeing_with_its_pack_trailer_is_found_and_repaired(f: Fixture) {
     let (chunk, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     set_index_entry(&f, chunk, &Location { offset: loc.offset + 1, ..loc });
     let (c, out) = f.check(&[]);
@@ -299,9 +338,7 @@ fn index_entry_disagreeing_with_its_pack_trailer_is_found_and_repaired() {
     assert_same_tree(&f.src("src_a"), &target);
 }
 
-#[test]
-fn index_entry_naming_a_pack_without_the_chunk_is_found_and_repaired() {
-    let f = Fixture::new();
+fn index_entry_naming_a_pack_without_the_chunk_is_found_and_repaired(f: Fixture) {
     let (chunk, _) = f.chunk_of(&f.b, &f.src("src_b").join("b1.bin"));
     let (_, elsewhere) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     // B's first chunk said to be where A's first chunk is: same pack format, other bytes.
@@ -320,9 +357,7 @@ fn index_entry_naming_a_pack_without_the_chunk_is_found_and_repaired() {
     f.assert_b_restores();
 }
 
-#[test]
-fn corrupted_tree_names_the_directory_and_snapshot() {
-    let f = Fixture::new();
+fn corrupted_tree_names_the_directory_and_snapshot(f: Fixture) {
     let (tree, loc) = f.root_tree_of(&f.a);
     flip_byte(&f.pack_path(&loc.pack), u64::from(loc.offset) + u64::from(loc.stored_len) / 2);
     let (c, out) = f.check(&[]);
@@ -336,9 +371,7 @@ fn corrupted_tree_names_the_directory_and_snapshot() {
     f.assert_b_restores();
 }
 
-#[test]
-fn corrupted_snapshot_object_is_named() {
-    let f = Fixture::new();
+fn corrupted_snapshot_object_is_named(f: Fixture) {
     let path = f.repo().join("snapshots").join(f.a.to_hex());
     flip_byte(&path, 30);
     let (c, out) = f.check(&[]);
@@ -350,9 +383,7 @@ fn corrupted_snapshot_object_is_named() {
     f.assert_b_restores();
 }
 
-#[test]
-fn corrupted_config_is_reported_and_the_audit_goes_on() {
-    let f = Fixture::new();
+fn corrupted_config_is_reported_and_the_audit_goes_on(f: Fixture) {
     flip_byte(&f.repo().join("config"), 14);
     let (c, out) = f.check(&[]);
     assert_eq!(c, 4, "{out}");
@@ -360,9 +391,7 @@ fn corrupted_config_is_reported_and_the_audit_goes_on() {
     assert!(out.contains("checked 3 snapshots"), "{out}");
 }
 
-#[test]
-fn stray_files_where_packs_live_are_reported() {
-    let f = Fixture::new();
+fn stray_files_where_packs_live_are_reported(f: Fixture) {
     write_file(&f.repo().join("packs/zz/junk"), b"not a pack");
     let fake = "ab".repeat(32);
     write_file(&f.repo().join(format!("packs/ab/{fake}")), &[0u8; 100]);
@@ -373,18 +402,14 @@ fn stray_files_where_packs_live_are_reported() {
     f.assert_b_restores();
 }
 
-#[test]
-fn leftover_temporary_files_are_warnings_not_damage() {
-    let f = Fixture::new();
+fn leftover_temporary_files_are_warnings_not_damage(f: Fixture) {
     write_file(&f.repo().join("packs/00/.tmp-abc123"), b"half a pack");
     let (c, out) = f.check(&[]);
     assert_eq!(c, 0, "{out}");
     assert!(out.contains("warning: file packs/00/.tmp-abc123: temporary file"), "{out}");
 }
 
-#[test]
-fn deleted_metadata_pack_names_whole_directories() {
-    let f = Fixture::new();
+fn deleted_metadata_pack_names_whole_directories(f: Fixture) {
     let repo = f.open();
     let root = repo.load_snapshot(&f.a).unwrap().root;
     let loc = repo.locate(&root).unwrap();
@@ -406,9 +431,7 @@ fn deleted_metadata_pack_names_whole_directories() {
     f.assert_b_restores();
 }
 
-#[test]
-fn check_json_names_the_same_findings() {
-    let f = Fixture::new();
+fn check_json_names_the_same_findings(f: Fixture) {
     let (_, loc) = f.chunk_of(&f.a, &f.src("src_a").join("a1.bin"));
     fs::remove_file(f.pack_path(&loc.pack)).unwrap();
     let o = f.cairn(&["repo", "check", "--json"]);
@@ -426,9 +449,7 @@ fn check_json_names_the_same_findings() {
     assert!(!names(&f.b, ""), "B is not affected");
 }
 
-#[test]
-fn damaged_piece_of_a_large_files_chunk_list_names_its_byte_range() {
-    let f = Fixture::new();
+fn damaged_piece_of_a_large_files_chunk_list_names_its_byte_range(f: Fixture) {
     let big_dir = f.src("src_big");
     write_file(&big_dir.join("big.bin"), &Rng::new(5).bytes(48 << 20));
     write_file(&big_dir.join("other.txt"), b"unaffected");

@@ -34,6 +34,7 @@ impl Repo {
     }
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        c.envs(common::TEST_ENV);
         c.arg("--repo").arg(self.path()).arg("--lock-wait").arg("5").args(args);
         c
     }
@@ -254,7 +255,13 @@ fn a_full_disk_fails_clearly_and_leaves_the_repository_usable() {
     };
     let repo_path = dir.path().join("small/repo");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(&repo_path).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(&repo_path)
+            .args(args)
+            .output()
+            .unwrap()
     };
     assert!(run(&["init", "--pack-mib", "4"]).status.success());
     let mut rng = Rng::new(77);

@@ -3,6 +3,13 @@
 //! path longer than `PATH_MAX` (a 10 000-level path is 20 000 bytes). The tree is built and
 //! removed through directory descriptors, since paths that long cannot be used.
 
+/// The password and cheap KDF of `tests/common` (this file does not use the module).
+const TEST_ENV: [(&str, &str); 3] = [
+    ("CAIRN_PASSWORD", "correct horse battery staple (test)"),
+    ("CAIRN_KDF_MEMORY_KIB", "8"),
+    ("CAIRN_KDF_PASSES", "1"),
+];
+
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -59,6 +66,7 @@ fn remove_deep(root: &Path) {
 /// Runs the binary, killing it past the deadline.
 fn cairn(repo: &Path, args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(TEST_ENV)
         .arg("--repo")
         .arg(repo)
         .args(args)
@@ -91,7 +99,13 @@ fn a_10000_level_tree_snapshots_and_its_deepest_file_is_listed() {
     assert_eq!(out.status.code(), Some(0), "snapshot create: {stderr}");
     // The tree, followed down iteratively through the library (`cairn ls` would print
     // 10 000 paths of up to 20 000 bytes each).
-    let r = Repository::open_local(&repo, Access::Read, IndexKind::Persistent).unwrap();
+    let r = Repository::open_local_with(
+        &repo,
+        Access::Read,
+        IndexKind::Persistent,
+        &cairn::repo::KeySource::password(TEST_ENV[0].1),
+    )
+    .unwrap();
     let (_, snap) = r.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let mut tree = r.load_tree(&snap.root).unwrap();
     for comp in src.components().skip(1) {

@@ -72,7 +72,7 @@ fn a_sparse_100_mib_file_with_4_kib_of_data_is_stored_cheaply_with_its_holes() {
         offset = end;
     }
     // `check --read-data` treats zero runs as present.
-    let audit = cairn::Repository::open_local_for_audit(&repo.path(), IndexKind::Memory).unwrap();
+    let audit = cairn::Repository::open_local_for_audit(&repo.path(), IndexKind::Memory, &repo.keys()).unwrap();
     let opts = cairn::ops::CheckOptions { read_data: cairn::ops::ReadData::All };
     let report = cairn::ops::check(&audit, &opts, &cairn::progress::NoProgress).unwrap();
     assert!(!report.damage_found(), "{:?}", report.findings);

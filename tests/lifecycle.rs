@@ -16,7 +16,13 @@ use common::{assert_same_tree, write_file, Rng, TestRepo};
 const HOUR: i64 = 3_600_000_000_000;
 
 fn cairn(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(repo).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(common::TEST_ENV)
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn ok(repo: &Path, args: &[&str]) -> String {
@@ -197,7 +203,9 @@ fn keep_wal_within_keeps_the_window_restorable_and_forgets_older_wal() {
 
 #[test]
 fn a_live_exclusive_lock_blocks_writers_and_a_dead_one_does_not() {
-    let repo = TestRepo::new(IndexKind::Persistent);
+    // Lock records are written by hand below: in plaintext, so the repository is unencrypted
+    // (encrypted locks are sealed with the index key; tests/encryption.rs).
+    let repo = TestRepo::unencrypted(IndexKind::Persistent);
     let p = repo.path();
     let src = repo.dir.path().join("src");
     write_file(&src.join("f"), b"x");
@@ -244,6 +252,7 @@ fn a_live_exclusive_lock_blocks_writers_and_a_dead_one_does_not() {
 /// Runs `cairn` in the background.
 fn spawn(repo: &Path, args: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(common::TEST_ENV)
         .arg("--repo")
         .arg(repo)
         .args(args)

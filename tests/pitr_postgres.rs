@@ -186,7 +186,15 @@ impl Harness {
             h.mkdir_pg(&h.path(d));
         }
         h.mkdir_pg(&h.repo());
-        let out = h.cairn(&["init"]);
+        // The repository is encrypted (the default); the server's archive and restore
+        // commands read the password from a file only the server's user can read.
+        fs::write(h.password_file(), "pitr test password\n").unwrap();
+        fs::set_permissions(h.password_file(), fs::Permissions::from_mode(0o600)).unwrap();
+        if is_root() {
+            let s = Command::new("chown").args(["postgres:postgres"]).arg(h.password_file()).status().unwrap();
+            assert!(s.success());
+        }
+        let out = h.cairn(&["init", "--kdf-memory-kib", "8", "--kdf-passes", "1"]);
         assert!(out.contains("created repository"), "{out}");
         h
     }
@@ -197,6 +205,10 @@ impl Harness {
 
     fn repo(&self) -> PathBuf {
         self.path("repo")
+    }
+
+    fn password_file(&self) -> PathBuf {
+        self.path("password")
     }
 
     /// A directory the PostgreSQL user owns.
@@ -210,7 +222,14 @@ impl Harness {
 
     /// Runs cairn as the PostgreSQL user (the same user that archives WAL).
     fn cairn(&self, args: &[&str]) -> String {
-        let o = as_pg(&self.cairn).arg("--repo").arg(self.repo()).args(args).output().unwrap();
+        let o = as_pg(&self.cairn)
+            .arg("--repo")
+            .arg(self.repo())
+            .arg("--password-file")
+            .arg(self.password_file())
+            .args(args)
+            .output()
+            .unwrap();
         check(o, &format!("cairn {args:?}"))
     }
 
@@ -224,11 +243,12 @@ impl Harness {
         check(o, "initdb");
         let conf = format!(
             "listen_addresses = ''\nunix_socket_directories = '{sock}'\nport = {port}\nwal_level = replica\n\
-             archive_mode = on\narchive_command = '{cairn} --repo {repo} --quiet wal push %p --stream {STREAM}'\n\
+             archive_mode = on\narchive_command = '{cairn} --repo {repo} --password-file {pw} --quiet wal push %p --stream {STREAM}'\n\
              max_wal_size = '64MB'\nfsync = off\nsynchronous_commit = off\n",
             sock = self.path("sock").display(),
             cairn = self.cairn.display(),
             repo = self.repo().display(),
+            pw = self.password_file().display(),
         );
         append(&data.join("postgresql.conf"), &conf);
         Server { bin: self.bin.clone(), data, sock: self.path("sock"), port }

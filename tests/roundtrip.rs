@@ -36,6 +36,20 @@ fn generated_tree_round_trips_through_memory_index() {
 }
 
 #[test]
+fn generated_tree_round_trips_unencrypted() {
+    for kind in [IndexKind::Persistent, IndexKind::Memory] {
+        let repo = TestRepo::unencrypted(kind);
+        let src = repo.dir.path().join("src");
+        generate_tree(&src, 3, 3 << 20);
+        repo.snapshot(&[&src]);
+        let target = repo.dir.path().join("restored");
+        repo.restore_latest(&target);
+        assert_same_tree(&src, &target);
+        assert!(!repo.open(Access::Read).is_encrypted());
+    }
+}
+
+#[test]
 fn several_paths_land_under_their_full_names() {
     let repo = TestRepo::new(IndexKind::Memory);
     let a = repo.dir.path().join("one/a");

@@ -149,6 +149,7 @@ struct Host {
 impl Host {
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        c.envs(common::TEST_ENV);
         c.arg("--repo")
             .arg(&self.url)
             .arg("--cache-dir")
@@ -242,7 +243,13 @@ fn s3_repository_end_to_end() {
     // Copy a local repository to S3; restore from S3 byte for byte.
     let local = dir.path().join("local-repo");
     let run_local = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(&local).args(args).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(&local)
+            .args(args)
+            .output()
+            .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     run_local(&["init"]);

@@ -10,6 +10,7 @@ mod common;
 use std::fs;
 use std::time::Duration;
 
+use cairn::crypto::Sealer;
 use cairn::pack::{encode_trailer, parse_pack, BlobKind, Codec, FOOTER_BYTES, TRAILER_ENTRY_BYTES};
 use cairn::repo::{pack_key, WriteSession};
 use cairn::snapshot::{ChunkList, ChunkRef, ListPiece, Node, NodeContent};
@@ -103,16 +104,16 @@ fn overlapping_blob_ranges_in_a_pack_trailer_reject_the_pack() {
     let (pack, bytes) = packs
         .iter()
         .map(|(id, _)| (*id, fs::read(repo_dir.join(pack_key(id))).unwrap()))
-        .find(|(id, b)| parse_pack(b, &id.to_hex()).unwrap().iter().any(|e| e.id == world))
+        .find(|(id, b)| parse_pack(b, &Sealer::None, &id.to_hex()).unwrap().iter().any(|e| e.id == world))
         .unwrap();
-    let mut entries = parse_pack(&bytes, "pack").unwrap();
+    let mut entries = parse_pack(&bytes, &Sealer::None, "pack").unwrap();
     let hello = *entries.iter().find(|e| e.id == ChunkId::of(b"hello world")).unwrap();
     assert!(entries.iter().all(|e| e.codec == Codec::Raw));
     let w = entries.iter_mut().find(|e| e.id == world).unwrap();
     w.offset = hello.offset + 6;
     let data_end = bytes.len() - FOOTER_BYTES - entries.len() * TRAILER_ENTRY_BYTES;
     let mut crafted = bytes[..data_end].to_vec();
-    crafted.extend_from_slice(&encode_trailer(&entries));
+    crafted.extend_from_slice(&encode_trailer(&entries, None).unwrap());
     let crafted_id = PackId(cairn::id::Digest::of(&crafted));
     fs::remove_file(repo_dir.join(pack_key(&pack))).unwrap();
     fs::create_dir_all(repo_dir.join(pack_key(&crafted_id)).parent().unwrap()).unwrap();

@@ -28,7 +28,13 @@ impl Cairn {
         self.dir.path().join(p)
     }
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(self.repo()).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(self.repo())
+            .args(args)
+            .output()
+            .unwrap()
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
@@ -242,6 +248,7 @@ fn wal_push_works_while_a_snapshot_holds_the_index() {
         write_file(&data.join(format!("seg-{i}")), &rng.bytes(48 << 20));
     }
     let mut snap = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(common::TEST_ENV)
         .arg("--repo")
         .arg(c.repo())
         .args(["snapshot", "create", data.to_str().unwrap()])

@@ -11,7 +11,9 @@ macro_rules! outln {
 
 mod browse;
 mod hooks;
+mod key;
 mod lifecycle;
+mod password;
 mod progress;
 mod render;
 mod repo;
@@ -38,9 +40,13 @@ use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Option
                   WAL, embedded databases) in a repository, and restores them byte for byte.\n\n\
                   The repository comes from --repo or the CAIRN_REPO environment variable.\n\
                   Exit codes: 0 ok, 1 failed, 2 usage, 3 finished but some files were skipped, 4 damage found by repo check, \
-                  10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository.\n\
+                  10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository, \
+                  14 write-only key.\n\
                   restic's and borg's command names `backup` (`create`), `snapshots` (`list`) and `check` \
-                  also work."
+                  also work.\n\n\
+                  Encrypted repositories (the default) take their password from --password-file / \
+                  CAIRN_PASSWORD_FILE, --password-command / CAIRN_PASSWORD_COMMAND, CAIRN_PASSWORD \
+                  (least safe), or a prompt on the terminal. A wrong password exits 1."
 )]
 pub struct Cli {
     /// Repository location: a local directory, or s3://BUCKET/PREFIX for S3-compatible object
@@ -63,6 +69,14 @@ pub struct Cli {
     /// S3 secret access key (prefer the environment: command lines are visible to others).
     #[arg(long, global = true, value_name = "SECRET")]
     s3_secret_access_key: Option<String>,
+    /// Read the repository password from the first line of this file (env
+    /// CAIRN_PASSWORD_FILE).
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and read the repository password from its output, e.g. a
+    /// password manager (env CAIRN_PASSWORD_COMMAND).
+    #[arg(long, global = true, value_name = "COMMAND")]
+    password_command: Option<String>,
     /// Print results as JSON on stdout.
     #[arg(long, global = true)]
     json: bool,
@@ -94,6 +108,9 @@ enum Command {
     /// Archive and fetch WAL files (PostgreSQL's archive_command / restore_command).
     #[command(subcommand)]
     Wal(wal::WalCommand),
+    /// Manage the key files of an encrypted repository.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// Inspect and maintain the repository.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
@@ -112,6 +129,7 @@ enum Command {
 pub struct Context {
     repo: Option<String>,
     connect: Connect,
+    password: std::sync::Arc<password::PasswordCache>,
     pub json: bool,
     pub quiet: bool,
 }
@@ -127,6 +145,16 @@ impl Context {
 
     pub fn connect(&self) -> &Connect {
         &self.connect
+    }
+
+    /// See [`password::PasswordCache::callback_option`].
+    pub fn password_callback_option(&self) -> Option<(&'static str, String)> {
+        self.password.callback_option()
+    }
+
+    /// The password of this run (asked for once); `confirm` asks twice at a prompt.
+    pub fn password(&self, prompt: &str, confirm: bool) -> Result<cairn::crypto::Password> {
+        self.password.get(prompt, confirm)
     }
 
     pub fn open(&self, access: Access) -> Result<Repository> {
@@ -169,13 +197,15 @@ fn s3_options(_cli: &Cli) -> S3Options {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
+    let password = password::PasswordCache::new(cli.password_file.clone(), cli.password_command.clone());
     let connect = Connect {
         s3: s3_options(&cli),
         cache_dir: cli.cache_dir.clone(),
         kind: IndexKind::Persistent,
         lock_wait: Some(std::time::Duration::from_secs(cli.lock_wait)),
+        keys: password.key_source(),
     };
-    let ctx = Context { repo: cli.repo, connect, json: cli.json, quiet: cli.quiet };
+    let ctx = Context { repo: cli.repo, connect, password, json: cli.json, quiet: cli.quiet };
     match cli.command {
         Command::Init(args) => repo::init(&ctx, args),
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),
@@ -184,6 +214,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Forget(args) => lifecycle::forget(&ctx, args),
         Command::Prune(args) => lifecycle::prune(&ctx, args),
         Command::Wal(cmd) => wal::run(&ctx, cmd),
+        Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
         Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(args)),
         Command::Snapshots(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::List(args)),

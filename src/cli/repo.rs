@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use cairn::chunker::ChunkerParams;
 use cairn::error::{exit, Result};
-use cairn::repo::{Access, InitOptions};
+use cairn::repo::{Access, InitEncryption, InitOptions};
 
 use cairn::ops::{self, CheckOptions, ReadData, Severity};
 
@@ -25,6 +25,37 @@ pub struct InitArgs {
     /// Target pack size in MiB.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "MIB")]
     pack_mib: u32,
+    /// `aes-256-gcm` (the default: data, names and metadata encrypted, see docs/security.md)
+    /// or `none` (plaintext: anyone who can read the repository can read the backups).
+    #[arg(long, default_value = "aes-256-gcm", value_parser = ["aes-256-gcm", "none"], value_name = "MODE")]
+    encryption: String,
+    /// Use the master key of this paper key (`cairn key export` of another repository): the
+    /// two repositories then share their keys.
+    #[arg(long, value_name = "FILE", conflicts_with = "encryption")]
+    from_key_export: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+/// The cost of turning a password into a key (argon2id), recorded in the key file. Every
+/// command that opens the repository pays it once per key file tried.
+#[derive(Args)]
+pub struct KdfArgs {
+    /// argon2id memory in KiB (8 .. 1048576; default 64 MiB, about 0.5 s with the default
+    /// passes on the project machine). Lower only for tests or very small machines.
+    #[arg(long, env = "CAIRN_KDF_MEMORY_KIB", default_value_t = 65536,
+          value_parser = clap::value_parser!(u32).range(8..=1_048_576), value_name = "KIB")]
+    kdf_memory_kib: u32,
+    /// argon2id passes (1 .. 64).
+    #[arg(long, env = "CAIRN_KDF_PASSES", default_value_t = 9,
+          value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    kdf_passes: u32,
+}
+
+impl KdfArgs {
+    pub fn params(&self) -> cairn::crypto::KdfParams {
+        cairn::crypto::KdfParams { memory_kib: self.kdf_memory_kib, passes: self.kdf_passes, lanes: 1 }
+    }
 }
 
 #[derive(Subcommand)]
@@ -75,6 +106,8 @@ struct InfoView {
     location: String,
     id: String,
     format_version: u16,
+    /// `aes-256-gcm` or `none`.
+    encryption: &'static str,
     created: String,
     chunker: ChunkerParams,
     compression_level: i32,
@@ -91,9 +124,22 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
     let location = ctx.location()?;
     let avg = args.chunk_kib.saturating_mul(1024);
     let opts = InitOptions {
-        chunker: ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg.saturating_mul(4) },
+        chunker: ChunkerParams { min_bytes: avg / 4, avg_bytes: avg, max_bytes: avg.saturating_mul(4), seed: 0 },
         compression_level: args.compression,
         pack_target_bytes: args.pack_mib << 20,
+        encryption: match args.encryption.as_str() {
+            "none" => None,
+            _ => Some(InitEncryption {
+                master: match &args.from_key_export {
+                    Some(f) => Some(cairn::crypto::import_paper_key(
+                        &std::fs::read_to_string(f).map_err(|e| cairn::error::Error::io("cannot read", f, e))?,
+                    )?),
+                    None => None,
+                },
+                password: ctx.password("password for the new repository: ", true)?,
+                kdf: args.kdf.params(),
+            }),
+        },
     };
     opts.chunker.validate()?;
     let config = ctx.connect().init(&location, &opts)?;
@@ -125,6 +171,7 @@ fn info(ctx: &Context) -> Result<i32> {
         location: repo.location(),
         id: c.id.0.to_hex(),
         format_version: c.format_version,
+        encryption: if repo.is_encrypted() { "aes-256-gcm" } else { "none" },
         created: cairn::time::format_ns(c.created_ns),
         chunker: c.chunker,
         compression_level: c.compression_level,
@@ -141,6 +188,7 @@ fn info(ctx: &Context) -> Result<i32> {
         outln!("repository   {}", view.location)?;
         outln!("id           {}", view.id)?;
         outln!("format       version {}", view.format_version)?;
+        outln!("encryption   {}", view.encryption)?;
         outln!("created      {}", view.created)?;
         outln!(
             "chunks       FastCDC min {} / avg {} / max {}",

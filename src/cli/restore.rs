@@ -336,5 +336,11 @@ fn fetch_command(ctx: &Context) -> Result<String> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot locate", std::path::Path::new("cairn"), e))?;
     let repo = ctx.location()?.for_callback()?;
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    Ok(format!("{} --repo {}", quote(&exe.display().to_string()), quote(&repo)))
+    let mut cmd = format!("{} --repo {}", quote(&exe.display().to_string()), quote(&repo));
+    // An encrypted repository's password: the server must find it the same way (a password
+    // given only in CAIRN_PASSWORD is not written into the server's config; docs/cli.md).
+    if let Some((flag, value)) = ctx.password_callback_option() {
+        cmd.push_str(&format!(" {flag} {}", quote(&value)));
+    }
+    Ok(cmd)
 }

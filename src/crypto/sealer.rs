@@ -101,6 +101,11 @@ impl Sealer {
         }
     }
 
+    /// [`Sealer::chunk_id`] as a typed id (chunks, trees, chunk lists).
+    pub fn id_of(&self, plaintext: &[u8]) -> crate::id::ChunkId {
+        crate::id::ChunkId(crate::id::Digest(self.chunk_id(plaintext)))
+    }
+
     /// The FastCDC seed (`with_level_and_seed`); 0, fastcdc's "unseeded", when unencrypted.
     pub fn chunker_seed(&self) -> u64 {
         match self {

@@ -139,7 +139,8 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
             repo.backend().delete(&crate::repo::snapshot_key(&id))?;
         }
         for key in &report.wal_forgotten {
-            repo.backend().delete(&format!("{}{key}", crate::repo::WAL_DIR))?;
+            let (stream, name) = key.split_once('/').unwrap_or(("", key));
+            repo.backend().delete(&repo.wal_object_key(stream, name))?;
         }
     }
     Ok(report)

@@ -238,23 +238,25 @@ fn repack(
     progress: &dyn Progress,
 ) -> Result<(usize, Option<String>)> {
     let target = repo.config().pack_target_bytes as usize;
-    let mut builder = PackBuilder::new();
+    let fresh = || PackBuilder::for_sealer(Vec::new(), repo.sealer());
+    let mut builder = fresh();
     let (mut done, mut pending) = (0usize, Vec::new());
     for p in packs {
         let bytes = repo.backend().get(&pack_key(&p.id))?;
         let what = format!("pack {}", p.id);
-        parse_pack(&bytes, &what)?;
+        parse_pack(&bytes, repo.sealer(), &what)?;
         for e in &p.used {
             let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
             // Never copy damage forward: a blob that does not verify stops the prune.
-            verify_blob(e, stored, &what)?;
+            // Sealed blobs are bound to their ids, not their pack: they move as they are.
+            verify_blob(e, stored, &what, repo.sealer())?;
             builder.add(e.id, e.kind, e.raw_len, &EncodedBlob { codec: e.codec, bytes: stored.to_vec() });
             progress.add_bytes(u64::from(e.stored_len));
         }
         pending.push(p.id);
         // Whole source packs only, so each new pack replaces a set of old ones completely.
         if builder.data_len() >= target {
-            if let Some(why) = replace(repo, lock, std::mem::take(&mut builder), &pending)? {
+            if let Some(why) = replace(repo, lock, std::mem::replace(&mut builder, fresh()), &pending)? {
                 return Ok((done, Some(why)));
             }
             done += std::mem::take(&mut pending).len();
@@ -273,7 +275,7 @@ fn repack(
 /// A full disk is not an error here: it ends the repack (`Some(why)`), with every old pack
 /// still in place.
 fn replace(repo: &Repository, lock: &LockGuard, builder: PackBuilder, old: &[PackId]) -> Result<Option<String>> {
-    let pack = builder.finish();
+    let pack = builder.finish(repo.sealer())?;
     match repo.backend().put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite) {
         Ok(_) => {}
         Err(e @ Error::NoSpace { .. }) => return Ok(Some(format!("{e}; the remaining packs wait for the next prune"))),

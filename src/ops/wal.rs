@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::backend::{PutMode, PutOutcome};
 use crate::error::{Error, Result};
 use crate::io::ReadStrategy;
-use crate::repo::{hash_file, wal_key, FileFailure, FileList, LockKind, Repository, SessionStats, WriteSession};
+use crate::repo::{hash_file, FileFailure, FileList, LockKind, Repository, SessionStats, WriteSession};
 use crate::snapshot::WalRecord;
 
 /// The stream WAL goes to when none is named.
@@ -65,7 +65,8 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         mtime_ns: stored.meta.mtime_ns,
         host: crate::fs::hostname(),
     };
-    match repo.backend().put(&wal_key(stream, &name), &record.encode()?, PutMode::IfAbsent)? {
+    let key = repo.wal_object_key(stream, &name);
+    match repo.backend().put(&key, &repo.encode_wal(&key, &record)?, PutMode::IfAbsent)? {
         PutOutcome::Written => Ok(report(&record, false, session.stats())),
         PutOutcome::AlreadyExists => {
             // Another push of the same name won the race.
@@ -78,7 +79,7 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
 }
 
 fn same_or_conflict(repo: &Repository, existing: &WalRecord, path: &Path) -> Result<()> {
-    let (_, chunks) = hash_file(&repo.config().chunker, path).map_err(|e| Error::io("cannot read", path, e))?;
+    let (_, chunks) = hash_file(repo, path).map_err(|e| Error::io("cannot read", path, e))?;
     if chunks == existing.chunks {
         Ok(())
     } else {

@@ -1,13 +1,16 @@
 //! Compressing one blob for a pack, and decoding one back with its id verified.
 //!
-//! Every blob a user reads passes through [`decode_blob`], which checks the decompressed length
-//! and the BLAKE3 id: a damaged pack can fail a read, never hand back wrong bytes.
+//! Every blob a user reads passes through [`decode_blob`], which opens it (in an encrypted
+//! repository: compress, then seal, each blob on its own, so a range read of one blob works),
+//! checks the decompressed length and the id: a damaged pack can fail a read, never hand back
+//! wrong bytes.
 
 use std::cell::RefCell;
 
+use crate::crypto::{Kind, Sealer};
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
-use crate::pack::BlobEntry;
+use crate::pack::{BlobEntry, BlobKind};
 
 /// How a blob's bytes are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +47,24 @@ thread_local! {
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     static VERIFY_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static OPEN_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The AEAD kind of a blob: chunk lists travel as tree blobs (the trailer does not tell them
+/// apart), so they are sealed as trees (`docs/format.md` §13.5).
+fn seal_kind(kind: BlobKind) -> Kind {
+    match kind {
+        BlobKind::Data => Kind::DataBlob,
+        BlobKind::Tree => Kind::Tree,
+    }
+}
+
+/// Seals an encoded blob of `kind` named `id` (its bytes pass through unencrypted).
+pub fn seal_blob(sealer: &Sealer, kind: BlobKind, id: &ChunkId, blob: EncodedBlob) -> Result<EncodedBlob> {
+    if !sealer.is_encrypted() {
+        return Ok(blob);
+    }
+    Ok(EncodedBlob { codec: blob.codec, bytes: sealer.seal(seal_kind(kind), id.as_bytes(), &blob.bytes)? })
 }
 
 /// A thread's verify buffer larger than this is freed after use rather than kept.
@@ -72,18 +93,18 @@ pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
 }
 
 /// Decodes a blob's stored bytes and verifies them against its id. `what` names the pack.
-pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<Vec<u8>> {
+pub fn decode_blob(entry: &BlobEntry, stored: &[u8], what: &str, sealer: &Sealer) -> Result<Vec<u8>> {
     let mut raw = Vec::new();
-    decode_blob_into(entry, stored, what, &mut raw)?;
+    decode_blob_into(entry, stored, what, &mut raw, sealer)?;
     Ok(raw)
 }
 
 /// Decodes and verifies a blob without keeping its bytes (`repo check --read-data`), in a
 /// buffer each thread reuses.
-pub fn verify_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<()> {
+pub fn verify_blob(entry: &BlobEntry, stored: &[u8], what: &str, sealer: &Sealer) -> Result<()> {
     VERIFY_SCRATCH.with(|cell| {
         let mut raw = cell.borrow_mut();
-        let verified = decode_blob_into(entry, stored, what, &mut raw);
+        let verified = decode_blob_into(entry, stored, what, &mut raw, sealer);
         if raw.capacity() > KEPT_SCRATCH_BYTES {
             *raw = Vec::new();
         }
@@ -95,11 +116,42 @@ pub fn verify_blob(entry: &BlobEntry, stored: &[u8], what: &str) -> Result<()> {
 /// and use each briefly: reusing one buffer saves an allocation per blob and, for large blobs,
 /// the page faults and zeroing of fresh memory (check --read-data of corpus (a), see
 /// `docs/performance.md`).
-pub fn decode_blob_into(entry: &BlobEntry, stored: &[u8], what: &str, raw: &mut Vec<u8>) -> Result<()> {
+pub fn decode_blob_into(
+    entry: &BlobEntry,
+    stored: &[u8],
+    what: &str,
+    raw: &mut Vec<u8>,
+    sealer: &Sealer,
+) -> Result<()> {
     let fail = |detail: String| Error::corrupt(format!("{what} blob {}", entry.id), detail);
     if stored.len() != entry.stored_len as usize {
         return Err(fail(format!("expected {} stored bytes, got {}", entry.stored_len, stored.len())));
     }
+    if !sealer.is_encrypted() {
+        return decompress_verified(entry, stored, raw, sealer, &fail);
+    }
+    OPEN_SCRATCH.with(|cell| {
+        let mut opened = cell.borrow_mut();
+        let result = match sealer.open_into(seal_kind(entry.kind), entry.id.as_bytes(), stored, &mut opened) {
+            Ok(()) => decompress_verified(entry, &opened, raw, sealer, &fail),
+            Err(Error::Corrupt { detail, .. }) => Err(fail(detail)),
+            Err(e) => Err(e),
+        };
+        if opened.capacity() > KEPT_SCRATCH_BYTES {
+            *opened = Vec::new();
+        }
+        result
+    })
+}
+
+/// Decompresses an opened blob into `raw` and checks its length and id.
+fn decompress_verified(
+    entry: &BlobEntry,
+    stored: &[u8],
+    raw: &mut Vec<u8>,
+    sealer: &Sealer,
+    fail: &dyn Fn(String) -> Error,
+) -> Result<()> {
     raw.clear();
     match entry.codec {
         Codec::Raw => raw.extend_from_slice(stored),
@@ -126,7 +178,7 @@ pub fn decode_blob_into(entry: &BlobEntry, stored: &[u8], what: &str, raw: &mut 
     if raw.len() != entry.raw_len as usize {
         return Err(fail(format!("decompressed to {} bytes, expected {}", raw.len(), entry.raw_len)));
     }
-    if ChunkId::of(raw) != entry.id {
+    if sealer.id_of(raw) != entry.id {
         return Err(fail("hash mismatch: content does not match its id".to_string()));
     }
     Ok(())
@@ -135,7 +187,6 @@ pub fn decode_blob_into(entry: &BlobEntry, stored: &[u8], what: &str, raw: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pack::BlobKind;
 
     fn entry_for(data: &[u8], blob: &EncodedBlob) -> BlobEntry {
         BlobEntry {
@@ -157,9 +208,9 @@ mod tests {
         for (data, level) in [(&big, 2), (&small, 0), (&incompressible, 2), (&big, 0), (&small, 2)] {
             let blob = encode_blob(data, level).unwrap();
             let entry = entry_for(data, &blob);
-            decode_blob_into(&entry, &blob.bytes, "pack p", &mut raw).unwrap();
+            decode_blob_into(&entry, &blob.bytes, "pack p", &mut raw, &Sealer::None).unwrap();
             assert_eq!(&raw, data);
-            verify_blob(&entry, &blob.bytes, "pack p").unwrap();
+            verify_blob(&entry, &blob.bytes, "pack p", &Sealer::None).unwrap();
         }
     }
 
@@ -169,11 +220,11 @@ mod tests {
         let blob = encode_blob(&data, 0).unwrap();
         let entry = entry_for(&data, &blob);
         let mut raw = Vec::new();
-        decode_blob_into(&entry, &blob.bytes, "pack p", &mut raw).unwrap();
+        decode_blob_into(&entry, &blob.bytes, "pack p", &mut raw, &Sealer::None).unwrap();
         let mut damaged = blob.bytes.clone();
         damaged[1234] ^= 1;
-        let err = decode_blob_into(&entry, &damaged, "pack p", &mut raw).unwrap_err().to_string();
+        let err = decode_blob_into(&entry, &damaged, "pack p", &mut raw, &Sealer::None).unwrap_err().to_string();
         assert!(err.contains("hash mismatch"), "{err}");
-        assert!(verify_blob(&entry, &damaged, "pack p").is_err());
+        assert!(verify_blob(&entry, &damaged, "pack p", &Sealer::None).is_err());
     }
 }

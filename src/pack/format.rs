@@ -13,15 +13,27 @@
 //!
 //! Trailer entry: id (32) | kind u8 | codec u8 | reserved u16 | offset u32 | stored_len u32 |
 //! raw_len u32. A reader reads the fixed footer from the end, then the entries before it.
+//!
+//! An encrypted repository's packs (`docs/format.md` §13.5) differ in three places: the header
+//! is `CRNPACK` + `2` followed by a 16-byte random pack salt; each blob is an AEAD envelope
+//! (sealed by the caller, see `blob`); and the entries region is one suite 1 envelope of the
+//! 48 × n entry bytes (kind pack trailer, context = the pack salt), so it is 48n + 41 bytes.
+//! The footer keeps its layout with trailer version `2`; its checksum covers the sealed region.
 
+use crate::crypto::{Kind, Sealer, KEY_OVERHEAD_BYTES};
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
 use crate::pack::Codec;
 
 pub const PACK_HEADER: [u8; 8] = *b"CRNPACK\x01";
 pub const HEADER_BYTES: usize = PACK_HEADER.len();
+/// The header magic of an encrypted pack; the pack salt follows it.
+pub const SEALED_PACK_HEADER: [u8; 8] = *b"CRNPACK\x02";
+pub const PACK_SALT_BYTES: usize = 16;
+pub const SEALED_HEADER_BYTES: usize = SEALED_PACK_HEADER.len() + PACK_SALT_BYTES;
 const FOOTER_MAGIC: [u8; 8] = *b"CRNTRAIL";
 const TRAILER_VERSION: u16 = 1;
+const SEALED_TRAILER_VERSION: u16 = 2;
 const CHECKSUM_BYTES: usize = 32;
 pub const FOOTER_BYTES: usize = 4 + CHECKSUM_BYTES + 2 + 2 + FOOTER_MAGIC.len();
 pub const TRAILER_ENTRY_BYTES: usize = 32 + 1 + 1 + 2 + 4 + 4 + 4;
@@ -94,25 +106,58 @@ impl BlobEntry {
     }
 }
 
-/// Encodes the trailer (entries + footer) for `entries`.
-pub fn encode_trailer(entries: &[BlobEntry]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(entries.len() * TRAILER_ENTRY_BYTES + FOOTER_BYTES);
+/// Encodes the trailer (entries + footer) for `entries`; sealed under the index key with the
+/// pack salt as context when `salt` is given (an encrypted pack).
+pub fn encode_trailer(entries: &[BlobEntry], sealed: Option<(&Sealer, &[u8; PACK_SALT_BYTES])>) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(entries.len() * TRAILER_ENTRY_BYTES + FOOTER_BYTES + KEY_OVERHEAD_BYTES);
     for e in entries {
         e.encode_into(&mut out);
     }
+    let version = match sealed {
+        Some((sealer, salt)) => {
+            out = sealer.seal(Kind::PackTrailer, salt, &out)?;
+            SEALED_TRAILER_VERSION
+        }
+        None => TRAILER_VERSION,
+    };
     let checksum = blake3::hash(&out);
     let count = u32::try_from(entries.len()).expect("pack builder bounds the entry count");
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(checksum.as_bytes());
-    out.extend_from_slice(&TRAILER_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(&FOOTER_MAGIC);
-    out
+    Ok(out)
 }
 
-/// Reads the footer (the last [`FOOTER_BYTES`] of a pack of `pack_len` bytes) and returns
-/// the entry count and the checksum the entries must have.
-pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<(u32, [u8; 32])> {
+/// What a pack's footer says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Footer {
+    pub count: u32,
+    pub checksum: [u8; 32],
+    /// Trailer version 2: an encrypted pack (sealed header, blobs and entries).
+    pub sealed: bool,
+}
+
+impl Footer {
+    /// Bytes of the entries region before the footer.
+    pub fn region_len(&self) -> usize {
+        self.count as usize * TRAILER_ENTRY_BYTES + if self.sealed { KEY_OVERHEAD_BYTES } else { 0 }
+    }
+
+    /// Bytes of the pack header.
+    pub fn header_len(&self) -> usize {
+        if self.sealed {
+            SEALED_HEADER_BYTES
+        } else {
+            HEADER_BYTES
+        }
+    }
+}
+
+/// Reads the footer (the last [`FOOTER_BYTES`] of a pack of `pack_len` bytes): the entry
+/// count, the checksum the entries region must have, and whether the pack is encrypted.
+pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<Footer> {
     if footer.len() != FOOTER_BYTES {
         return Err(Error::corrupt(what, format!("pack of {pack_len} bytes is too short for a trailer")));
     }
@@ -120,41 +165,67 @@ pub fn parse_footer(footer: &[u8], pack_len: u64, what: &str) -> Result<(u32, [u
         return Err(Error::corrupt(what, "trailer magic missing (truncated or not a pack)"));
     }
     let version = u16::from_le_bytes([footer[36], footer[37]]);
-    if version != TRAILER_VERSION {
+    if version != TRAILER_VERSION && version != SEALED_TRAILER_VERSION {
         return Err(Error::UnsupportedVersion {
             what: what.to_string(),
             found: u32::from(version),
-            supported: u32::from(TRAILER_VERSION),
+            supported: u32::from(SEALED_TRAILER_VERSION),
         });
     }
+    let sealed = version == SEALED_TRAILER_VERSION;
+    let fixed = if sealed { SEALED_HEADER_BYTES + KEY_OVERHEAD_BYTES } else { HEADER_BYTES } + FOOTER_BYTES;
     let count = u32::from_le_bytes([footer[0], footer[1], footer[2], footer[3]]);
-    let max_entries = pack_len.saturating_sub((HEADER_BYTES + FOOTER_BYTES) as u64) / TRAILER_ENTRY_BYTES as u64;
-    if u64::from(count) > max_entries {
+    let max_entries = pack_len.saturating_sub(fixed as u64) / TRAILER_ENTRY_BYTES as u64;
+    if u64::from(count) > max_entries || pack_len < fixed as u64 {
         return Err(Error::corrupt(what, format!("trailer claims {count} blobs, more than the pack can hold")));
     }
     let mut checksum = [0u8; 32];
     checksum.copy_from_slice(&footer[4..36]);
-    Ok((count, checksum))
+    Ok(Footer { count, checksum, sealed })
 }
 
-/// Decodes and validates the entries region of a pack of `pack_len` bytes against the footer's
-/// checksum: every blob must lie between the header and the trailer, within the size bounds,
-/// and no two blobs may share a byte (a trailer that says otherwise describes no pack a
-/// writer made, so none of it is trusted).
-pub fn parse_trailer(entries: &[u8], checksum: &[u8; 32], pack_len: u64, what: &str) -> Result<Vec<BlobEntry>> {
-    if entries.len() % TRAILER_ENTRY_BYTES != 0 {
-        return Err(Error::corrupt(what, "trailer length is not a whole number of entries"));
+/// Checks the entries `region` against the footer and opens it: an encrypted pack's with the
+/// index key and the salt from its `header` (the first [`SEALED_HEADER_BYTES`]). A pack
+/// whose encryption does not match the repository's is corrupt, so nobody can slip an
+/// unencrypted pack into an encrypted repository.
+pub fn open_trailer(region: &[u8], footer: &Footer, header: &[u8], sealer: &Sealer, what: &str) -> Result<Vec<u8>> {
+    if region.len() != footer.region_len() {
+        return Err(Error::corrupt(what, "trailer length does not match its entry count"));
     }
-    if blake3::hash(entries).as_bytes() != checksum {
+    if blake3::hash(region).as_bytes() != &footer.checksum {
         return Err(Error::corrupt(what, "trailer checksum mismatch"));
     }
-    let data_end = pack_len - (entries.len() + FOOTER_BYTES) as u64;
+    match (footer.sealed, sealer.is_encrypted()) {
+        (false, false) => Ok(region.to_vec()),
+        (true, true) => {
+            if header.len() < SEALED_HEADER_BYTES || header[..SEALED_PACK_HEADER.len()] != SEALED_PACK_HEADER {
+                return Err(Error::corrupt(what, "encrypted pack header missing"));
+            }
+            sealer
+                .open(Kind::PackTrailer, &header[SEALED_PACK_HEADER.len()..SEALED_HEADER_BYTES], region)
+                .map_err(|e| Error::corrupt(what, format!("trailer: {e}")))
+        }
+        (true, false) => Err(Error::corrupt(what, "the pack is encrypted but the repository is not")),
+        (false, true) => Err(Error::corrupt(what, "the pack is not encrypted but the repository is")),
+    }
+}
+
+/// Decodes and validates the (opened) entries of a pack of `pack_len` bytes: every blob must
+/// lie between the header and the trailer, within the size bounds, and no two blobs may share
+/// a byte (a trailer that says otherwise describes no pack a writer made, so none of it is
+/// trusted).
+pub fn parse_trailer(entries: &[u8], footer: &Footer, pack_len: u64, what: &str) -> Result<Vec<BlobEntry>> {
+    if entries.len() != footer.count as usize * TRAILER_ENTRY_BYTES {
+        return Err(Error::corrupt(what, "trailer length is not a whole number of entries"));
+    }
+    let data_end = pack_len.saturating_sub((footer.region_len() + FOOTER_BYTES) as u64);
+    let header_len = footer.header_len() as u64;
     let decoded = entries
         .chunks_exact(TRAILER_ENTRY_BYTES)
         .map(|b| {
             let e = BlobEntry::decode(b, what)?;
             let end = u64::from(e.offset) + u64::from(e.stored_len);
-            if u64::from(e.offset) < HEADER_BYTES as u64 || end > data_end {
+            if u64::from(e.offset) < header_len || end > data_end {
                 return Err(Error::corrupt(what, format!("blob {} lies outside the pack's data", e.id.short())));
             }
             if e.raw_len > MAX_BLOB_RAW_BYTES || e.stored_len > MAX_BLOB_STORED_BYTES {
@@ -188,22 +259,25 @@ fn check_disjoint(entries: &[BlobEntry], what: &str) -> Result<()> {
 }
 
 /// Parses a whole pack held in memory: header, footer and trailer.
-pub fn parse_pack(bytes: &[u8], what: &str) -> Result<Vec<BlobEntry>> {
+pub fn parse_pack(bytes: &[u8], sealer: &Sealer, what: &str) -> Result<Vec<BlobEntry>> {
     let len = bytes.len() as u64;
     if bytes.len() < HEADER_BYTES + FOOTER_BYTES {
         return Err(Error::corrupt(what, format!("pack of {len} bytes is too short")));
     }
-    if bytes[..HEADER_BYTES] != PACK_HEADER {
+    let footer = parse_footer(&bytes[bytes.len() - FOOTER_BYTES..], len, what)?;
+    let magic = if footer.sealed { SEALED_PACK_HEADER } else { PACK_HEADER };
+    if bytes[..HEADER_BYTES] != magic {
         return Err(Error::corrupt(what, "pack header magic missing"));
     }
-    let (count, checksum) = parse_footer(&bytes[bytes.len() - FOOTER_BYTES..], len, what)?;
-    let start = bytes.len() - FOOTER_BYTES - count as usize * TRAILER_ENTRY_BYTES;
-    parse_trailer(&bytes[start..bytes.len() - FOOTER_BYTES], &checksum, len, what)
+    let start = bytes.len() - FOOTER_BYTES - footer.region_len();
+    let entries = open_trailer(&bytes[start..bytes.len() - FOOTER_BYTES], &footer, bytes, sealer, what)?;
+    parse_trailer(&entries, &footer, len, what)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::Sealer;
     use crate::pack::{EncodedBlob, PackBuilder};
 
     /// A pack of `hello world` and `world` (raw, back to back), with `world`'s entry moved
@@ -214,34 +288,34 @@ mod tests {
             let blob = EncodedBlob { codec: Codec::Raw, bytes: data.to_vec() };
             b.add(ChunkId::of(data), BlobKind::Data, data.len() as u32, &blob);
         }
-        let mut pack = b.finish();
+        let mut pack = b.finish(&Sealer::None).unwrap();
         pack.entries[1].offset -= back;
         let data_end = pack.bytes.len() - FOOTER_BYTES - pack.entries.len() * TRAILER_ENTRY_BYTES;
         pack.bytes.truncate(data_end);
-        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
+        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries, None).unwrap());
         pack.bytes
     }
 
     #[test]
     fn overlapping_blob_ranges_are_corrupt() {
-        assert_eq!(parse_pack(&pack_with_world_moved(0), "pack p").unwrap().len(), 2);
+        assert_eq!(parse_pack(&pack_with_world_moved(0), &Sealer::None, "pack p").unwrap().len(), 2);
         // `world` pointed at the last five bytes of `hello world`: each range still holds
         // bytes that hash to its id, but they share bytes.
-        let err = parse_pack(&pack_with_world_moved(5), "pack p").unwrap_err().to_string();
+        let err = parse_pack(&pack_with_world_moved(5), &Sealer::None, "pack p").unwrap_err().to_string();
         assert!(err.contains("overlap"), "{err}");
-        assert!(parse_pack(&pack_with_world_moved(1), "pack p").is_err());
+        assert!(parse_pack(&pack_with_world_moved(1), &Sealer::None, "pack p").is_err());
     }
 
     #[test]
     fn an_empty_range_overlaps_nothing() {
         let mut b = PackBuilder::new();
         b.add(ChunkId::of(b"abc"), BlobKind::Data, 3, &EncodedBlob { codec: Codec::Raw, bytes: b"abc".to_vec() });
-        let mut pack = b.finish();
+        let mut pack = b.finish(&Sealer::None).unwrap();
         let mut empty = pack.entries[0];
         (empty.id, empty.offset, empty.stored_len, empty.raw_len) = (ChunkId::of(b""), 9, 0, 0);
         pack.entries.push(empty);
         pack.bytes.truncate(pack.bytes.len() - FOOTER_BYTES - TRAILER_ENTRY_BYTES);
-        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries));
-        assert_eq!(parse_pack(&pack.bytes, "pack p").unwrap().len(), 2);
+        pack.bytes.extend_from_slice(&encode_trailer(&pack.entries, None).unwrap());
+        assert_eq!(parse_pack(&pack.bytes, &Sealer::None, "pack p").unwrap().len(), 2);
     }
 }

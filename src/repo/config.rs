@@ -17,10 +17,12 @@ use crate::id::Digest;
 /// The newest repository format this build reads and writes (the config record's version).
 pub const REPO_FORMAT_VERSION: u16 = 2;
 
+/// The feature of an encrypted repository (`docs/format.md` §13.1).
+pub const ENCRYPTION_FEATURE: &str = "encryption";
+
 /// Features this build understands. A config naming any other feature is refused (exit 12),
-/// so an older cairn never misreads a repository whose objects need the feature: `encryption`
-/// (issue 16) will be added here by the build that implements it.
-pub const KNOWN_FEATURES: &[&str] = &[];
+/// so an older cairn never misreads a repository whose objects need the feature.
+pub const KNOWN_FEATURES: &[&str] = &[ENCRYPTION_FEATURE];
 
 /// Random identity of a repository; names its index cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,11 +183,11 @@ mod tests {
     #[test]
     fn unknown_feature_is_refused_by_name() {
         let mut c = sample(2);
-        c.features.push(Feature { name: "encryption".into(), params: vec![1, 2] });
+        c.features.push(Feature { name: "compression-dictionaries".into(), params: vec![1, 2] });
         let err = Config::decode(&c.encode().unwrap()).unwrap_err();
-        assert!(matches!(&err, Error::UnsupportedFeature { feature } if feature == "encryption"));
+        assert!(matches!(&err, Error::UnsupportedFeature { feature } if feature == "compression-dictionaries"));
         assert_eq!(err.exit_code(), crate::error::exit::UNSUPPORTED_VERSION);
-        assert!(err.to_string().contains("uses feature \"encryption\" that this cairn does not support"));
+        assert!(err.to_string().contains("uses feature \"compression-dictionaries\" that this cairn does not support"));
     }
 
     #[test]

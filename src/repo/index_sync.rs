@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::id::PackId;
-use crate::pack::{parse_footer, parse_trailer, BlobEntry, FOOTER_BYTES, TRAILER_ENTRY_BYTES};
+use crate::pack::{open_trailer, parse_footer, parse_trailer, BlobEntry, FOOTER_BYTES, SEALED_HEADER_BYTES};
 use crate::repo::layout::{pack_id_from_key, pack_key, PACKS_DIR};
 use crate::repo::Repository;
 
@@ -192,14 +192,23 @@ impl Repository {
         }
         let tail_len = size.min(TRAILER_READ_BYTES);
         let tail = self.backend.get_range(&key, size - tail_len, tail_len)?;
-        let (count, checksum) = parse_footer(&tail[tail.len() - FOOTER_BYTES..], size, &what)?;
-        let entries_len = count as usize * TRAILER_ENTRY_BYTES;
-        let needed = (entries_len + FOOTER_BYTES) as u64;
-        let entries = if needed <= tail_len {
-            tail[tail.len() - FOOTER_BYTES - entries_len..tail.len() - FOOTER_BYTES].to_vec()
+        let footer = parse_footer(&tail[tail.len() - FOOTER_BYTES..], size, &what)?;
+        let region_len = footer.region_len();
+        let needed = (region_len + FOOTER_BYTES) as u64;
+        let region = if needed <= tail_len {
+            tail[tail.len() - FOOTER_BYTES - region_len..tail.len() - FOOTER_BYTES].to_vec()
         } else {
-            self.backend.get_range(&key, size - needed, entries_len as u64)?
+            self.backend.get_range(&key, size - needed, region_len as u64)?
         };
-        parse_trailer(&entries, &checksum, size, &what)
+        // An encrypted trailer's context is the pack salt in the header.
+        let header = if footer.sealed && needed + SEALED_HEADER_BYTES as u64 <= tail_len && tail_len == size {
+            tail[..SEALED_HEADER_BYTES].to_vec()
+        } else if footer.sealed {
+            self.backend.get_range(&key, 0, SEALED_HEADER_BYTES as u64)?
+        } else {
+            Vec::new()
+        };
+        let entries = open_trailer(&region, &footer, &header, &self.sealer, &what)?;
+        parse_trailer(&entries, &footer, size, &what)
     }
 }

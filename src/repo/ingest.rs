@@ -7,13 +7,13 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::chunker::{chunk_file, ChunkerParams, Piece};
+use crate::chunker::{chunk_file, Piece};
 use crate::error::Error;
 use crate::fs::FileMeta;
 use crate::id::ChunkId;
 use crate::io::{FileData, ReadStrategy};
 use crate::pack::BlobKind;
-use crate::repo::{FileList, WriteSession};
+use crate::repo::{FileList, Repository, WriteSession};
 use crate::snapshot::{ChunkRef, MAX_ZERO_RUN_BYTES};
 
 /// Why a file could not be stored: its own fault (skip it) or the repository's (abort).
@@ -119,7 +119,8 @@ impl WriteSession<'_> {
     ) -> Result<u64, FileFailure> {
         let permit = if data.len() - start > data.window_len() { self.overlap_permit() } else { None };
         chunk_file(&self.repo().config().chunker, data, start, permit.is_some(), |pieces: &[Piece<'_>]| {
-            let items: Vec<(ChunkId, &[u8])> = pieces.par_iter().map(|p| (ChunkId::of(p.data), p.data)).collect();
+            let items: Vec<(ChunkId, &[u8])> =
+                pieces.par_iter().map(|p| (self.repo().sealer.id_of(p.data), p.data)).collect();
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
             on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
             let refs = items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 });
@@ -154,7 +155,8 @@ impl WriteSession<'_> {
             self.repo().config().chunker.window_bytes(),
         )?;
         let window = data.window(start)?;
-        let proven = window.len() >= last.len as usize && ChunkId::of(&window[..last.len as usize]) == last.id;
+        let proven =
+            window.len() >= last.len as usize && self.repo().sealer.id_of(&window[..last.len as usize]) == last.id;
         data.recycle(window);
         if !proven {
             return Ok(None);
@@ -189,9 +191,10 @@ fn merge_short_holes(ranges: Vec<(u64, u64)>, size: u64) -> Vec<(u64, u64)> {
     out
 }
 
-/// The chunks a file would be stored as, without storing anything: to compare a file with a
-/// copy already in the repository.
-pub fn hash_file(params: &ChunkerParams, path: &Path) -> io::Result<(FileMeta, Vec<ChunkRef>)> {
+/// The chunks a file would be stored as in `repo` (its chunker and id function), without
+/// storing anything: to compare a file with a copy already in the repository.
+pub fn hash_file(repo: &Repository, path: &Path) -> io::Result<(FileMeta, Vec<ChunkRef>)> {
+    let params = &repo.config().chunker;
     let file = File::open(path)?;
     let meta = FileMeta::from_metadata(&file.metadata()?);
     let mut data = FileData::new(file, meta.size, meta.last_change(), ReadStrategy::Copy, params.window_bytes())?;
@@ -200,7 +203,7 @@ pub fn hash_file(params: &ChunkerParams, path: &Path) -> io::Result<(FileMeta, V
         chunks.extend(
             pieces
                 .par_iter()
-                .map(|p| ChunkRef { id: ChunkId::of(p.data), len: p.data.len() as u32 })
+                .map(|p| ChunkRef { id: repo.sealer.id_of(p.data), len: p.data.len() as u32 })
                 .collect::<Vec<_>>(),
         );
         Ok::<(), io::Error>(())

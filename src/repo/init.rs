@@ -12,9 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::backend::{local_sync_dir, Backend, LocalBackend, PutMode, PutOutcome, RESERVE_FILE, TEMP_PREFIX};
+use crate::chunker::ChunkerParams;
 use crate::error::{Error, Result};
-use crate::repo::config::{Config, RepoId};
-use crate::repo::layout::{CONFIG_KEY, LOCAL_INDEX_DIR, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR};
+use crate::repo::config::{Config, Feature, RepoId, ENCRYPTION_FEATURE};
+use crate::repo::keys;
+use crate::repo::layout::{CONFIG_KEY, KEYS_DIR, LOCAL_INDEX_DIR, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR};
 use crate::repo::open::open_index;
 use crate::repo::{Access, InitOptions, Repository};
 
@@ -48,7 +50,8 @@ fn contents(path: &Path) -> Contents {
         let ours = name.starts_with(TEMP_PREFIX)
             || name == LOCAL_INDEX_DIR
             || name == RESERVE_FILE
-            || (LAYOUT_DIRS.iter().any(|d| d.trim_end_matches('/') == name) && only_temporaries(&entry.path()));
+            || (LAYOUT_DIRS.iter().any(|d| d.trim_end_matches('/') == name) && only_temporaries(&entry.path()))
+            || (KEYS_DIR.trim_end_matches('/') == name && only_key_files(&entry.path()));
         if !ours {
             return Contents::Other;
         }
@@ -66,6 +69,20 @@ fn only_temporaries(dir: &Path) -> bool {
     entries
         .into_iter()
         .all(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && e.path().is_file()))
+}
+
+/// A directory holding nothing but key files (named by their hash) and temporary files: the
+/// first key file of an encrypted `init` is written before the config, so an `init`
+/// interrupted between the two leaves one. Without a config nothing was ever sealed under it.
+fn only_key_files(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    entries.into_iter().all(|e| {
+        e.is_ok_and(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let key_file = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            (key_file || name.starts_with(TEMP_PREFIX)) && e.path().is_file()
+        })
+    })
 }
 
 /// Removes what an interrupted `init` left, unless another `init` is still at work on it (it
@@ -136,20 +153,35 @@ impl Repository {
         Ok(config)
     }
 
-    /// Writes a new config to `backend`; fails if one exists. On object storage this one
-    /// atomic PUT is the whole of `init`.
+    /// Writes a new config to `backend`, after the first key file when encrypted; fails if a
+    /// config exists. On object storage these one or two atomic PUTs are the whole of `init`.
     pub fn init(backend: &Arc<dyn Backend>, options: &InitOptions) -> Result<Config> {
-        let config = Config {
+        let mut config = Config {
             id: RepoId::random()?,
             created_ns: crate::time::now_ns(),
-            chunker: options.chunker,
+            // The seed of an encrypted repository comes from its key and is never stored.
+            chunker: ChunkerParams { seed: 0, ..options.chunker },
             compression_level: options.compression_level,
             pack_target_bytes: options.pack_target_bytes,
             features: Vec::new(),
             format_version: crate::repo::REPO_FORMAT_VERSION,
         };
         config.validate().map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        match backend.put(CONFIG_KEY, &config.encode()?, PutMode::IfAbsent)? {
+        if backend.get(CONFIG_KEY).is_ok() {
+            return Err(Error::RepositoryExists { path: backend.location() });
+        }
+        let bytes = match &options.encryption {
+            None => config.encode()?,
+            Some(enc) => {
+                // The key file first: a config that names a key nobody holds would be a
+                // repository nobody can open.
+                let (sealer, params) = keys::init_keys(backend, enc)?;
+                let bytes = keys::seal_config(&config, &sealer, &params)?;
+                config.features = vec![Feature { name: ENCRYPTION_FEATURE.into(), params }];
+                bytes
+            }
+        };
+        match backend.put(CONFIG_KEY, &bytes, PutMode::IfAbsent)? {
             PutOutcome::Written => Ok(config),
             PutOutcome::AlreadyExists => Err(Error::RepositoryExists { path: backend.location() }),
         }

@@ -7,6 +7,10 @@ pub const PACKS_DIR: &str = "packs/";
 pub const SNAPSHOTS_DIR: &str = "snapshots/";
 pub const WAL_DIR: &str = "wal/";
 pub const LOCKS_DIR: &str = "locks/";
+/// Key files of an encrypted repository (`docs/format.md` §13.2).
+pub const KEYS_DIR: &str = "keys/";
+/// Write-only session headers (§13.6).
+pub const SESSIONS_DIR: &str = "sessions/";
 /// Local repositories keep their RocksDB index here (not a backend object).
 pub const LOCAL_INDEX_DIR: &str = "index";
 
@@ -14,6 +18,17 @@ pub const LOCAL_INDEX_DIR: &str = "index";
 pub fn pack_key(id: &PackId) -> String {
     let hex = id.to_hex();
     format!("{PACKS_DIR}{}/{hex}", &hex[..2])
+}
+
+/// `keys/<id>`: one key file.
+pub fn key_file_key(id: &str) -> String {
+    format!("{KEYS_DIR}{id}")
+}
+
+/// `sessions/<id hex>`: one write-only session header.
+pub fn session_key(id: &[u8; 16]) -> String {
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{SESSIONS_DIR}{hex}")
 }
 
 pub fn snapshot_key(id: &SnapshotId) -> String {

@@ -69,6 +69,8 @@ pub struct Connect {
     pub kind: IndexKind,
     /// How long taking a lock waits for a conflicting one (default [`DEFAULT_LOCK_WAIT`]).
     pub lock_wait: Option<Duration>,
+    /// The password of an encrypted repository.
+    pub keys: crate::repo::KeySource,
 }
 
 /// `$XDG_CACHE_HOME/cairn`, else `$HOME/.cache/cairn`, else a directory under /tmp.
@@ -128,13 +130,13 @@ impl Connect {
 
     fn open_unlocked(&self, loc: &RepoLocation, access: crate::repo::Access) -> Result<Repository> {
         if let RepoLocation::Local(p) = loc {
-            return Repository::open_local(p, access, self.kind);
+            return Repository::open_local_with(p, access, self.kind, &self.keys);
         }
         let backend = self.backend(loc)?;
         let config = self.config(&backend)?;
         let dir = self.index_dir(loc, &config);
         crate::io::create_private_dir_all(&dir).map_err(|e| Error::io("cannot create the index cache", &dir, e))?;
-        Repository::open(backend, Some(dir), access, self.kind)
+        Repository::open_with(backend, Some(dir), access, self.kind, &self.keys)
     }
 
     /// Opens for writing on behalf of a command that frees space (`forget`, `prune`): a local
@@ -166,24 +168,37 @@ impl Connect {
         }
     }
 
+    /// Writes a new key file from a paper key (see [`crate::repo::import_paper_key`]).
+    pub fn import_paper_key(
+        &self,
+        loc: &RepoLocation,
+        paper: &str,
+        password: &crate::crypto::Password,
+        kdf: crate::crypto::KdfParams,
+    ) -> Result<String> {
+        let backend = self.backend(loc)?;
+        self.config(&backend)?;
+        crate::repo::import_paper_key(&backend, paper, password, kdf)
+    }
+
     pub fn audit(&self, loc: &RepoLocation) -> Result<AuditOpen> {
         if let RepoLocation::Local(p) = loc {
-            return Repository::open_local_for_audit_waiting(p, self.kind, self.lock_wait());
+            return Repository::open_local_for_audit_waiting(p, self.kind, self.lock_wait(), &self.keys);
         }
         let backend = self.backend(loc)?;
         let dir = self.config(&backend).ok().map(|c| self.index_dir(loc, &c)).filter(|d| d.join("CURRENT").exists());
-        Repository::open_for_audit(backend, dir, self.kind, self.lock_wait())
+        Repository::open_for_audit(backend, dir, self.kind, self.lock_wait(), &self.keys)
     }
 
     pub fn repair_index(&self, loc: &RepoLocation) -> Result<SyncReport> {
         if let RepoLocation::Local(p) = loc {
-            return crate::repo::repair_local_index(p);
+            return crate::repo::repair_local_index(p, &self.keys);
         }
         let backend = self.backend(loc)?;
         let config = self.config(&backend)?;
         let dir = self.index_dir(loc, &config);
         crate::io::create_private_dir_all(dir.parent().unwrap_or(Path::new("/")))
             .map_err(|e| Error::io("cannot create the index cache", &dir, e))?;
-        repair_index(backend, &dir)
+        repair_index(backend, &dir, &self.keys)
     }
 }

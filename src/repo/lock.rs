@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, PutMode};
 use crate::codec::{self, RecordKind};
+use crate::crypto::{Kind, Sealer};
 use crate::error::{Error, Result};
 use crate::repo::{Repository, LOCKS_DIR};
 
@@ -165,6 +166,7 @@ fn process_start(pid: u32) -> Option<u64> {
 /// A held lock; released (deleted) on drop. Its heartbeat runs in a background thread.
 pub struct LockGuard {
     backend: Arc<dyn Backend>,
+    sealer: Arc<Sealer>,
     key: String,
     record: Arc<Mutex<LockRecord>>,
     stop: Arc<AtomicBool>,
@@ -179,7 +181,7 @@ impl LockGuard {
     /// Confirms the lock is still held and not expired; call before destructive steps.
     pub fn verify(&self) -> Result<()> {
         let bytes = self.backend.get(&self.key).map_err(|_| Error::Locked("our lock was removed; stopping".into()))?;
-        let r = LockRecord::decode(&bytes, &self.key)?;
+        let r = open_lock(&self.sealer, &self.key, &bytes)?;
         if r.ignored(crate::time::now_ns()) {
             return Err(Error::Locked("our lock expired; stopping".into()));
         }
@@ -198,8 +200,23 @@ impl Drop for LockGuard {
     }
 }
 
+/// A lock record as stored under `key`: sealed with the index key in an encrypted repository
+/// (its host name and command are no one else's business), bound to its key.
+fn seal_lock(sealer: &Sealer, key: &str, record: &LockRecord) -> Result<Vec<u8>> {
+    sealer.seal(Kind::Lock, key.as_bytes(), &record.encode()?)
+}
+
+fn open_lock(sealer: &Sealer, key: &str, bytes: &[u8]) -> Result<LockRecord> {
+    let what = format!("lock {key}");
+    let plain = sealer.open(Kind::Lock, key.as_bytes(), bytes).map_err(|e| match e {
+        Error::Corrupt { detail, .. } => Error::corrupt(&what, detail),
+        other => other,
+    })?;
+    LockRecord::decode(&plain, &what)
+}
+
 /// Every lock in the repository: key and record (or why it cannot be read).
-pub fn list_locks(backend: &dyn Backend) -> Result<Vec<(String, Result<LockRecord>)>> {
+pub fn list_locks(backend: &dyn Backend, sealer: &Sealer) -> Result<Vec<(String, Result<LockRecord>)>> {
     let mut keys = Vec::new();
     backend.list(LOCKS_DIR, &mut |o| {
         keys.push(o.key);
@@ -208,7 +225,7 @@ pub fn list_locks(backend: &dyn Backend) -> Result<Vec<(String, Result<LockRecor
     Ok(keys
         .into_iter()
         .filter_map(|k| match backend.get(&k) {
-            Ok(b) => Some((k.clone(), LockRecord::decode(&b, &format!("lock {k}")))),
+            Ok(b) => Some((k.clone(), open_lock(sealer, &k, &b))),
             Err(Error::NotFound { .. }) => None,
             Err(e) => Some((k, Err(e))),
         })
@@ -219,7 +236,7 @@ impl Repository {
     /// Takes a lock of `kind` for `command`, waiting up to the repository's lock wait for
     /// conflicting locks to go. Removes provably stale locks it meets.
     pub fn lock(&self, kind: LockKind, command: &str) -> Result<LockGuard> {
-        let guard = acquire_lock(&self.backend, kind, command, self.lock_wait)?;
+        let guard = acquire_lock(&self.backend, &self.sealer, kind, command, self.lock_wait)?;
         // What this process read before it held the lock may be stale: a prune may have run
         // in between. Bring the index view up to date under the lock.
         self.sync_index()?;
@@ -231,7 +248,7 @@ impl Repository {
     pub fn unlock(&self, all: bool) -> Result<Vec<String>> {
         let now = crate::time::now_ns();
         let mut removed = Vec::new();
-        for (key, rec) in list_locks(self.backend.as_ref())? {
+        for (key, rec) in list_locks(self.backend.as_ref(), &self.sealer)? {
             let remove = match &rec {
                 Ok(r) => all || r.provably_stale() || r.ignored(now),
                 Err(_) => true,
@@ -254,7 +271,7 @@ impl Repository {
     /// info`): an invalid lock is named as such, with the command that removes it.
     pub fn describe_locks(&self) -> Result<Vec<String>> {
         let now = crate::time::now_ns();
-        Ok(list_locks(self.backend.as_ref())?
+        Ok(list_locks(self.backend.as_ref(), &self.sealer)?
             .into_iter()
             .map(|(key, rec)| match rec {
                 Ok(r) => match r.invalid_reason(now) {
@@ -284,17 +301,23 @@ impl Repository {
 /// Takes a lock of `kind` on the repository in `backend`, waiting up to `wait` for conflicting
 /// locks to go; removes provably stale locks it meets. [`Repository::lock`] also refreshes the
 /// index view under the lock; an audit takes the lock this way before it reads anything.
-pub fn acquire_lock(backend: &Arc<dyn Backend>, kind: LockKind, command: &str, wait: Duration) -> Result<LockGuard> {
+pub fn acquire_lock(
+    backend: &Arc<dyn Backend>,
+    sealer: &Arc<Sealer>,
+    kind: LockKind,
+    command: &str,
+    wait: Duration,
+) -> Result<LockGuard> {
     let record = LockRecord::for_this_process(kind, command);
     let pid = record.pid;
     let key = format!("{LOCKS_DIR}{}", crate::repo::RepoId::random()?.0.to_hex());
     let deadline = Instant::now() + wait;
     let mut attempt = 0u32;
     loop {
-        backend.put(&key, &record.encode()?, PutMode::Overwrite)?;
-        let conflicts = conflicts(backend, &key, kind)?;
+        backend.put(&key, &seal_lock(sealer, &key, &record)?, PutMode::Overwrite)?;
+        let conflicts = conflicts(backend, sealer, &key, kind)?;
         if conflicts.is_empty() {
-            return Ok(guard(backend, key, record));
+            return Ok(guard(backend, sealer, key, record));
         }
         let _ = backend.delete(&key);
         if Instant::now() >= deadline {
@@ -309,10 +332,10 @@ pub fn acquire_lock(backend: &Arc<dyn Backend>, kind: LockKind, command: &str, w
 
 /// Descriptions of live locks (other than `own`) that conflict with `kind`; clears
 /// provably stale ones on the way.
-fn conflicts(backend: &Arc<dyn Backend>, own: &str, kind: LockKind) -> Result<Vec<String>> {
+fn conflicts(backend: &Arc<dyn Backend>, sealer: &Sealer, own: &str, kind: LockKind) -> Result<Vec<String>> {
     let now = crate::time::now_ns();
     let mut found = Vec::new();
-    for (key, rec) in list_locks(backend.as_ref())? {
+    for (key, rec) in list_locks(backend.as_ref(), sealer)? {
         if key == own {
             continue;
         }
@@ -329,11 +352,12 @@ fn conflicts(backend: &Arc<dyn Backend>, own: &str, kind: LockKind) -> Result<Ve
     Ok(found)
 }
 
-fn guard(backend: &Arc<dyn Backend>, key: String, record: LockRecord) -> LockGuard {
+fn guard(backend: &Arc<dyn Backend>, sealer: &Arc<Sealer>, key: String, record: LockRecord) -> LockGuard {
     let record = Arc::new(Mutex::new(record));
     let stop = Arc::new(AtomicBool::new(false));
     let heartbeat = {
-        let (backend, key, record, stop) = (backend.clone(), key.clone(), record.clone(), stop.clone());
+        let (backend, sealer, key, record, stop) =
+            (backend.clone(), sealer.clone(), key.clone(), record.clone(), stop.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::park_timeout(Duration::from_secs(HEARTBEAT_SECS));
@@ -342,11 +366,11 @@ fn guard(backend: &Arc<dyn Backend>, key: String, record: LockRecord) -> LockGua
                 }
                 let mut r = record.lock().unwrap_or_else(|p| p.into_inner());
                 r.heartbeat_ns = crate::time::now_ns();
-                if let Ok(bytes) = r.encode() {
+                if let Ok(bytes) = seal_lock(&sealer, &key, &r) {
                     let _ = backend.put(&key, &bytes, PutMode::Overwrite);
                 }
             }
         })
     };
-    LockGuard { backend: backend.clone(), key, record, stop, heartbeat: Some(heartbeat) }
+    LockGuard { backend: backend.clone(), sealer: sealer.clone(), key, record, stop, heartbeat: Some(heartbeat) }
 }

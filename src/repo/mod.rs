@@ -8,6 +8,8 @@ mod config;
 mod index_sync;
 mod ingest;
 mod init;
+mod keyring;
+mod keys;
 mod layout;
 mod location;
 mod lock;
@@ -17,12 +19,16 @@ mod session;
 mod snapshots;
 mod wal;
 
-pub use config::{Config, Feature, RepoId, DEFAULT_COMPRESSION_LEVEL, KNOWN_FEATURES, REPO_FORMAT_VERSION};
+pub use config::{
+    Config, Feature, RepoId, DEFAULT_COMPRESSION_LEVEL, ENCRYPTION_FEATURE, KNOWN_FEATURES, REPO_FORMAT_VERSION,
+};
 pub use index_sync::SyncReport;
 pub use ingest::{hash_file, FileFailure, StoredFile};
+pub use keyring::{import_paper_key, KeyInfo};
+pub use keys::{key_files, key_owner, store_key_file, InitEncryption, KeySource, PasswordFn};
 pub use layout::{
-    pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, LOCKS_DIR, PACKS_DIR, SNAPSHOTS_DIR,
-    WAL_DIR,
+    key_file_key, pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, KEYS_DIR, LOCKS_DIR,
+    PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
 };
 pub use location::{default_cache_dir, Connect, RepoLocation, S3Options};
 pub use lock::{acquire_lock, list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};

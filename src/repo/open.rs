@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use crate::backend::{Backend, LocalBackend};
 use crate::chunker::ChunkerParams;
+use crate::crypto::Sealer;
 use crate::error::{Error, Result};
 use crate::index::{ChunkIndex, MemIndex};
 use crate::repo::config::{Config, RepoId};
+use crate::repo::keys::{self, InitEncryption, KeySource};
 use crate::repo::layout::{CONFIG_KEY, LOCAL_INDEX_DIR};
 use crate::repo::LockKind;
 
@@ -36,6 +38,9 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     pub compression_level: i32,
     pub pack_target_bytes: u32,
+    /// Encrypt the repository (`docs/format.md` §13). The library default is `None`, because
+    /// it has no password to use; `cairn init` encrypts unless told `--encryption none`.
+    pub encryption: Option<InitEncryption>,
 }
 
 impl Default for InitOptions {
@@ -44,6 +49,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             compression_level: crate::repo::DEFAULT_COMPRESSION_LEVEL,
             pack_target_bytes: 16 << 20,
+            encryption: None,
         }
     }
 }
@@ -57,6 +63,10 @@ pub struct Repository {
     pub(crate) access: Access,
     /// How long taking a lock waits for conflicting ones.
     pub(crate) lock_wait: std::time::Duration,
+    /// Seals and opens every object, and names chunks (`Sealer::None` when unencrypted).
+    pub(crate) sealer: Arc<Sealer>,
+    /// The key file this open used (encrypted repositories; not for audits).
+    pub(crate) key: Option<keys::UnlockedKey>,
     /// Declared last, so it acts after the index is closed.
     pub(crate) reserve: Option<ReserveGuard>,
 }
@@ -77,32 +87,64 @@ impl Drop for ReserveGuard {
 pub const DEFAULT_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Repository {
-    /// Opens the local repository at `path`.
+    /// Opens the local repository at `path`; an encrypted one with the password from the
+    /// environment ([`KeySource::from_env`]).
     pub fn open_local(path: &Path, access: Access, kind: IndexKind) -> Result<Repository> {
-        require_config(path)?;
-        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
-        Self::open(backend, Some(path.join(LOCAL_INDEX_DIR)), access, kind)
+        Self::open_local_with(path, access, kind, &KeySource::from_env())
     }
 
-    /// Opens a repository on any backend, with its persistent index (if any) at `index_path`,
-    /// and brings the index up to date with the packs that exist.
+    /// Opens the local repository at `path`, unlocking it with `keys` if it is encrypted.
+    pub fn open_local_with(path: &Path, access: Access, kind: IndexKind, keys: &KeySource) -> Result<Repository> {
+        require_config(path)?;
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(path));
+        Self::open_with(backend, Some(path.join(LOCAL_INDEX_DIR)), access, kind, keys)
+    }
+
+    /// [`Repository::open_with`] with the password from the environment.
     pub fn open(
         backend: Arc<dyn Backend>,
         index_path: Option<PathBuf>,
         access: Access,
         kind: IndexKind,
     ) -> Result<Repository> {
-        let config = match backend.get(CONFIG_KEY) {
-            Ok(bytes) => Config::decode(&bytes)?,
-            Err(e) if e.is_not_found() => return Err(Error::NotARepository { path: backend.location() }),
-            Err(e) => return Err(e),
-        };
+        Self::open_with(backend, index_path, access, kind, &KeySource::from_env())
+    }
+
+    /// Opens a repository on any backend, with its persistent index (if any) at `index_path`,
+    /// and brings the index up to date with the packs that exist. An encrypted repository is
+    /// unlocked with `keys` first (one KDF run per key file tried).
+    pub fn open_with(
+        backend: Arc<dyn Backend>,
+        index_path: Option<PathBuf>,
+        access: Access,
+        kind: IndexKind,
+        keys: &KeySource,
+    ) -> Result<Repository> {
+        let (config, sealer, key) = keys::load_config(&backend, keys)?;
         let index_path = index_path.filter(|_| kind == IndexKind::Persistent);
         let index = open_index(index_path.as_deref(), access)?;
-        let repo =
-            Repository { backend, config, index, index_path, access, lock_wait: DEFAULT_LOCK_WAIT, reserve: None };
+        let repo = Repository {
+            backend,
+            config,
+            index,
+            index_path,
+            access,
+            lock_wait: DEFAULT_LOCK_WAIT,
+            sealer: Arc::new(sealer),
+            key,
+            reserve: None,
+        };
         repo.sync_index()?;
         Ok(repo)
+    }
+
+    /// Seals and opens this repository's objects.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    pub fn is_encrypted(&self) -> bool {
+        self.sealer.is_encrypted()
     }
 
     pub fn config(&self) -> &Config {
@@ -179,24 +221,27 @@ pub(crate) fn open_index(path: Option<&Path>, access: Access) -> Result<Box<dyn 
 }
 
 /// Rebuilds a local repository's index from its pack trailers (see [`repair_index`]).
-pub fn repair_local_index(path: &Path) -> Result<crate::repo::SyncReport> {
+pub fn repair_local_index(path: &Path, keys: &KeySource) -> Result<crate::repo::SyncReport> {
     require_config(path)?;
-    repair_index(Arc::new(LocalBackend::new(path)), &path.join(LOCAL_INDEX_DIR))
+    repair_index(Arc::new(LocalBackend::new(path)), &path.join(LOCAL_INDEX_DIR), keys)
 }
 
 /// Rebuilds the index at `index_dir` from the pack trailers. A damaged index directory that
 /// RocksDB cannot open is moved aside and replaced; an index held by a running process is left
 /// alone (`Error::Locked`).
-pub fn repair_index(backend: Arc<dyn Backend>, index_dir: &Path) -> Result<crate::repo::SyncReport> {
+pub fn repair_index(backend: Arc<dyn Backend>, index_dir: &Path, keys: &KeySource) -> Result<crate::repo::SyncReport> {
     let index_dir = index_dir.to_path_buf();
+    let (config, sealer, key) = keys::load_config(&backend, keys)?;
     let repo = match open_index(Some(&index_dir), Access::Write) {
         Ok(index) if index.clear().is_ok() => Repository {
-            config: Config::decode(&backend.get(CONFIG_KEY)?)?,
+            config,
             backend,
             index,
             index_path: Some(index_dir),
             access: Access::Write,
             lock_wait: DEFAULT_LOCK_WAIT,
+            sealer: Arc::new(sealer),
+            key,
             reserve: None,
         },
         Ok(_) => return Err(Error::Locked(format!("index {} is in use by another process", index_dir.display()))),
@@ -204,7 +249,7 @@ pub fn repair_index(backend: Arc<dyn Backend>, index_dir: &Path) -> Result<crate
         Err(_) => {
             let aside = index_dir.with_extension(format!("damaged-{}", crate::time::now_ns()));
             std::fs::rename(&index_dir, &aside).map_err(|e| Error::io("cannot move aside", &index_dir, e))?;
-            let repo = Repository::open(backend, Some(index_dir), Access::Write, IndexKind::Persistent)?;
+            let repo = Repository::open_with(backend, Some(index_dir), Access::Write, IndexKind::Persistent, keys)?;
             let _ = std::fs::remove_dir_all(&aside);
             return repo.rebuild_index();
         }
@@ -228,14 +273,19 @@ pub struct AuditOpen {
 
 impl Repository {
     /// Opens a local repository for `repo check` (see [`Repository::open_for_audit`]).
-    pub fn open_local_for_audit(path: &Path, kind: IndexKind) -> Result<AuditOpen> {
-        Self::open_local_for_audit_waiting(path, kind, DEFAULT_LOCK_WAIT)
+    pub fn open_local_for_audit(path: &Path, kind: IndexKind, keys: &KeySource) -> Result<AuditOpen> {
+        Self::open_local_for_audit_waiting(path, kind, DEFAULT_LOCK_WAIT, keys)
     }
 
     /// [`Repository::open_local_for_audit`], waiting up to `lock_wait` for a conflicting lock.
-    pub fn open_local_for_audit_waiting(path: &Path, kind: IndexKind, lock_wait: Duration) -> Result<AuditOpen> {
+    pub fn open_local_for_audit_waiting(
+        path: &Path,
+        kind: IndexKind,
+        lock_wait: Duration,
+        keys: &KeySource,
+    ) -> Result<AuditOpen> {
         require_config(path)?;
-        Self::open_for_audit(Arc::new(LocalBackend::new(path)), Some(path.join(LOCAL_INDEX_DIR)), kind, lock_wait)
+        Self::open_for_audit(Arc::new(LocalBackend::new(path)), Some(path.join(LOCAL_INDEX_DIR)), kind, lock_wait, keys)
     }
 
     /// Opens a repository for `repo check` without changing anything: the index is not synced
@@ -246,17 +296,13 @@ impl Repository {
         index_dir: Option<PathBuf>,
         kind: IndexKind,
         lock_wait: Duration,
+        keys: &KeySource,
     ) -> Result<AuditOpen> {
-        let (config, config_error) = match backend.get(CONFIG_KEY) {
-            Err(Error::NotFound { .. }) => return Err(Error::NotARepository { path: backend.location() }),
-            other => match other.and_then(|b| Config::decode(&b)) {
-                Ok(c) => (c, None),
-                Err(e) => (placeholder_config(), Some(e)),
-            },
-        };
+        let (config, config_error, sealer) = keys::load_config_for_audit(&backend, keys)?;
         // Hold a shared lock before reading anything, so a prune cannot change the repository
         // under the audit (a read-only repository is audited without one).
-        let lock = match crate::repo::acquire_lock(&backend, LockKind::Shared, "repo check", lock_wait) {
+        let sealer = Arc::new(sealer);
+        let lock = match crate::repo::acquire_lock(&backend, &sealer, LockKind::Shared, "repo check", lock_wait) {
             Ok(g) => Some(g),
             Err(Error::ReadOnly { .. }) => None,
             Err(e) => return Err(e),
@@ -275,6 +321,8 @@ impl Repository {
             index_path: index_dir,
             access: Access::Read,
             lock_wait,
+            sealer,
+            key: None,
             reserve: None,
         };
         // Packs written since the index was last updated (by a guest, or by another host sharing
@@ -290,7 +338,9 @@ impl Repository {
     }
 }
 
-fn placeholder_config() -> Config {
+/// Parameters to go on with when the config cannot be read (and the outer config of an
+/// encrypted repository).
+pub(crate) fn placeholder_config() -> Config {
     let opts = InitOptions::default();
     Config {
         id: RepoId(crate::id::Digest::default()),

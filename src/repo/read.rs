@@ -35,7 +35,7 @@ impl Repository {
 
     pub fn read_blob_at(&self, id: &ChunkId, loc: &Location) -> Result<Vec<u8>> {
         let stored = self.backend.get_range(&pack_key(&loc.pack), u64::from(loc.offset), u64::from(loc.stored_len))?;
-        decode_blob(&loc.entry(*id), &stored, &format!("pack {}", loc.pack))
+        decode_blob(&loc.entry(*id), &stored, &format!("pack {}", loc.pack), &self.sealer)
     }
 
     /// Loads and decodes a directory tree.

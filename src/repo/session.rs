@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::backend::PutMode;
 use crate::error::{Error, Result};
 use crate::id::ChunkId;
-use crate::pack::{encode_blob, BlobKind, EncodedBlob, PackBuilder, MAX_BLOB_RAW_BYTES};
+use crate::pack::{encode_blob, seal_blob, BlobKind, EncodedBlob, PackBuilder, MAX_BLOB_RAW_BYTES};
 use crate::repo::layout::pack_key;
 use crate::repo::Repository;
 use crate::snapshot::{ChunkList, ChunkRef, ListPiece, NodeContent, LIST_PIECE_CHUNKS};
@@ -91,9 +91,9 @@ impl<'r> WriteSession<'r> {
         WriteSession {
             repo,
             open: Mutex::new(OpenPack {
-                data: PackBuilder::with_capacity(pack_capacity(repo)),
+                data: PackBuilder::for_sealer(Vec::with_capacity(pack_capacity(repo)), &repo.sealer),
                 spare: None,
-                metadata: PackBuilder::default(),
+                metadata: PackBuilder::for_sealer(Vec::new(), &repo.sealer),
                 pending: HashSet::new(),
                 writing: false,
                 packs_indexed: 0,
@@ -153,8 +153,12 @@ impl<'r> WriteSession<'r> {
             .map(|(item, _)| item)
             .collect();
         let level = self.repo.config.compression_level;
-        let encoded: Vec<EncodedBlob> =
-            fresh.par_iter().map(|(_, data)| encode_blob(data, level)).collect::<Result<_>>()?;
+        let sealer = self.repo.sealer.as_ref();
+        // Compress, then seal: each blob on its own, bound to its id (docs/format.md §13.5).
+        let encoded: Vec<EncodedBlob> = fresh
+            .par_iter()
+            .map(|(id, data)| seal_blob(sealer, kind, id, encode_blob(data, level)?))
+            .collect::<Result<_>>()?;
         let mut added = 0;
         for ((id, data), blob) in fresh.into_iter().zip(encoded) {
             if self.add(kind, *id, data.len(), blob, generation)? {
@@ -166,7 +170,7 @@ impl<'r> WriteSession<'r> {
 
     /// Stores one blob, returning its id.
     pub fn store(&self, kind: BlobKind, data: &[u8]) -> Result<ChunkId> {
-        let id = ChunkId::of(data);
+        let id = self.repo.sealer.id_of(data);
         self.store_many(kind, &[(id, data)])?;
         Ok(id)
     }
@@ -202,13 +206,14 @@ impl<'r> WriteSession<'r> {
                     open.writing = true;
                     break Some(match kind {
                         BlobKind::Data => {
-                            let next = match open.spare.take() {
-                                Some(buffer) => PackBuilder::reusing(buffer),
-                                None => PackBuilder::with_capacity(pack_capacity(self.repo)),
-                            };
-                            std::mem::replace(&mut open.data, next)
+                            let buffer =
+                                open.spare.take().unwrap_or_else(|| Vec::with_capacity(pack_capacity(self.repo)));
+                            std::mem::replace(&mut open.data, PackBuilder::for_sealer(buffer, &self.repo.sealer))
                         }
-                        BlobKind::Tree => std::mem::take(&mut open.metadata),
+                        BlobKind::Tree => std::mem::replace(
+                            &mut open.metadata,
+                            PackBuilder::for_sealer(Vec::new(), &self.repo.sealer),
+                        ),
                     });
                 }
                 open = self.written.wait(open).unwrap_or_else(|p| p.into_inner());
@@ -235,7 +240,7 @@ impl<'r> WriteSession<'r> {
                 while open.writing {
                     open = self.written.wait(open).unwrap_or_else(|p| p.into_inner());
                 }
-                std::mem::take(open.builder(kind))
+                std::mem::replace(open.builder(kind), PackBuilder::for_sealer(Vec::new(), &self.repo.sealer))
             };
             if !builder.is_empty() {
                 self.write_pack(builder)?;
@@ -245,7 +250,7 @@ impl<'r> WriteSession<'r> {
     }
 
     fn write_pack(&self, builder: PackBuilder) -> Result<()> {
-        let pack = builder.finish();
+        let pack = builder.finish(&self.repo.sealer)?;
         self.repo.backend.put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
         self.repo.index.add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)?;
         {

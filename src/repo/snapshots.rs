@@ -3,6 +3,7 @@
 use std::str::FromStr;
 
 use crate::backend::PutMode;
+use crate::crypto::Kind;
 use crate::error::{Error, Result};
 use crate::id::{is_hex_prefix, SnapshotId};
 use crate::repo::layout::{snapshot_id_from_key, snapshot_key, SNAPSHOTS_DIR};
@@ -122,9 +123,21 @@ impl Repository {
             other => other,
         })?;
         let what = format!("snapshot {id}");
-        if SnapshotId(crate::id::Digest::of(&bytes)) != *id {
+        let bytes = if self.sealer.is_encrypted() {
+            // Bound to its id: a snapshot object swapped with another fails to open.
+            let plain = self.sealer.open(Kind::Snapshot, id.as_bytes(), &bytes).map_err(|e| match e {
+                Error::Corrupt { detail, .. } => Error::corrupt(&what, detail),
+                other => other,
+            })?;
+            if self.sealer.chunk_id(&plain) != *id.as_bytes() {
+                return Err(Error::corrupt(what, "content does not match its id"));
+            }
+            plain
+        } else if SnapshotId(crate::id::Digest::of(&bytes)) != *id {
             return Err(Error::corrupt(what, "content does not match its id"));
-        }
+        } else {
+            bytes
+        };
         Snapshot::decode(&bytes, &what)
     }
 
@@ -192,7 +205,10 @@ impl Repository {
     /// Writes a snapshot object. Call only after every blob it references is durable.
     pub fn save_snapshot(&self, snapshot: &Snapshot) -> Result<SnapshotId> {
         let bytes = snapshot.encode()?;
-        let id = SnapshotId(crate::id::Digest::of(&bytes));
+        // Encrypted: the keyed id of the plaintext record, so the id can be the ciphertext's
+        // associated data (docs/format.md §13.5); BLAKE3 of the bytes otherwise.
+        let id = SnapshotId(crate::id::Digest(self.sealer.chunk_id(&bytes)));
+        let bytes = self.sealer.seal(Kind::Snapshot, id.as_bytes(), &bytes)?;
         self.backend.put(&snapshot_key(&id), &bytes, PutMode::Overwrite)?;
         Ok(id)
     }

@@ -1,10 +1,15 @@
 //! The WAL catalog: reading, listing and materialising archived WAL records.
+//!
+//! In an encrypted repository a record's object key names no stream or file: it is
+//! `wal/<keyed id of the stream, 32 hex>/<keyed id of stream and name, 64 hex>`, and the
+//! record is sealed with that key as its associated data (`docs/format.md` §13.5).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::crypto::Kind;
 use crate::error::{Error, Result};
-use crate::repo::{wal_key, wal_prefix, Repository};
+use crate::repo::{wal_key, wal_prefix, Repository, WAL_DIR};
 use crate::snapshot::{valid_wal_name, WalRecord};
 
 /// Checks stream and file names before they become object keys.
@@ -20,11 +25,54 @@ pub fn check_wal_names(stream: &str, name: &str) -> Result<()> {
 }
 
 impl Repository {
+    /// The object key of the record of `stream`/`name` (names checked by the caller).
+    pub fn wal_object_key(&self, stream: &str, name: &str) -> String {
+        if !self.sealer.is_encrypted() {
+            return wal_key(stream, name);
+        }
+        let full = self.sealer.chunk_id(format!("cairn wal name\0{stream}\0{name}").as_bytes());
+        format!("{}{}", self.wal_stream_prefix(stream), hex(&full))
+    }
+
+    /// `wal/<stream dir>/`: where the records of `stream` are.
+    fn wal_stream_prefix(&self, stream: &str) -> String {
+        if !self.sealer.is_encrypted() {
+            return wal_prefix(Some(stream));
+        }
+        let id = self.sealer.chunk_id(format!("cairn wal stream\0{stream}").as_bytes());
+        format!("{WAL_DIR}{}/", hex(&id[..16]))
+    }
+
+    /// Encodes (and, encrypted, seals) a record stored under `key`.
+    pub fn encode_wal(&self, key: &str, record: &WalRecord) -> Result<Vec<u8>> {
+        self.sealer.seal(Kind::WalRecord, key.as_bytes(), &record.encode()?)
+    }
+
+    fn decode_wal(&self, key: &str, bytes: &[u8], what: &str) -> Result<WalRecord> {
+        let plain;
+        let bytes = if self.sealer.is_encrypted() {
+            plain = self.sealer.open(Kind::WalRecord, key.as_bytes(), bytes).map_err(|e| match e {
+                Error::Corrupt { detail, .. } => Error::corrupt(what, detail),
+                other => other,
+            })?;
+            &plain[..]
+        } else {
+            bytes
+        };
+        let record = WalRecord::decode(bytes, what)?;
+        // Bound by name too: a record moved under another name's key is refused.
+        if self.sealer.is_encrypted() && self.wal_object_key(&record.stream, &record.name) != key {
+            return Err(Error::corrupt(what, "record does not belong under its name"));
+        }
+        Ok(record)
+    }
+
     /// The record archived under `stream`/`name`, if any.
     pub fn find_wal(&self, stream: &str, name: &str) -> Result<Option<WalRecord>> {
         check_wal_names(stream, name)?;
-        match self.backend().get(&wal_key(stream, name)) {
-            Ok(bytes) => WalRecord::decode(&bytes, &format!("WAL record {stream}/{name}")).map(Some),
+        let key = self.wal_object_key(stream, name);
+        match self.backend().get(&key) {
+            Ok(bytes) => self.decode_wal(&key, &bytes, &format!("WAL record {stream}/{name}")).map(Some),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
@@ -61,6 +109,23 @@ impl Repository {
         Ok(())
     }
 
+    /// Object keys of every WAL record (for `repo check`).
+    pub fn wal_keys(&self) -> Result<Vec<String>> {
+        let mut keys = Vec::new();
+        self.backend().list(&wal_prefix(None), &mut |obj| {
+            keys.push(obj.key);
+            Ok(())
+        })?;
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The record stored under object key `key`, opened and checked.
+    pub fn load_wal(&self, key: &str) -> Result<WalRecord> {
+        let bytes = self.backend().get(key)?;
+        self.decode_wal(key, &bytes, &format!("WAL record {key}"))
+    }
+
     /// Visits every record of `stream` (or of all streams), in no particular order, one at a
     /// time: memory does not grow with the archive.
     pub fn for_each_wal(&self, stream: Option<&str>, f: &mut dyn FnMut(WalRecord) -> Result<()>) -> Result<()> {
@@ -68,7 +133,11 @@ impl Repository {
             check_wal_names(s, "x")?;
         }
         let mut keys = Vec::new();
-        self.backend().list(&wal_prefix(stream), &mut |obj| {
+        let prefix = match stream {
+            Some(s) => self.wal_stream_prefix(s),
+            None => wal_prefix(None),
+        };
+        self.backend().list(&prefix, &mut |obj| {
             keys.push(obj.key);
             Ok(())
         })?;
@@ -78,8 +147,12 @@ impl Repository {
                 Err(e) if e.is_not_found() => continue,
                 other => other?,
             };
-            f(WalRecord::decode(&bytes, &format!("WAL record {key}"))?)?;
+            f(self.decode_wal(&key, &bytes, &format!("WAL record {key}"))?)?;
         }
         Ok(())
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

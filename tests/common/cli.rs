@@ -41,6 +41,7 @@ pub fn cairn(repo: &Path, args: &[&str], limit: Duration) -> Ran {
     let err = tempfile::NamedTempFile::new().unwrap();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(super::TEST_ENV)
         .arg("--repo")
         .arg(repo)
         .args(args)

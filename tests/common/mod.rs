@@ -13,7 +13,28 @@ pub mod fidelity;
 
 use cairn::ops::{self, BackupOptions, BackupReport, RestoreOptions};
 use cairn::progress::NoProgress;
-use cairn::repo::{Access, IndexKind, InitOptions, Repository};
+use cairn::repo::{Access, IndexKind, InitEncryption, InitOptions, KeySource, Repository};
+
+/// The password of every encrypted test repository.
+pub const TEST_PASSWORD: &str = "correct horse battery staple (test)";
+
+/// The environment a test gives the `cairn` binary: the password, and the cheapest KDF that
+/// argon2 accepts (a real key file costs ~0.5 s per command; these cost microseconds).
+pub const TEST_ENV: [(&str, &str); 3] =
+    [("CAIRN_PASSWORD", TEST_PASSWORD), ("CAIRN_KDF_MEMORY_KIB", "8"), ("CAIRN_KDF_PASSES", "1")];
+
+/// What library-level tests init with: encrypted, under [`TEST_PASSWORD`], cheap KDF.
+pub fn test_encryption() -> Option<InitEncryption> {
+    Some(InitEncryption {
+        password: cairn::crypto::Password::new(TEST_PASSWORD.to_string()),
+        kdf: cairn::crypto::KdfParams::INSECURE_FAST,
+        master: None,
+    })
+}
+
+pub fn test_keys() -> KeySource {
+    KeySource::password(TEST_PASSWORD)
+}
 
 /// A small, fast deterministic generator (splitmix64) for test data.
 pub struct Rng(u64);
@@ -66,14 +87,25 @@ pub struct TestRepo {
 }
 
 impl TestRepo {
+    /// An encrypted repository (the default of `cairn init`).
     pub fn new(kind: IndexKind) -> Self {
+        Self::with_options(kind, &InitOptions { encryption: test_encryption(), ..InitOptions::default() })
+    }
+
+    /// A repository made with `--encryption none`.
+    pub fn unencrypted(kind: IndexKind) -> Self {
         Self::with_options(kind, &InitOptions::default())
     }
 
+    /// A repository with `opts` as given (encrypted only if `opts.encryption` says so).
     pub fn with_options(kind: IndexKind, opts: &InitOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
         Repository::init_local(&dir.path().join("repo"), opts).unwrap();
         TestRepo { dir, kind }
+    }
+
+    pub fn keys(&self) -> KeySource {
+        test_keys()
     }
 
     pub fn path(&self) -> PathBuf {
@@ -81,7 +113,7 @@ impl TestRepo {
     }
 
     pub fn open(&self, access: Access) -> Repository {
-        Repository::open_local(&self.path(), access, self.kind).unwrap()
+        Repository::open_local_with(&self.path(), access, self.kind, &test_keys()).unwrap()
     }
 
     pub fn snapshot(&self, paths: &[&Path]) -> BackupReport {

@@ -22,7 +22,7 @@ impl Archiver<'_> {
             .chunker
             .cut_all(content)
             .into_iter()
-            .map(|(o, l)| (ChunkId::of(&content[o..o + l]), &content[o..o + l]))
+            .map(|(o, l)| (self.repo.sealer().id_of(&content[o..o + l]), &content[o..o + l]))
             .collect();
         self.session.store_many(BlobKind::Data, &items)?;
         let now = crate::time::now_ns();

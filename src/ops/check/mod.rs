@@ -178,6 +178,7 @@ fn audit_once(
 ) -> Result<(Findings, CheckStats)> {
     let mut findings = Findings::default();
     audit_locks(&audit.repo, &mut findings)?;
+    audit_wal(&audit.repo, &mut findings)?;
     let mut stats = CheckStats::default();
     if let Some(e) = &audit.config_error {
         findings.add(Severity::Damage, "config", e.to_string());
@@ -219,10 +220,35 @@ fn audit_once(
     Ok((findings, stats))
 }
 
+/// Every WAL record opens and decodes, and every chunk it names is in the index (its bytes
+/// are verified with the packs by `--read-data`).
+fn audit_wal(repo: &crate::repo::Repository, findings: &mut Findings) -> Result<()> {
+    for key in repo.wal_keys()? {
+        let record = match repo.load_wal(&key) {
+            Ok(r) => r,
+            Err(e @ (Error::Corrupt { .. } | Error::UnsupportedVersion { .. })) => {
+                findings.add(Severity::Damage, format!("WAL record {key}"), e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let ids: Vec<ChunkId> = record.chunks.iter().map(|c| c.id).filter(|id| *id != ChunkId::ZERO_RUN).collect();
+        let missing = repo.index().get_many(&ids)?.iter().filter(|l| l.is_none()).count();
+        if missing > 0 {
+            findings.add(
+                Severity::Damage,
+                format!("WAL record {}/{}", record.stream, record.name),
+                format!("{missing} of its chunks are in no pack"),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Locks of processes that are gone, and locks nobody has refreshed for a long time.
 fn audit_locks(repo: &crate::repo::Repository, findings: &mut Findings) -> Result<()> {
     let now = crate::time::now_ns();
-    for (key, rec) in crate::repo::list_locks(repo.backend().as_ref())? {
+    for (key, rec) in crate::repo::list_locks(repo.backend().as_ref(), repo.sealer())? {
         match rec {
             Ok(r) if r.provably_stale() => {
                 findings.add(

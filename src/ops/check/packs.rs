@@ -10,7 +10,7 @@ use super::{CheckStats, Findings, ReadData, Severity};
 use crate::error::Result;
 use crate::id::{ChunkId, PackId};
 use crate::index::Location;
-use crate::pack::{verify_blob, BlobEntry, FOOTER_BYTES, PACK_HEADER};
+use crate::pack::{verify_blob, BlobEntry, FOOTER_BYTES, PACK_HEADER, SEALED_PACK_HEADER};
 use crate::progress::Progress;
 use crate::repo::{pack_key, Repository, PACKS_DIR};
 
@@ -375,7 +375,8 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
             r.broken = Some(format!("cannot be read: {e}"));
             return None;
         }
-        if start == 0 && !bytes.starts_with(&PACK_HEADER) {
+        let magic = if repo.is_encrypted() { SEALED_PACK_HEADER } else { PACK_HEADER };
+        if start == 0 && !bytes.starts_with(&magic) {
             r.broken = Some("is corrupt: pack header magic missing".to_string());
             return None;
         }
@@ -389,7 +390,7 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
                 .filter_map(|e| {
                     let from = (u64::from(e.offset) - start) as usize;
                     let stored = &bytes[from..from + e.stored_len as usize];
-                    verify_blob(e, stored, &what).err().map(|err| (e.id, blob_problem(&err.to_string())))
+                    verify_blob(e, stored, &what, repo.sealer()).err().map(|err| (e.id, blob_problem(&err.to_string())))
                 })
                 .collect::<Vec<_>>(),
         );

@@ -249,7 +249,7 @@ fn restore_from_pack(
                 }
                 continue;
             };
-            if let Err(e) = decode_blob_into(&loc.entry(*id), stored, &what, &mut raw) {
+            if let Err(e) = decode_blob_into(&loc.entry(*id), stored, &what, &mut raw, r.repo.sealer()) {
                 for (job, _) in &targets[id] {
                     fail(*job, e.to_string());
                 }
