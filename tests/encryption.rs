@@ -428,3 +428,12 @@ fn a_paper_key_restores_access_and_seeds_a_twin_repository() {
     twin.ok(&["init", "--from-key-export", paper_file.to_str().unwrap()]);
     assert_eq!(twin.ok(&["key", "export"]), paper);
 }
+
+#[test]
+fn repo_copy_with_an_encrypted_side_is_refused_with_one_line() {
+    let enc = Cairn::new(&[]);
+    let plain = Cairn::new(&["--encryption", "none"]);
+    let o = enc.run(&["repo", "copy", "--from", plain.repo().to_str().unwrap()]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("not built yet"), "{}", stderr(&o));
+}

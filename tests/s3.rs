@@ -240,7 +240,9 @@ fn s3_repository_end_to_end() {
     ]);
     assert_eq!(fs::read(pitr.join("wal/w1")).unwrap(), b"first wal");
 
-    // Copy a local repository to S3; restore from S3 byte for byte.
+    // Copy a local repository to S3; restore from S3 byte for byte. Unencrypted on both sides:
+    // copying to or from an encrypted repository is not built yet (docs/security.md); the
+    // encrypted side of the S3 backend is covered by everything above and below.
     let local = dir.path().join("local-repo");
     let run_local = |args: &[&str]| {
         let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -252,12 +254,12 @@ fn s3_repository_end_to_end() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
-    run_local(&["init"]);
+    run_local(&["init", "--encryption", "none"]);
     let src2 = dir.path().join("src2");
     common::generate_tree(&src2, 9, 4 << 20);
     run_local(&["snapshot", "create", src2.to_str().unwrap()]);
     let c = host(&weed, dir.path(), "offsite", "c");
-    c.ok(&["init"]);
+    c.ok(&["init", "--encryption", "none"]);
     let first = c.json(&["repo", "copy", "--from", local.to_str().unwrap()]);
     assert_eq!(first["snapshots_copied"], 1);
     let again = c.json(&["repo", "copy", "--from", local.to_str().unwrap()]);
