@@ -1,6 +1,8 @@
 //! Throughput of each pipeline stage and of whole snapshots and restores, in MB/s.
 //!
-//! `cargo bench --bench throughput` (CAIRN_BENCH_MB sets the corpus size, default 512).
+//! `cargo bench --bench throughput` (CAIRN_BENCH_MB sets the corpus size, default 512;
+//! CAIRN_BENCH_ENCRYPTION=none for an unencrypted repository, else encrypted with the
+//! cheapest KDF: one KDF run per open is not what this measures).
 //! Results and the machine they came from are recorded in `docs/performance.md`.
 
 #[path = "../tests/common/mod.rs"]
@@ -65,8 +67,12 @@ fn main() {
     common::write_file(&data.join("random.bin"), &random);
     let total = events.len() + random.len();
     let repo_path = dir.path().join("repo");
-    Repository::init_local(&repo_path, &InitOptions::default()).unwrap();
-    let repo = Repository::open_local(&repo_path, Access::Write, IndexKind::Persistent).unwrap();
+    let encrypted = std::env::var("CAIRN_BENCH_ENCRYPTION").map_or(true, |v| v != "none");
+    println!("encryption: {}", if encrypted { "aes-256-gcm" } else { "none" });
+    let encryption = if encrypted { common::test_encryption() } else { None };
+    Repository::init_local(&repo_path, &InitOptions { encryption, ..InitOptions::default() }).unwrap();
+    let keys = common::test_keys();
+    let repo = Repository::open_local_with(&repo_path, Access::Write, IndexKind::Persistent, &keys).unwrap();
     let opts = BackupOptions { paths: vec![data.clone()], ..Default::default() };
     let (report, secs) = time(|| ops::backup(&repo, &opts, &NoProgress).unwrap());
     println!(
@@ -77,15 +83,14 @@ fn main() {
     let (_, secs) = time(|| ops::backup(&repo, &opts, &NoProgress).unwrap());
     println!("| snapshot create, unchanged ({:.3} s) | - |", secs);
     drop(repo);
-    let repo = Repository::open_local(&repo_path, Access::Read, IndexKind::Persistent).unwrap();
+    let repo = Repository::open_local_with(&repo_path, Access::Read, IndexKind::Persistent, &keys).unwrap();
     let (id, snap) = repo.resolve_snapshot(&SnapshotSpec::Latest).unwrap();
     let target = dir.path().join("restored");
     let ropts = RestoreOptions { target, ..Default::default() };
     let (_, secs) = time(|| ops::restore(&repo, &id, &snap, &ropts, &NoProgress).unwrap());
     println!("| restore | {:.0} |", mb_per_s(total, secs));
     drop(repo);
-    let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent, &cairn::repo::KeySource::default())
-        .unwrap();
+    let audit = Repository::open_local_for_audit(&repo_path, IndexKind::Persistent, &keys).unwrap();
     let copts = ops::CheckOptions { read_data: ops::ReadData::All };
     let (report, secs) = time(|| ops::check(&audit, &copts, &NoProgress).unwrap());
     assert!(report.findings.is_empty());
