@@ -248,4 +248,41 @@ mod tests {
             prop_assert_eq!(windowed_cuts(&params, &data, strategy, overlap), params.cut_all(&data));
         }
     }
+
+    /// 1 MiB of a fixed xorshift stream: the input of the golden cut points.
+    fn golden_input() -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..1 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// Golden cut points with and without a seed: a fastcdc upgrade that moves them (and so
+    /// silently breaks dedup against every existing repository) fails here. The seed is the
+    /// chunker seed of the golden master key of `docs/format.md` §13.3. Recorded from fastcdc
+    /// 5.0.0 on 2026-12-03 (a regression fixture, not an independent derivation).
+    #[test]
+    fn golden_cut_points_with_and_without_seed() {
+        let data = golden_input();
+        for (seed, want) in [(0u64, GOLDEN_UNSEEDED), (0x281f_ece5_0a99_fe3c, GOLDEN_SEEDED)] {
+            let params = ChunkerParams { seed, ..ChunkerParams::default() };
+            let cuts: Vec<usize> = params.cut_all(&data).iter().map(|(o, _)| *o).collect();
+            assert_eq!(cuts, want, "seed {seed:#x}");
+        }
+    }
+
+    const GOLDEN_UNSEEDED: &[usize] = &[
+        0, 70291, 95364, 129420, 164760, 220786, 230385, 281244, 329537, 369280, 409358, 471227, 517686, 563645,
+        610575, 650591, 686162, 754124, 802095, 867768, 914756, 950593, 983735,
+    ];
+    const GOLDEN_SEEDED: &[usize] = &[
+        0, 38108, 60660, 76945, 113869, 151219, 172988, 188134, 214964, 249772, 289197, 318412, 364089, 418899, 444557,
+        479914, 492085, 500285, 534733, 549198, 595765, 633767, 646827, 660725, 680011, 715011, 766988, 803252, 848186,
+        922451, 959162, 1036061,
+    ];
 }
