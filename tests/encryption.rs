@@ -437,3 +437,15 @@ fn repo_copy_with_an_encrypted_side_is_refused_with_one_line() {
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("not built yet"), "{}", stderr(&o));
 }
+
+#[test]
+fn an_unencrypted_config_swapped_into_an_encrypted_repository_is_refused() {
+    let enc = Cairn::new(&[]);
+    let plain = Cairn::new(&["--encryption", "none"]);
+    fs::copy(plain.repo().join("config"), enc.repo().join("config")).unwrap();
+    let src = enc.path("src");
+    write_file(&src.join("secret.txt"), b"must never be stored in the clear");
+    let o = enc.run(&["snapshot", "create", src.to_str().unwrap()]);
+    assert_eq!(code(&o), 13, "{}", stderr(&o));
+    assert!(stderr(&o).contains("keys/ holds key files"), "{}", stderr(&o));
+}

@@ -258,6 +258,14 @@ pub(crate) fn load_config(
         Err(e) => return Err(e),
     };
     let Some(params) = encryption_of(&outer) else {
+        // A config swapped for an unencrypted one would make this cairn write new data in
+        // the clear into an encrypted repository: key files betray it.
+        if !key_files(backend.as_ref())?.is_empty() {
+            return Err(Error::corrupt(
+                "repository config",
+                "it says the repository is not encrypted, but keys/ holds key files (a replaced config?)",
+            ));
+        }
         return Ok((outer, Sealer::None, None));
     };
     let (sealer, key) = unlock(backend, Some(decode_params(params)?), keys)?;
