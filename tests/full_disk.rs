@@ -78,6 +78,7 @@ fn prune_on_a_full_disk_reclaims_space() {
     let repo = small.join("repo");
     let run = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
             .arg("--repo")
             .arg(&repo)
             .arg("--lock-wait")

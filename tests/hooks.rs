@@ -190,6 +190,7 @@ fn resume_is_never_missing_even_after_sigterm() {
     for (trial, delay_ms) in [0u64, 40, 120, 250, 500, 900].into_iter().enumerate() {
         let marker = s.data.with_file_name(format!("paused-{trial}"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
             .arg("--repo")
             .arg(&s.repo)
             .args(["snapshot", "create", "--force", "-q"])
@@ -249,7 +250,8 @@ fn restore_runs_its_hooks_and_post_not_after_an_incomplete_restore() {
     // (which would start the service on it) does not run; on-failure and finally do.
     {
         use cairn::repo::{Access, IndexKind, Repository};
-        let repo = Repository::open_local(&s.repo, Access::Read, IndexKind::Persistent).unwrap();
+        let repo =
+            Repository::open_local_with(&s.repo, Access::Read, IndexKind::Persistent, &common::test_keys()).unwrap();
         let snap = repo.resolve_snapshot(&"latest".parse().unwrap()).unwrap().1;
         let path = std::fs::canonicalize(s.data.join("state")).unwrap();
         let node = cairn::ops::select::find_node(&repo, &snap, path.to_str().unwrap().as_bytes()).unwrap().unwrap();

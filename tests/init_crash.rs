@@ -6,6 +6,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 const TRIALS: u64 = 40;
 
 fn seed() -> u64 {
@@ -23,7 +25,7 @@ fn next(state: &mut u64) -> u64 {
 
 fn cmd(repo: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("--repo").arg(repo).arg("--lock-wait").arg("5").args(args);
+    c.envs(common::TEST_ENV).arg("--repo").arg(repo).arg("--lock-wait").arg("5").args(args);
     c
 }
 

@@ -21,9 +21,11 @@ struct Repo {
 }
 
 impl Repo {
+    /// Unencrypted: the tests write lock records as another process would, and an encrypted
+    /// repository's locks are sealed (a plaintext one there is unreadable, so it blocks nobody).
     fn new() -> Self {
         let r = Repo { dir: tempfile::tempdir().unwrap() };
-        let o = r.run(&["init"]);
+        let o = r.run(&["init", "--encryption", "none"]);
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         r
     }
@@ -32,6 +34,7 @@ impl Repo {
     }
     fn run_on(&self, repo: &Path, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
             .arg("--repo")
             .arg(repo)
             .arg("--lock-wait")
@@ -129,7 +132,7 @@ fn every_command_that_locks_gives_up_within_lock_wait() {
     write_file(&wal, &Rng::new(3).bytes(100_000));
     assert_eq!(repo.run(&["snapshot", "create", data.to_str().unwrap()]).status.code(), Some(0));
     let other = base.join("other");
-    assert_eq!(repo.run_on(&other, &["init"]).status.code(), Some(0));
+    assert_eq!(repo.run_on(&other, &["init", "--encryption", "none"]).status.code(), Some(0));
 
     // A live process (this test) holds the exclusive lock, as a running prune would.
     repo.put_lock('a', &live_lock(LockKind::Exclusive, "prune"));

@@ -31,6 +31,7 @@ fn a_reader_that_stops_early_ends_the_listing_quietly() {
     }
     for command in [&["ls", "latest"][..], &["--json", "ls", "latest"]] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
             .arg("--repo")
             .arg(&repo)
             .args(command)

@@ -39,6 +39,7 @@ fn repository_and_index_files_are_private_under_umask_022() {
                   \"$c\" wal push \"$DATA/wal1\"; \"$c\" forget --keep-last 1 --prune; \"$c\" repo check; \
                   \"$c\" repo repair index";
     let o = Command::new("sh")
+        .envs(common::TEST_ENV)
         .args(["-c", script])
         .env("CAIRN", env!("CARGO_BIN_EXE_cairn"))
         .env("CAIRN_REPO", &repo)

@@ -96,7 +96,8 @@ fn a_damaged_pack_leaves_the_target_untouched() {
     let id = env.snapshot(&new);
     // Damage the data of state.db (its first chunk).
     {
-        let repo = Repository::open_local(&env.repo, Access::Read, IndexKind::Persistent).unwrap();
+        let repo =
+            Repository::open_local_with(&env.repo, Access::Read, IndexKind::Persistent, &common::test_keys()).unwrap();
         let snap = repo.resolve_snapshot(&id.parse().unwrap()).unwrap().1;
         let path = std::fs::canonicalize(new.join("state.db")).unwrap();
         let node = cairn::ops::select::find_node(&repo, &snap, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
@@ -138,6 +139,7 @@ fn kill_9_during_an_atomic_restore_leaves_old_or_new_never_a_mix() {
         let ran = env.restore(&old_id, &target, &["--atomic"]);
         assert_eq!(ran.code, 0, "trial {trial}: {}", ran.show());
         let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
             .arg("--repo")
             .arg(&env.repo)
             .args(["restore", &new_id, "--atomic", "-q", "--target"])

@@ -13,8 +13,14 @@ use std::process::Command;
 use common::{assert_same_tree, write_file, Rng};
 
 fn run_json(repo: &Path, args: &[&str]) -> serde_json::Value {
-    let o =
-        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(repo).arg("--json").args(args).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(common::TEST_ENV)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -65,7 +71,13 @@ fn rolling_back_a_database_file_reads_only_its_changed_pages() {
 /// (offset, length) of every chunk of the file at `path` in the latest snapshot.
 fn chunks_of(repo: &Path, path: &Path) -> Vec<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
-    let r = cairn::Repository::open_local(repo, cairn::Access::Read, cairn::IndexKind::Persistent).unwrap();
+    let r = cairn::Repository::open_local_with(
+        repo,
+        cairn::Access::Read,
+        cairn::IndexKind::Persistent,
+        &common::test_keys(),
+    )
+    .unwrap();
     let (_, snap) = r.resolve_snapshot(&cairn::repo::SnapshotSpec::Latest).unwrap();
     let abs = fs::canonicalize(path).unwrap();
     let node = cairn::ops::select::find_node(&r, &snap, abs.as_os_str().as_bytes()).unwrap().unwrap();

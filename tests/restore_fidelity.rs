@@ -314,6 +314,7 @@ fn a_target_without_xattr_support_gets_the_files_and_one_counted_warning() {
 fn cairn_as_nobody(args: &[&str]) -> Option<(i32, String)> {
     let err = tempfile::NamedTempFile::new().unwrap();
     let mut child = std::process::Command::new("setpriv")
+        .envs(common::TEST_ENV)
         .args(["--reuid", "65534", "--regid", "65534", "--clear-groups", env!("CARGO_BIN_EXE_cairn")])
         .args(args)
         .stdout(std::process::Stdio::null())

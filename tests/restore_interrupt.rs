@@ -18,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(60);
 
 fn cairn(repo: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    c.arg("--repo").arg(repo);
+    c.envs(common::TEST_ENV).arg("--repo").arg(repo);
     c
 }
 

@@ -33,7 +33,13 @@ impl Env {
         self.path("outside")
     }
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(self.path("repo")).args(args).output().unwrap()
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(self.path("repo"))
+            .args(args)
+            .output()
+            .unwrap()
     }
     /// Snapshots `src` and returns the snapshot id.
     fn snapshot(&self, src: &Path) -> String {

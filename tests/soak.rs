@@ -85,6 +85,7 @@ impl Soak {
         let n = self.children.fetch_add(1, Ordering::Relaxed);
         let (out, err) = (self.dir.path().join(format!("logs/{n}.out")), self.dir.path().join(format!("logs/{n}.err")));
         let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
             .arg("--repo")
             .arg(self.repo())
             .args(args)
