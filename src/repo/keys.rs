@@ -182,20 +182,41 @@ pub(crate) fn unlock(
         return Err(Error::NoKeys);
     }
     let password = keys.get()?;
-    let (id, unlocked) =
-        crypto::open_any(files.iter().map(|(id, b)| (id.as_str(), b.as_slice())), password.as_bytes())?;
-    let key_check = match &unlocked {
-        crypto::Unlocked::Full(m) => m.derive().key_check(),
-        crypto::Unlocked::WriteOnly(w) => w.key_check(),
-    };
-    // A key file copied in from another repository opens with its password but is no key of
-    // this one: the same answer as a wrong password.
-    if check.is_some_and(|c| c != key_check) {
-        return Err(Error::WrongPassword);
-    }
+    let (id, unlocked) = open_matching(&files, password.as_bytes(), check)?;
     match unlocked {
         crypto::Unlocked::Full(m) => Ok((full_sealer(backend, &m), UnlockedKey { id, master: Some(m) })),
         crypto::Unlocked::WriteOnly(w) => Ok((Sealer::write_only(w)?, UnlockedKey { id, master: None })),
+    }
+}
+
+/// The first key file that opens with `password` and whose key matches the config's `check`
+/// (when known). A key file that opens but holds another key is passed over, not fatal: an
+/// encrypted `init` interrupted on object storage leaves its key file behind (nothing removes
+/// objects there without a config to say they are orphans), and the next `init` under the same
+/// password must not be shadowed by it. A key file copied in from another repository opens
+/// with its password but is no key of this one: when nothing else opens, the same answer as a
+/// wrong password.
+fn open_matching(
+    files: &[(String, Vec<u8>)],
+    password: &[u8],
+    check: Option<[u8; 16]>,
+) -> Result<(String, crypto::Unlocked)> {
+    let mut rest = files;
+    loop {
+        let (id, unlocked) = match crypto::open_any(rest.iter().map(|(id, b)| (id.as_str(), b.as_slice())), password) {
+            Ok(found) => found,
+            Err(_) if rest.len() < files.len() => return Err(Error::WrongPassword),
+            Err(e) => return Err(e),
+        };
+        let key_check = match &unlocked {
+            crypto::Unlocked::Full(m) => m.derive().key_check(),
+            crypto::Unlocked::WriteOnly(w) => w.key_check(),
+        };
+        if check.is_none_or(|c| c == key_check) {
+            return Ok((id, unlocked));
+        }
+        let at = rest.iter().position(|(i, _)| *i == id).map_or(rest.len(), |i| i + 1);
+        rest = &rest[at..];
     }
 }
 
