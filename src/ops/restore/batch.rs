@@ -165,8 +165,8 @@ fn prepare(r: &Restorer<'_>, job: &FileJob) -> std::result::Result<Prepared, Str
     let missing = match job.replace {
         Some(Occupant::File { .. }) => match dir.open_read(&job.node.name) {
             Ok(old) => {
-                let reused =
-                    delta::reuse(&old, &staged.file, &placed).map_err(|e| cleanup(format!("cannot write: {e}")))?;
+                let reused = delta::reuse(&old, &staged.file, &placed, r.repo.sealer())
+                    .map_err(|e| cleanup(format!("cannot write: {e}")))?;
                 r.count(|rep| rep.bytes_reused += reused.bytes);
                 r.progress.add_bytes(reused.bytes);
                 reused.missing

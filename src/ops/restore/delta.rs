@@ -4,7 +4,9 @@
 //! percent of its pages changed, then reads only the changed chunks from the repository.
 //!
 //! Chunks are compared at the offsets the snapshot gives them (pages rewritten in place and
-//! files that grew keep their offsets); content that moved is fetched.
+//! files that grew keep their offsets); content that moved is fetched. The hash is the
+//! repository's chunk id function: keyed BLAKE3 in an encrypted repository, so an unkeyed hash
+//! would match nothing there and every chunk would be fetched.
 
 use std::fs::File;
 use std::io;
@@ -12,6 +14,7 @@ use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 
+use crate::crypto::Sealer;
 use crate::id::ChunkId;
 
 /// Chunks compared per task: enough work per task, many tasks per large file.
@@ -25,8 +28,8 @@ pub(super) struct Reused {
 }
 
 /// Copies into `new` every chunk of `placed` (id, offset, length) that `old` holds at the same
-/// offset, verified by its hash.
-pub(super) fn reuse(old: &File, new: &File, placed: &[(ChunkId, u64, u32)]) -> io::Result<Reused> {
+/// offset, verified by its id under `sealer`.
+pub(super) fn reuse(old: &File, new: &File, placed: &[(ChunkId, u64, u32)], sealer: &Sealer) -> io::Result<Reused> {
     let old_len = old.metadata()?.len();
     let parts: Vec<io::Result<Reused>> = placed
         .par_chunks(CHUNKS_PER_TASK)
@@ -36,7 +39,7 @@ pub(super) fn reuse(old: &File, new: &File, placed: &[(ChunkId, u64, u32)]) -> i
             for &(id, offset, len) in group {
                 if offset + u64::from(len) <= old_len {
                     buf.resize(len as usize, 0);
-                    if old.read_exact_at(&mut buf, offset).is_ok() && ChunkId::of(&buf) == id {
+                    if old.read_exact_at(&mut buf, offset).is_ok() && sealer.id_of(&buf) == id {
                         new.write_all_at(&buf, offset)?;
                         part.bytes += u64::from(len);
                         continue;
