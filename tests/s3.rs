@@ -314,6 +314,21 @@ fn killing_the_server_mid_snapshot_fails_clearly_and_checks_clean_after() {
     // Back up: the repository checks clean (leftovers are at most unreferenced packs), and
     // the snapshot goes through when rerun.
     weed.launch();
+    // A restarted SeaweedFS answers its S3 port before its volumes serve reads again (it
+    // returned 500 for GET config for a moment once): wait until the repository reads.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let o = a.run(&["snapshot", "list"]);
+        if o.status.code() == Some(0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the restarted server never served the repository: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     a.ok(&["repo", "check"]);
     a.ok(&["snapshot", "create", src.to_str().unwrap()]);
     let t = dir.path().join("restored");
