@@ -328,17 +328,31 @@ pub(super) fn place_symlink(
     replace: Option<Occupant>,
     path: &str,
 ) -> io::Result<()> {
-    let owner = r.owner_of(node);
     let tmp = dir.temp_symlink(target)?;
-    let placed = dir.set_meta_at(&tmp, owner, None, node.mtime_ns).and_then(|()| {
-        r.set_xattrs_at(dir, &tmp, node, path);
+    place_temp(r, dir, &tmp, node, None, replace, path)
+}
+
+/// Puts a non-directory entry made under the temporary name `tmp` in place: its metadata
+/// (`mode` where the kind has one) and xattrs, what `replace` names moved aside, then renamed
+/// over `node`'s name. On failure the temporary entry is removed.
+pub(super) fn place_temp(
+    r: &Restorer<'_>,
+    dir: &DirFd,
+    tmp: &[u8],
+    node: &Node,
+    mode: Option<u32>,
+    replace: Option<Occupant>,
+    path: &str,
+) -> io::Result<()> {
+    let placed = dir.set_meta_at(tmp, r.owner_of(node), mode, node.mtime_ns).and_then(|()| {
+        r.set_xattrs_at(dir, tmp, node, path);
         if let Some(occ) = replace {
             r.make_way(dir, &node.name, occ, path)?;
         }
-        dir.rename(&tmp, &node.name)
+        dir.rename(tmp, &node.name)
     });
     if placed.is_err() {
-        let _ = dir.unlink(&tmp);
+        let _ = dir.unlink(tmp);
     }
     placed
 }

@@ -83,15 +83,5 @@ fn place(
     path: &str,
 ) -> io::Result<()> {
     let tmp = dir.temp_node(kind, rdev)?;
-    let placed = dir.set_meta_at(&tmp, r.owner_of(node), Some(r.mode_bits(node.mode)), node.mtime_ns).and_then(|()| {
-        r.set_xattrs_at(dir, &tmp, node, path);
-        if let Some(occ) = replace {
-            r.make_way(dir, &node.name, occ, path)?;
-        }
-        dir.rename(&tmp, &node.name)
-    });
-    if placed.is_err() {
-        let _ = dir.unlink(&tmp);
-    }
-    placed
+    super::batch::place_temp(r, dir, &tmp, node, Some(r.mode_bits(node.mode)), replace, path)
 }
