@@ -3,9 +3,12 @@
 //! * (db) a 1 GiB database file of 8 KiB pages, 2% of the pages rewritten since the snapshot;
 //! * (segments) a data dir of 24 segments of 32 MiB where the newest one grew by 8 MiB.
 //!
-//! Each round, interleaved: a full restore into an empty directory, then the target is put
-//! back into its "an hour later" state and rolled back with `--overwrite if-changed`. The page
-//! cache is dropped before every timed step when running as root (cold, as at 3 a.m.).
+//! Each round, interleaved: a full restore into an empty directory; then the target is put
+//! back into its "an hour later" state and rolled back with `--overwrite if-changed` (changed
+//! files rebuilt under a temporary name, unchanged chunks copied from the old file); then aged
+//! again and rolled back with `--in-place` as well (only changed chunks written). The page
+//! cache is dropped before every timed step when running as root (cold, as at 3 a.m.). The
+//! repository is encrypted (the default), with the tests' password.
 //!
 //!     cargo bench --bench delta_restore     # ~4 GB under $CAIRN_BENCH_DIR or /var/tmp
 //!
@@ -28,8 +31,14 @@ const ROUNDS: usize = 3;
 
 fn cairn(repo: &Path, args: &[&str]) -> (f64, serde_json::Value) {
     let start = Instant::now();
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_cairn")).arg("--repo").arg(repo).arg("--json").args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(common::TEST_ENV)
+        .arg("--repo")
+        .arg(repo)
+        .arg("--json")
+        .args(args)
+        .output()
+        .unwrap();
     let secs = start.elapsed().as_secs_f64();
     assert!(out.status.success(), "cairn {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     (secs, serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null))
@@ -93,8 +102,8 @@ fn main() {
             }),
         },
     ];
-    println!("| case | round | full restore | delta restore | speed-up | bytes read: full / delta |");
-    println!("|---|---|---|---|---|---|");
+    println!("| case | round | full restore | delta | delta --in-place | speed-up: delta / in place | bytes read: full / delta |");
+    println!("|---|---|---|---|---|---|---|");
     for case in &cases {
         let (_, snap) = cairn(&repo, &["snapshot", "create", case.src.to_str().unwrap()]);
         let id = snap["id"].as_str().unwrap().to_string();
@@ -105,18 +114,25 @@ fn main() {
             let _ = fs::remove_dir_all(&full);
             drop_caches();
             let (full_s, full_r) = cairn(&repo, &["restore", &id, "--target", full.to_str().unwrap()]);
+            let target = aged.to_str().unwrap();
             (case.age)(&aged);
             drop_caches();
-            let (delta_s, delta_r) =
-                cairn(&repo, &["restore", &id, "--target", aged.to_str().unwrap(), "--overwrite", "if-changed"]);
+            let (delta_s, delta_r) = cairn(&repo, &["restore", &id, "--target", target, "--overwrite", "if-changed"]);
+            (case.age)(&aged);
+            drop_caches();
+            let (in_place_s, in_place_r) =
+                cairn(&repo, &["restore", &id, "--target", target, "--overwrite", "if-changed", "--in-place"]);
             let fetched = |r: &serde_json::Value| r["bytes_fetched"].as_u64().unwrap_or(0);
+            assert_eq!(fetched(&delta_r), fetched(&in_place_r));
             println!(
-                "| {} | {} | {:.2} s | {:.2} s | {:.1}x | {} / {} MiB ({:.0}x fewer) |",
+                "| {} | {} | {:.2} s | {:.2} s | {:.2} s | {:.1}x / {:.1}x | {} / {} MiB ({:.1}x fewer) |",
                 case.name,
                 round + 1,
                 full_s,
                 delta_s,
+                in_place_s,
                 full_s / delta_s,
+                full_s / in_place_s,
                 fetched(&full_r) >> 20,
                 fetched(&delta_r) >> 20,
                 fetched(&full_r) as f64 / fetched(&delta_r).max(1) as f64

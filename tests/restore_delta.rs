@@ -113,3 +113,76 @@ fn rolling_back_segments_where_one_grew_reads_almost_nothing() {
     let fetched = report["bytes_fetched"].as_u64().unwrap();
     assert!(fetched <= 256 << 10, "fetched {fetched} bytes to cut one segment back: {report}");
 }
+
+#[test]
+fn in_place_rewrites_only_changed_chunks_truncates_clears_holes_and_spares_other_links() {
+    use std::os::unix::fs::MetadataExt;
+    let (dir, repo, src) = setup();
+    const PAGE: u64 = 8192;
+    let mut rng = Rng::new(13);
+    write_file(&src.join("db"), &rng.bytes(4 << 20));
+    // Sparse: 1 MiB of data, a 4 MiB hole, 1 MiB of data.
+    let sparse = fs::File::create(src.join("sparse")).unwrap();
+    sparse.write_all_at(&rng.bytes(1 << 20), 0).unwrap();
+    sparse.write_all_at(&rng.bytes(1 << 20), 5 << 20).unwrap();
+    drop(sparse);
+    write_file(&src.join("linked"), &rng.bytes(1 << 20));
+    let id = run_json(&repo, &["snapshot", "create", src.to_str().unwrap()])["id"].as_str().unwrap().to_string();
+    let target = dir.path().join("target");
+    run_json(&repo, &["restore", &id, "--target", target.to_str().unwrap()]);
+
+    // An hour later: pages of db rewritten and the file grown; data written into the hole;
+    // `linked` changed through a second hard link that lives outside the target.
+    let db = fs::OpenOptions::new().write(true).open(target.join("db")).unwrap();
+    let changed: Vec<u64> = (0..8).map(|_| rng.below((4 << 20) / PAGE)).collect();
+    for page in &changed {
+        db.write_all_at(&rng.bytes(PAGE as usize), page * PAGE).unwrap();
+    }
+    db.write_all_at(&rng.bytes(1 << 20), 4 << 20).unwrap();
+    drop(db);
+    let hole = fs::OpenOptions::new().write(true).open(target.join("sparse")).unwrap();
+    hole.write_all_at(&rng.bytes(2 << 20), 2 << 20).unwrap();
+    drop(hole);
+    let outside = dir.path().join("outside-link");
+    fs::hard_link(target.join("linked"), &outside).unwrap();
+    let changed_outside = rng.bytes(1 << 20);
+    fs::OpenOptions::new().write(true).open(&outside).unwrap().write_all_at(&changed_outside, 0).unwrap();
+    let inode = |name: &str| fs::metadata(target.join(name)).unwrap().ino();
+    let before = (inode("db"), inode("sparse"), inode("linked"));
+
+    let t = target.to_str().unwrap();
+    let report = run_json(&repo, &["restore", &id, "--target", t, "--overwrite", "always", "--in-place"]);
+    assert_same_tree(&src, &target);
+    assert_eq!(report["in_place"], 2, "db and sparse rewritten in place, linked copied: {report}");
+    assert_eq!((inode("db"), inode("sparse")), (before.0, before.1), "in place means the same inode");
+    assert_ne!(inode("linked"), before.2, "a file with another hard link is copied, not rewritten");
+    assert_eq!(fs::read(&outside).unwrap(), changed_outside, "the other link must not change");
+    // The hole is a hole again (allow one chunk of slack), not 2 MiB of written zeros.
+    let allocated = fs::metadata(target.join("sparse")).unwrap().blocks() * 512;
+    assert!(allocated <= (2 << 20) + (128 << 10), "sparse file allocates {allocated} bytes: {report}");
+    // Of db, only the chunks that overlap a rewritten page were read from the repository
+    // (linked: all of it; sparse: the chunks overlapping the written range).
+    let db_fetched: u64 = chunks_of(&repo, &src.join("db"))
+        .iter()
+        .filter(|(start, len)| changed.iter().any(|p| p * PAGE < start + len && (p + 1) * PAGE > *start))
+        .map(|(_, len)| len)
+        .sum();
+    let fetched = report["bytes_fetched"].as_u64().unwrap();
+    assert!(fetched <= db_fetched + (1 << 20) + (2 << 20) + (256 << 10), "fetched {fetched}: {report}");
+    assert!(fetched < 4 << 20, "fetched {fetched}: {report}");
+}
+
+#[test]
+fn in_place_needs_an_overwrite_policy() {
+    let (dir, repo, _) = setup();
+    let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .envs(common::TEST_ENV)
+        .arg("--repo")
+        .arg(&repo)
+        .args(["restore", "latest", "--in-place", "--target"])
+        .arg(dir.path().join("t"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"), "{}", String::from_utf8_lossy(&o.stderr));
+}

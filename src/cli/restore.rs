@@ -77,6 +77,13 @@ pub struct RestoreArgs {
     /// Replaces the whole target, so it takes no --include/--exclude.
     #[arg(long, conflicts_with_all = ["dry_run", "verify_only", "include", "exclude", "overwrite", "delete", "at"])]
     atomic: bool,
+    /// Rewrite only the changed chunks of existing files, where they lie, instead of writing
+    /// each replaced file anew and renaming it over the old one: much less written for large
+    /// files that changed a little (rolling a database back an hour). The price: a failed or
+    /// interrupted restore leaves such files partly rewritten under their real names (rerun to
+    /// finish). Files with other hard links, or that cannot be opened for writing, are copied.
+    #[arg(long, requires = "overwrite", conflicts_with_all = ["atomic", "backup_existing", "at"])]
+    in_place: bool,
     /// Do not restore owners (the default when not running as root).
     #[arg(long)]
     no_owner: bool,
@@ -215,6 +222,7 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
             _ => format!(".{s}"),
         }),
         force: args.force,
+        in_place: args.in_place,
         cancel,
     };
     if args.atomic {

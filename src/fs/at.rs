@@ -111,6 +111,11 @@ impl DirFd {
         self.open_regular(name, OFlags::WRONLY)
     }
 
+    /// Opens regular file `name` for reading and writing in place (`restore --in-place`).
+    pub fn open_read_write(&self, name: &[u8]) -> io::Result<File> {
+        self.open_regular(name, OFlags::RDWR)
+    }
+
     /// Opens regular file `name` for reading; fails when it is anything but a regular file.
     pub fn open_read(&self, name: &[u8]) -> io::Result<File> {
         self.open_regular(name, OFlags::RDONLY)

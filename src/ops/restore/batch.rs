@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
@@ -63,10 +63,21 @@ pub(super) struct Batch {
 /// fetch, with their offsets.
 type Prepared = (Option<Staged>, Vec<(ChunkId, u64)>);
 
-/// A file being written: its temporary name and handle.
+/// A file being written: its temporary name and handle, or (`--in-place`) the existing file
+/// under its real name.
 struct Staged {
     name: Vec<u8>,
     file: File,
+    in_place: bool,
+}
+
+impl Staged {
+    /// Gives up on the file: a temporary one is removed; one rewritten in place stays.
+    fn discard(&self, dir: &DirFd) {
+        if !self.in_place {
+            let _ = dir.unlink(&self.name);
+        }
+    }
 }
 
 /// Restores a batch; an error here is one that stops the whole restore (the index failed).
@@ -143,11 +154,13 @@ fn prepare(r: &Restorer<'_>, job: &FileJob) -> std::result::Result<Prepared, Str
             job.node.size
         ));
     }
-    // Stored chunks with their offsets; zero runs only move the offset.
-    let mut placed = Vec::with_capacity(chunks.len());
+    // Stored chunks with their offsets, and the zero runs (holes) between them.
+    let (mut placed, mut holes) = (Vec::with_capacity(chunks.len()), Vec::new());
     let mut offset = 0u64;
     for c in &chunks {
-        if !c.is_zero_run() {
+        if c.is_zero_run() {
+            holes.push((offset, u64::from(c.len)));
+        } else {
             placed.push((c.id, offset, c.len));
         }
         offset += u64::from(c.len);
@@ -155,8 +168,13 @@ fn prepare(r: &Restorer<'_>, job: &FileJob) -> std::result::Result<Prepared, Str
     let Some(dir) = job.dir.as_ref().filter(|_| r.opts.mode == Mode::Write) else {
         return Ok((None, placed.into_iter().map(|(id, o, _)| (id, o)).collect()));
     };
+    if r.opts.in_place && matches!(job.replace, Some(Occupant::File { .. })) {
+        if let Some(file) = open_in_place(dir, &job.node.name) {
+            return rewrite_in_place(r, job, file, &placed, &holes);
+        }
+    }
     let (name, file) = dir.create_temp().map_err(|e| format!("cannot create: {e}"))?;
-    let staged = Staged { name, file };
+    let staged = Staged { name, file, in_place: false };
     let cleanup = |why: String| {
         let _ = dir.unlink(&staged.name);
         why
@@ -165,7 +183,7 @@ fn prepare(r: &Restorer<'_>, job: &FileJob) -> std::result::Result<Prepared, Str
     let missing = match job.replace {
         Some(Occupant::File { .. }) => match dir.open_read(&job.node.name) {
             Ok(old) => {
-                let reused = delta::reuse(&old, &staged.file, &placed, r.repo.sealer())
+                let reused = delta::reuse(&old, Some(&staged.file), &placed, r.repo.sealer())
                     .map_err(|e| cleanup(format!("cannot write: {e}")))?;
                 r.count(|rep| rep.bytes_reused += reused.bytes);
                 r.progress.add_bytes(reused.bytes);
@@ -176,6 +194,33 @@ fn prepare(r: &Restorer<'_>, job: &FileJob) -> std::result::Result<Prepared, Str
         _ => placed.into_iter().map(|(id, o, _)| (id, o)).collect(),
     };
     Ok((Some(staged), missing))
+}
+
+/// The existing file, when `--in-place` may rewrite it: a regular file this process can write,
+/// with no other hard link (rewriting it would change the other names too; such a file is
+/// restored under a temporary name and renamed instead).
+fn open_in_place(dir: &DirFd, name: &[u8]) -> Option<File> {
+    let file = dir.open_read_write(name).ok()?;
+    (file.metadata().ok()?.nlink() == 1).then_some(file)
+}
+
+/// Rewrites an existing file where it lies: chunks that still match are left alone, the size
+/// is set, holes are cleared, and the missing chunks are returned to be written at their
+/// offsets.
+fn rewrite_in_place(
+    r: &Restorer<'_>,
+    job: &FileJob,
+    file: File,
+    placed: &[(ChunkId, u64, u32)],
+    holes: &[(u64, u64)],
+) -> std::result::Result<Prepared, String> {
+    let failed = |e: io::Error| format!("cannot rewrite in place: {e}");
+    let reused = delta::reuse(&file, None, placed, r.repo.sealer()).map_err(failed)?;
+    file.set_len(job.node.size).map_err(failed)?;
+    delta::clear(&file, holes).map_err(failed)?;
+    r.count(|rep| rep.bytes_reused += reused.bytes);
+    r.progress.add_bytes(reused.bytes);
+    Ok((Some(Staged { name: job.node.name.clone(), file, in_place: true }), reused.missing))
 }
 
 type PackBlobs = Vec<(PackId, Vec<(ChunkId, Location)>)>;
@@ -273,12 +318,17 @@ fn restore_from_pack(
 /// Puts a completed file in place (metadata first, then the rename), or removes a failed one.
 fn finish(r: &Restorer<'_>, job: &FileJob, staged: Option<Staged>, failure: Option<&String>) {
     let dir = job.dir.as_ref().filter(|_| r.opts.mode == Mode::Write);
+    let in_place = staged.as_ref().is_some_and(|s| s.in_place);
     if let Some(why) = failure {
         if let (Some(dir), Some(s)) = (dir, &staged) {
-            let _ = dir.unlink(&s.name);
+            s.discard(dir);
         }
         if why != "interrupted" {
-            r.fail(job.path.clone(), why.clone());
+            let why = match in_place {
+                true => format!("{why}; it was being rewritten in place (--in-place) and now mixes old and new data: run the restore again"),
+                false => why.clone(),
+            };
+            r.fail(job.path.clone(), why);
         }
         return;
     }
@@ -295,6 +345,7 @@ fn finish(r: &Restorer<'_>, job: &FileJob, staged: Option<Staged>, failure: Opti
             rep.files += 1;
             rep.bytes += n.size;
             rep.replaced += u64::from(job.replace.is_some());
+            rep.in_place += u64::from(in_place);
         }),
         Err(e) => r.fail(job.path.clone(), e),
     }
@@ -303,17 +354,23 @@ fn finish(r: &Restorer<'_>, job: &FileJob, staged: Option<Staged>, failure: Opti
 
 fn place_file(r: &Restorer<'_>, dir: &DirFd, job: &FileJob, s: Staged) -> std::result::Result<(), String> {
     let n = &job.node;
+    let Staged { name, file, in_place } = s;
     let result = (|| -> io::Result<()> {
-        set_fd_meta(&s.file, r.owner_of(n), r.mode_bits(n.mode), n.mtime_ns)?;
-        r.set_xattrs_fd(&s.file, n, &job.path);
-        drop(s.file);
+        set_fd_meta(&file, r.owner_of(n), r.mode_bits(n.mode), n.mtime_ns)?;
+        r.set_xattrs_fd(&file, n, &job.path);
+        if in_place {
+            return Ok(());
+        }
+        drop(file);
         if let Some(occ) = job.replace {
             r.make_way(dir, &n.name, occ, &job.path)?;
         }
-        dir.rename(&s.name, &n.name)
+        dir.rename(&name, &n.name)
     })();
     result.map_err(|e| {
-        let _ = dir.unlink(&s.name);
+        if !in_place {
+            let _ = dir.unlink(&name);
+        }
         format!("cannot put in place: {e}")
     })
 }

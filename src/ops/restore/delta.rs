@@ -17,6 +17,25 @@ use rayon::prelude::*;
 use crate::crypto::Sealer;
 use crate::id::ChunkId;
 
+/// Makes the ranges of `holes` (offset, length) read as zeros in a file rewritten in place:
+/// punched out where the filesystem can, written with zeros where it cannot.
+pub(super) fn clear(file: &File, holes: &[(u64, u64)]) -> io::Result<()> {
+    let zeros = vec![0u8; 1 << 20];
+    for &(offset, len) in holes {
+        let punch = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
+        if rustix::fs::fallocate(file, punch, offset, len).is_ok() {
+            continue;
+        }
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(zeros.len() as u64) as usize;
+            file.write_all_at(&zeros[..n], offset + done)?;
+            done += n as u64;
+        }
+    }
+    Ok(())
+}
+
 /// Chunks compared per task: enough work per task, many tasks per large file.
 const CHUNKS_PER_TASK: usize = 64;
 
@@ -28,8 +47,14 @@ pub(super) struct Reused {
 }
 
 /// Copies into `new` every chunk of `placed` (id, offset, length) that `old` holds at the same
-/// offset, verified by its id under `sealer`.
-pub(super) fn reuse(old: &File, new: &File, placed: &[(ChunkId, u64, u32)], sealer: &Sealer) -> io::Result<Reused> {
+/// offset, verified by its id under `sealer`. With `new` = `None` the file is being rewritten
+/// in place (`--in-place`): a matching chunk is already where it belongs and is left alone.
+pub(super) fn reuse(
+    old: &File,
+    new: Option<&File>,
+    placed: &[(ChunkId, u64, u32)],
+    sealer: &Sealer,
+) -> io::Result<Reused> {
     let old_len = old.metadata()?.len();
     let parts: Vec<io::Result<Reused>> = placed
         .par_chunks(CHUNKS_PER_TASK)
@@ -40,7 +65,9 @@ pub(super) fn reuse(old: &File, new: &File, placed: &[(ChunkId, u64, u32)], seal
                 if offset + u64::from(len) <= old_len {
                     buf.resize(len as usize, 0);
                     if old.read_exact_at(&mut buf, offset).is_ok() && sealer.id_of(&buf) == id {
-                        new.write_all_at(&buf, offset)?;
+                        if let Some(new) = new {
+                            new.write_all_at(&buf, offset)?;
+                        }
                         part.bytes += u64::from(len);
                         continue;
                     }

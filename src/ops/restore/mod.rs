@@ -94,6 +94,11 @@ pub struct RestoreOptions {
     pub backup_suffix: Option<String>,
     /// Restore into a target that running processes hold open.
     pub force: bool,
+    /// Rewrite the changed chunks of existing files where they lie instead of writing a new
+    /// copy and renaming it over the old one: faster for large files that changed a little,
+    /// but a failed or interrupted restore leaves such a file partly rewritten under its real
+    /// name. Files with other hard links are still copied.
+    pub in_place: bool,
     /// Set (by a signal handler) to stop the restore cleanly.
     pub cancel: Option<Arc<AtomicBool>>,
 }
@@ -138,6 +143,8 @@ pub struct RestoreReport {
     /// Chunk bytes read from the repository, and bytes reused from existing target files.
     pub bytes_fetched: u64,
     pub bytes_reused: u64,
+    /// Existing files rewritten where they lie (`--in-place`).
+    pub in_place: u64,
     /// Files whose every chunk was read and verified (`--verify-only`).
     pub verified: u64,
     /// Entries that could not be restored (damaged or missing data, I/O errors); none of them
@@ -165,6 +172,11 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    if opts.in_place && opts.backup_suffix.is_some() {
+        return Err(Error::InvalidArgument(
+            "--in-place rewrites the existing files, so it cannot also keep them (--backup-existing)".into(),
+        ));
+    }
     let _lock = repo.lock_for_reading("restore")?;
     let started = Instant::now();
     let (origin_path, origin) = restore_origin(repo, snapshot)?;
