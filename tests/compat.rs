@@ -71,7 +71,12 @@ fn manifest() -> Vec<Expected> {
 }
 
 fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    let out = common::process::output_within(
+        Command::new("sha256sum").arg(path),
+        b"",
+        std::time::Duration::from_secs(60),
+        None,
+    );
     String::from_utf8_lossy(&out.stdout).split(' ').next().unwrap().to_string()
 }
 

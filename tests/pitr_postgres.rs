@@ -6,10 +6,12 @@
 //! socket in a temporary directory, and is stopped when the test ends. `scripts/test.sh`
 //! installs PostgreSQL when it is missing; without it this test fails rather than skips.
 
+mod common;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const STREAM: &str = "pg";
@@ -38,6 +40,14 @@ fn as_pg(program: &Path) -> Command {
     }
 }
 
+/// How long any one program the test waits for may take (pg_ctl, psql, pgbench, cairn).
+const LIMIT: Duration = Duration::from_secs(300);
+
+/// Runs `c` to completion within [`LIMIT`]; a hang fails the test with `log` shown.
+fn done(c: &mut Command, log: Option<&Path>) -> Output {
+    common::process::output_within(c, b"", LIMIT, log)
+}
+
 fn check(o: Output, what: &str) -> String {
     assert!(
         o.status.success(),
@@ -60,12 +70,19 @@ struct Server {
 impl Server {
     fn start(&self) {
         let log = self.data.with_extension("log");
-        let o = as_pg(&self.bin.join("pg_ctl"))
-            .args(["-D", self.data.to_str().unwrap(), "-l", log.to_str().unwrap(), "-w", "-t", "120", "start"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .unwrap();
+        let o = done(
+            as_pg(&self.bin.join("pg_ctl")).args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ]),
+            Some(&log),
+        );
         if !o.status.success() {
             panic!(
                 "pg_ctl start failed: {}\n{}",
@@ -76,11 +93,19 @@ impl Server {
     }
 
     fn stop(&self) {
-        let _ = as_pg(&self.bin.join("pg_ctl"))
-            .args(["-D", self.data.to_str().unwrap(), "-m", "fast", "-w", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = done(
+            as_pg(&self.bin.join("pg_ctl")).args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "120",
+                "stop",
+            ]),
+            None,
+        );
     }
 
     fn conninfo(&self) -> String {
@@ -88,8 +113,8 @@ impl Server {
     }
 
     fn sql(&self, sql: &str) -> String {
-        let o = as_pg(&self.bin.join("psql"))
-            .args([
+        let o = done(
+            as_pg(&self.bin.join("psql")).args([
                 "-X",
                 "-q",
                 "-A",
@@ -106,19 +131,20 @@ impl Server {
                 "postgres",
                 "-c",
                 sql,
-            ])
-            .output()
-            .unwrap();
+            ]),
+            None,
+        );
         check(o, sql).trim().to_string()
     }
 
     fn pgbench(&self, args: &[&str]) {
-        let o = as_pg(&self.bin.join("pgbench"))
-            .args(["-h", self.sock.to_str().unwrap(), "-p", &self.port.to_string(), "-U", "postgres"])
-            .args(args)
-            .arg("postgres")
-            .output()
-            .unwrap();
+        let o = done(
+            as_pg(&self.bin.join("pgbench"))
+                .args(["-h", self.sock.to_str().unwrap(), "-p", &self.port.to_string(), "-U", "postgres"])
+                .args(args)
+                .arg("postgres"),
+            None,
+        );
         check(o, "pgbench");
     }
 
@@ -222,24 +248,34 @@ impl Harness {
 
     /// Runs cairn as the PostgreSQL user (the same user that archives WAL).
     fn cairn(&self, args: &[&str]) -> String {
-        let o = as_pg(&self.cairn)
-            .arg("--repo")
-            .arg(self.repo())
-            .arg("--password-file")
-            .arg(self.password_file())
-            .args(args)
-            .output()
-            .unwrap();
+        let o = done(
+            as_pg(&self.cairn)
+                .arg("--repo")
+                .arg(self.repo())
+                .arg("--password-file")
+                .arg(self.password_file())
+                .args(args),
+            None,
+        );
         check(o, &format!("cairn {args:?}"))
     }
 
     fn initdb(&self, port: u16) -> Server {
         let data = self.path("primary");
         self.mkdir_pg(&data);
-        let o = as_pg(&self.bin.join("initdb"))
-            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])
-            .output()
-            .unwrap();
+        let o = done(
+            as_pg(&self.bin.join("initdb")).args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ]),
+            None,
+        );
         check(o, "initdb");
         let conf = format!(
             "listen_addresses = ''\nunix_socket_directories = '{sock}'\nport = {port}\nwal_level = replica\n\

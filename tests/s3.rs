@@ -64,17 +64,12 @@ impl Seaweed {
             child: None,
         };
         s.launch();
-        let out = Command::new(weed_binary())
-            .args(["shell", &format!("-master=127.0.0.1:{}", s.ports[0])])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().unwrap().write_all(b"s3.bucket.create -name cairn\n")?;
-                c.wait_with_output()
-            })
-            .unwrap();
+        let out = common::process::output_within(
+            Command::new(weed_binary()).args(["shell", &format!("-master=127.0.0.1:{}", s.ports[0])]),
+            b"s3.bucket.create -name cairn\n",
+            Duration::from_secs(60),
+            Some(&s.dir.join("weed.log")),
+        );
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("created bucket"),
             "{}",
@@ -100,6 +95,11 @@ impl Seaweed {
                 "-s3",
                 &format!("-s3.port={s3}"),
                 &format!("-s3.config={}", self.dir.join("s3.json").display()),
+                // SeaweedFS 4's S3 gateway also serves an Iceberg catalog on 8181 and a Lance
+                // namespace on 9101 unless told otherwise: fixed ports that collide when two
+                // suites run at once (the second server died on "address already in use").
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 "-master.volumeSizeLimitMB=64",
                 "-volume.max=50",
             ])
@@ -162,7 +162,7 @@ impl Host {
         c
     }
     fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
+        common::process::output_within(&mut self.cmd(args), b"", Duration::from_secs(300), None)
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
@@ -184,6 +184,26 @@ impl Host {
 
 fn host(weed: &Seaweed, dir: &Path, prefix: &str, name: &str) -> Host {
     Host { endpoint: weed.endpoint(), url: format!("s3://cairn/{prefix}"), cache: dir.join(format!("cache-{name}")) }
+}
+
+/// Two suites on one machine each run their own SeaweedFS, and neither may take a port the
+/// other needs (SeaweedFS 4 binds fixed Iceberg and Lance ports unless they are disabled: the
+/// second server's S3 gateway then died on "address already in use").
+#[test]
+fn two_servers_run_side_by_side() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let mut servers = [Seaweed::start(&dir.path().join("one")), Seaweed::start(&dir.path().join("two"))];
+    for (i, weed) in servers.iter().enumerate() {
+        let h = host(weed, dir.path(), &format!("side{i}"), &format!("side{i}"));
+        h.ok(&["init"]);
+        h.ok(&["snapshot", "list"]);
+    }
+    for weed in &mut servers {
+        let log = fs::read_to_string(weed.dir.join("weed.log")).unwrap_or_default();
+        let alive = weed.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none());
+        assert!(alive && !log.contains("address already in use"), "a server died or lost a port:\n{log}");
+    }
 }
 
 #[test]
@@ -298,7 +318,7 @@ fn killing_the_server_mid_snapshot_fails_clearly_and_checks_clean_after() {
     for i in 0..8 {
         write_file(&src.join(format!("f{i}")), &rng.bytes(8 << 20));
     }
-    let child = a
+    let mut child = a
         .cmd(&["snapshot", "create", src.to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -306,6 +326,11 @@ fn killing_the_server_mid_snapshot_fails_clearly_and_checks_clean_after() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(400));
     weed.kill();
+    let gives_up = Instant::now() + Duration::from_secs(180);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < gives_up, "snapshot create did not give up after the server died");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "the snapshot succeeded without a server: {err}");

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod craft;
+pub mod process;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,6 +15,12 @@ pub mod fidelity;
 use cairn::ops::{self, BackupOptions, BackupReport, RestoreOptions};
 use cairn::progress::NoProgress;
 use cairn::repo::{Access, IndexKind, InitEncryption, InitOptions, KeySource, Repository};
+
+/// For tests marked `#[ignore = "needs root"]`: they run only when asked for (`scripts/test.sh`
+/// asks when it is root), and then a missing privilege is a failure, never a silent pass.
+pub fn require_root() {
+    assert!(cairn::fs::is_root(), "this test needs root: run it as root (scripts/test.sh does when it is)");
+}
 
 /// The password of every encrypted test repository.
 pub const TEST_PASSWORD: &str = "correct horse battery staple (test)";
