@@ -36,8 +36,12 @@ pub(super) fn clear(file: &File, holes: &[(u64, u64)]) -> io::Result<()> {
     Ok(())
 }
 
-/// Chunks compared per task: enough work per task, many tasks per large file.
+/// Chunks compared per task, read in one piece: ~2 MiB at the default chunk size, enough for
+/// sequential reads, many tasks per large file.
 const CHUNKS_PER_TASK: usize = 64;
+/// Largest single read of the existing file; a group spread wider (holes between its chunks)
+/// is read chunk by chunk.
+const MAX_SPAN_BYTES: u64 = 16 << 20;
 
 pub(super) struct Reused {
     /// Bytes copied from the existing file.
@@ -56,27 +60,8 @@ pub(super) fn reuse(
     sealer: &Sealer,
 ) -> io::Result<Reused> {
     let old_len = old.metadata()?.len();
-    let parts: Vec<io::Result<Reused>> = placed
-        .par_chunks(CHUNKS_PER_TASK)
-        .map(|group| {
-            let mut part = Reused { bytes: 0, missing: Vec::new() };
-            let mut buf = Vec::new();
-            for &(id, offset, len) in group {
-                if offset + u64::from(len) <= old_len {
-                    buf.resize(len as usize, 0);
-                    if old.read_exact_at(&mut buf, offset).is_ok() && sealer.id_of(&buf) == id {
-                        if let Some(new) = new {
-                            new.write_all_at(&buf, offset)?;
-                        }
-                        part.bytes += u64::from(len);
-                        continue;
-                    }
-                }
-                part.missing.push((id, offset));
-            }
-            Ok(part)
-        })
-        .collect();
+    let parts: Vec<io::Result<Reused>> =
+        placed.par_chunks(CHUNKS_PER_TASK).map(|group| compare_group(old, old_len, new, group, sealer)).collect();
     let mut all = Reused { bytes: 0, missing: Vec::new() };
     for part in parts {
         let part = part?;
@@ -84,4 +69,48 @@ pub(super) fn reuse(
         all.missing.extend(part.missing);
     }
     Ok(all)
+}
+
+/// [`reuse`] for one group of chunks (in file order). The group is read in one piece when it
+/// spans at most [`MAX_SPAN_BYTES`]: large sequential reads, where a read per chunk left a cold
+/// file's readahead useless (`docs/performance.md`, "Delta restore").
+fn compare_group(
+    old: &File,
+    old_len: u64,
+    new: Option<&File>,
+    group: &[(ChunkId, u64, u32)],
+    sealer: &Sealer,
+) -> io::Result<Reused> {
+    let mut part = Reused { bytes: 0, missing: Vec::new() };
+    let start = group[0].1;
+    let end = group.iter().map(|&(_, o, l)| o + u64::from(l)).max().unwrap_or(start);
+    let span = (end - start <= MAX_SPAN_BYTES).then(|| read_span(old, start, end.min(old_len))).flatten();
+    let mut one = Vec::new();
+    for &(id, offset, len) in group {
+        let chunk_end = offset + u64::from(len);
+        let bytes: Option<&[u8]> = match &span {
+            Some(span) => span.get((offset - start) as usize..(chunk_end - start) as usize),
+            None if chunk_end <= old_len => {
+                one.resize(len as usize, 0);
+                old.read_exact_at(&mut one, offset).ok().map(|_| &one[..])
+            }
+            None => None,
+        };
+        match bytes.filter(|b| sealer.id_of(b) == id) {
+            Some(bytes) => {
+                if let Some(new) = new {
+                    new.write_all_at(bytes, offset)?;
+                }
+                part.bytes += u64::from(len);
+            }
+            None => part.missing.push((id, offset)),
+        }
+    }
+    Ok(part)
+}
+
+/// Bytes `start..end` of `file` (empty when `start >= end`), or `None` if they cannot be read.
+fn read_span(file: &File, start: u64, end: u64) -> Option<Vec<u8>> {
+    let mut span = vec![0u8; end.saturating_sub(start) as usize];
+    file.read_exact_at(&mut span, start).ok().map(|_| span)
 }
