@@ -68,7 +68,7 @@ fn options() -> impl Options {
 
 /// Serializes a value with the pinned configuration (no envelope).
 pub fn to_bytes<T: Serialize>(value: &T) -> Result<Vec<u8>> {
-    options().serialize(value).map_err(|e| Error::InvalidArgument(format!("cannot encode record: {e}")))
+    options().serialize(value).map_err(|e| Error::Internal(format!("cannot encode record: {e}")))
 }
 
 /// Deserializes a value with the pinned configuration; `what` names it in errors.
@@ -79,8 +79,8 @@ pub fn from_bytes<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
 /// Wraps `value` in an envelope of `kind` at `version`.
 pub fn seal<T: Serialize>(kind: RecordKind, version: u16, value: &T) -> Result<Vec<u8>> {
     let payload = to_bytes(value)?;
-    let payload_len = u32::try_from(payload.len())
-        .map_err(|_| Error::InvalidArgument(format!("{} record too large", kind.name())))?;
+    let payload_len =
+        u32::try_from(payload.len()).map_err(|_| Error::TooLarge(format!("{} record too large", kind.name())))?;
     let mut out = Vec::with_capacity(HEADER_BYTES + payload.len() + CHECKSUM_BYTES);
     out.extend_from_slice(&ENVELOPE_MAGIC);
     out.push(kind as u8);

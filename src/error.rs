@@ -93,6 +93,21 @@ pub enum Error {
     #[error("{context}: {source}")]
     Io { context: String, source: io::Error },
 
+    /// A service cairn talks to (the PostgreSQL server, the S3 endpoint) failed or refused.
+    /// `detail` is what to show (URLs' passwords redacted); `source` keeps the client's own
+    /// error for callers that want to look inside.
+    #[error("{service}: {detail}")]
+    Service {
+        service: &'static str,
+        detail: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// One of cairn's own invariants broke (an encoder failed on data cairn built): a bug.
+    #[error("internal error: {0} (this is a bug in cairn; please report it)")]
+    Internal(String),
+
     #[error("index: {0}")]
     Index(String),
 
@@ -153,6 +168,15 @@ impl Error {
         Error::Corrupt { what: what.into(), detail: detail.into() }
     }
 
+    /// A failure of `service` (`"PostgreSQL"`, `"S3"`), keeping the client's error.
+    pub fn service(
+        service: &'static str,
+        detail: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Service { service, detail: detail.into(), source: Some(Box::new(source)) }
+    }
+
     pub fn not_found(what: impl Into<String>) -> Self {
         Error::NotFound { what: what.into() }
     }
@@ -178,7 +202,20 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_urls;
+    use super::{exit, redact_urls, Error};
+
+    /// Only the user's own arguments exit 2; a service or cairn itself failing never does.
+    #[test]
+    fn failures_outside_the_arguments_never_exit_as_usage_errors() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(Error::service("PostgreSQL", "cannot connect", refused).exit_code(), exit::FAILED);
+        assert_eq!(Error::Internal("encoder failed".into()).exit_code(), exit::FAILED);
+        assert_eq!(Error::TooLarge("tree".into()).exit_code(), exit::FAILED);
+        assert_eq!(Error::InvalidArgument("bad flag".into()).exit_code(), exit::USAGE);
+        let e = Error::service("S3", "GET x: 503", std::io::Error::other("503"));
+        assert_eq!(e.to_string(), "S3: GET x: 503");
+        assert!(std::error::Error::source(&e).is_some(), "the client's error is kept");
+    }
 
     #[test]
     fn url_passwords_are_redacted_and_the_rest_kept() {

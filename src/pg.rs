@@ -25,7 +25,8 @@ pub struct BackupLabel {
 }
 
 fn pg_err(what: &str, e: postgres::Error) -> Error {
-    Error::InvalidArgument(format!("PostgreSQL: {what}: {e}"))
+    let detail = format!("{what}: {e}");
+    Error::service("PostgreSQL", detail, e)
 }
 
 impl BaseBackup {

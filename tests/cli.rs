@@ -269,3 +269,20 @@ fn help_texts_exist_for_every_command() {
         assert!(stdout(&o).contains("Usage:"));
     }
 }
+
+/// A service that refuses cairn is a runtime failure (exit 1, "PostgreSQL: …"), never a usage
+/// error (exit 2): the arguments were fine, the server was not there.
+#[test]
+fn a_refused_postgres_connection_exits_1_not_as_a_usage_error() {
+    let (dir, cairn) = setup();
+    let pgdata = dir.path().join("pgdata");
+    fs::create_dir_all(pgdata.join("global")).unwrap();
+    fs::write(pgdata.join("PG_VERSION"), "15\n").unwrap();
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conninfo = format!("host=127.0.0.1 port={port} user=postgres connect_timeout=5");
+    let o = cairn.run(&["snapshot", "create", "--postgres", &conninfo, pgdata.to_str().unwrap()]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(stderr(&o).starts_with("error: PostgreSQL: cannot connect"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}

@@ -74,7 +74,7 @@ impl LocalBackend {
         let valid = !key.is_empty()
             && key.split('/').all(|c| !c.is_empty() && c != "." && c != ".." && !c.starts_with(TEMP_PREFIX));
         if !valid {
-            return Err(Error::InvalidArgument(format!("invalid object key {key:?}")));
+            return Err(Error::Internal(format!("invalid object key {key:?}")));
         }
         Ok(self.root.join(key))
     }
@@ -211,7 +211,7 @@ impl Backend for LocalBackend {
     fn delete_temporary(&self, key: &str) -> Result<bool> {
         let is_temp = key.rsplit('/').next().is_some_and(|n| n.starts_with(TEMP_PREFIX));
         if !is_temp || key.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(Error::InvalidArgument(format!("{key:?} is not a temporary file")));
+            return Err(Error::Internal(format!("{key:?} is not a temporary file")));
         }
         let path = self.root.join(key);
         // A young temporary file may be a write in progress by a process that is only

@@ -40,11 +40,11 @@ pub struct S3Backend {
 fn s3_err(op: &str, key: &str, e: object_store::Error) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::not_found(format!("object {key}")),
-        other => Error::Io {
-            context: format!("S3 {op} {key}"),
+        other => {
             // The client's messages name the request URL, endpoint credentials included.
-            source: std::io::Error::other(redact_urls(&other.to_string())),
-        },
+            let detail = redact_urls(&format!("{op} {key}: {other}"));
+            Error::service("S3", detail, other)
+        }
     }
 }
 
@@ -231,7 +231,7 @@ impl Backend for S3Backend {
         }
         match self.get_range_inner(key, offset..offset + len) {
             // A range past the end is refused by S3: report it like a short local read.
-            Err(Error::Io { .. }) if self.size(key)?.is_some_and(|s| s < offset + len) => {
+            Err(Error::Service { .. }) if self.size(key)?.is_some_and(|s| s < offset + len) => {
                 Err(Error::corrupt(key, format!("shorter than {} bytes (truncated?)", offset + len)))
             }
             other => other,

@@ -84,7 +84,7 @@ pub fn encode_blob(data: &[u8], level: i32) -> Result<EncodedBlob> {
         let (_, c) = slot.as_mut().expect("set just above");
         c.compress(data)
     });
-    let compressed = compressed.map_err(|e| Error::InvalidArgument(format!("zstd compression failed: {e}")))?;
+    let compressed = compressed.map_err(|e| Error::Internal(format!("zstd compression failed: {e}")))?;
     if compressed.len() < data.len() {
         Ok(EncodedBlob { codec: Codec::Zstd, bytes: compressed })
     } else {

@@ -142,7 +142,7 @@ fn postgres_base_backup(
     let session = Mutex::new(Some(session));
     let produce = || -> Result<Vec<(String, Vec<u8>)>> {
         let backup = session.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let label = backup.ok_or_else(|| Error::InvalidArgument("base backup already stopped".into()))?.stop()?;
+        let label = backup.ok_or_else(|| Error::Internal("base backup already stopped".into()))?.stop()?;
         let mut files = vec![("backup_label".to_string(), label.label)];
         files.extend(label.tablespace_map.map(|m| ("tablespace_map".to_string(), m)));
         Ok(files)

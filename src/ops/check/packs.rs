@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use rayon::prelude::*;
 
 use super::{CheckStats, Findings, ReadData, Severity};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{ChunkId, PackId};
 use crate::index::Location;
 use crate::pack::{verify_blob, BlobEntry, FOOTER_BYTES, PACK_HEADER, SEALED_PACK_HEADER};
@@ -328,7 +328,7 @@ fn audit_pack(
         match repo.read_trailer(id, size) {
             Ok(e) => e,
             Err(e) => {
-                r.broken = Some(strip_what(&e.to_string(), id));
+                r.broken = Some(pack_problem(e));
                 return r;
             }
         }
@@ -350,7 +350,7 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
     let entries = match repo.read_trailer(id, size) {
         Ok(e) => e,
         Err(e) => {
-            r.broken = Some(strip_what(&e.to_string(), id));
+            r.broken = Some(pack_problem(e));
             return None;
         }
     };
@@ -390,7 +390,7 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
                 .filter_map(|e| {
                     let from = (u64::from(e.offset) - start) as usize;
                     let stored = &bytes[from..from + e.stored_len as usize];
-                    verify_blob(e, stored, &what, repo.sealer()).err().map(|err| (e.id, blob_problem(&err.to_string())))
+                    verify_blob(e, stored, &what, repo.sealer()).err().map(|err| (e.id, blob_problem(err)))
                 })
                 .collect::<Vec<_>>(),
         );
@@ -401,12 +401,19 @@ fn read_whole_pack(repo: &Repository, id: &PackId, size: u64, r: &mut PackResult
     Some(entries)
 }
 
-/// `pack X is corrupt: detail` → `is corrupt: detail` (the finding already names the pack).
-fn strip_what(msg: &str, id: &PackId) -> String {
-    msg.strip_prefix(&format!("pack {id} ")).unwrap_or(msg).to_string()
+/// What is wrong with a pack, for a finding that already names it: `is corrupt: detail` for
+/// damage, the whole message for anything else (an I/O or service failure).
+fn pack_problem(e: Error) -> String {
+    match e {
+        Error::Corrupt { detail, .. } => format!("is corrupt: {detail}"),
+        other => other.to_string(),
+    }
 }
 
-/// `pack X blob Y is corrupt: hash mismatch: …` → `hash mismatch: …`.
-fn blob_problem(msg: &str) -> String {
-    msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or_else(|| msg.to_string())
+/// What is wrong with a blob, for a finding that already names it: `hash mismatch: …`.
+fn blob_problem(e: Error) -> String {
+    match e {
+        Error::Corrupt { detail, .. } => detail,
+        other => other.to_string(),
+    }
 }

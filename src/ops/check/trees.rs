@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::{Affected, CheckStats, Findings, Severity};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::{ChunkId, SnapshotId};
 use crate::repo::Repository;
 use crate::snapshot::{ChunkList, ChunkRef, ListPiece, NodeContent, Snapshot, Tree};
@@ -39,7 +39,10 @@ pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut Chec
                 let idx = findings.add(
                     Severity::Damage,
                     format!("snapshot {id}"),
-                    strip(&e.to_string(), &format!("snapshot {id}")),
+                    match e {
+                        Error::Corrupt { detail, .. } => format!("is corrupt: {detail}"),
+                        other => other.to_string(),
+                    },
                 );
                 findings.list[idx].affects.push(Affected {
                     snapshot: id.to_hex(),
@@ -84,10 +87,6 @@ pub(super) fn audit(repo: &Repository, findings: &mut Findings, stats: &mut Chec
         });
     }
     Ok(())
-}
-
-fn strip(msg: &str, what: &str) -> String {
-    msg.strip_prefix(&format!("{what} ")).unwrap_or(msg).to_string()
 }
 
 fn child_path(dir: &str, name: &[u8]) -> String {
@@ -230,8 +229,10 @@ impl<'a> Walker<'a> {
         match self.repo.read_blob_at(id, &loc).and_then(|b| decode(&b, what)) {
             Ok(v) => Ok(Some(v)),
             Err(e) => {
-                let msg = e.to_string();
-                let detail = msg.split_once("is corrupt: ").map(|(_, d)| d.to_string()).unwrap_or(msg);
+                let detail = match e {
+                    Error::Corrupt { detail, .. } => detail,
+                    other => other.to_string(),
+                };
                 self.damage_once(id, || (format!("pack {} {what} {id}", loc.pack), detail));
                 Ok(None)
             }
