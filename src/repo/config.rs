@@ -77,6 +77,8 @@ struct ConfigV1 {
     pack_target_bytes: u32,
 }
 
+const CONFIG_WHAT: &str = "repository config";
+
 impl Config {
     pub fn encode(&self) -> Result<Vec<u8>> {
         match self.format_version {
@@ -96,11 +98,16 @@ impl Config {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        const WHAT: &str = "repository config";
-        let opened = codec::open(bytes, RecordKind::Config, WHAT)?;
-        let config = match opened.version {
+        let opened = codec::open(bytes, RecordKind::Config, CONFIG_WHAT)?;
+        Self::decode_payload(opened.version, opened.payload)
+    }
+
+    /// The config from the payload of a config record of format `version` (what
+    /// [`Config::decode`] finds behind the record's checksum), validated.
+    pub fn decode_payload(version: u16, payload: &[u8]) -> Result<Self> {
+        let config = match version {
             1 => {
-                let v1: ConfigV1 = codec::from_bytes(opened.payload, WHAT)?;
+                let v1: ConfigV1 = codec::from_bytes(payload, CONFIG_WHAT)?;
                 Config {
                     id: v1.id,
                     created_ns: v1.created_ns,
@@ -112,13 +119,13 @@ impl Config {
                 }
             }
             REPO_FORMAT_VERSION => {
-                let mut config: Config = codec::from_bytes(opened.payload, WHAT)?;
+                let mut config: Config = codec::from_bytes(payload, CONFIG_WHAT)?;
                 config.format_version = REPO_FORMAT_VERSION;
                 config
             }
             found => {
                 return Err(Error::UnsupportedVersion {
-                    what: WHAT.to_string(),
+                    what: CONFIG_WHAT.to_string(),
                     found: u32::from(found),
                     supported: u32::from(REPO_FORMAT_VERSION),
                 })

@@ -57,9 +57,15 @@ impl Tree {
 
     pub fn decode(bytes: &[u8], what: &str) -> Result<Self> {
         let opened = codec::open(bytes, RecordKind::Tree, what)?;
-        let tree = match opened.version {
-            1 => codec::from_bytes::<tree_v1::TreeV1>(opened.payload, what)?.into_tree(what)?,
-            TREE_VERSION => codec::from_bytes::<Tree>(opened.payload, what)?,
+        Self::decode_payload(opened.version, opened.payload, what)
+    }
+
+    /// The tree from the payload of a tree record of `version` (what [`Tree::decode`] finds
+    /// behind the record's checksum), validated.
+    pub fn decode_payload(version: u16, payload: &[u8], what: &str) -> Result<Self> {
+        let tree = match version {
+            1 => codec::from_bytes::<tree_v1::TreeV1>(payload, what)?.into_tree(what)?,
+            TREE_VERSION => codec::from_bytes::<Tree>(payload, what)?,
             found => {
                 return Err(Error::UnsupportedVersion {
                     what: what.to_string(),
