@@ -91,6 +91,8 @@ fn on_small_stack(f: impl FnOnce() + Send) {
 fn library_walks_of_a_deep_tree_need_no_more_stack_than_a_shallow_one() {
     let (c, older, newer) = two_deep_snapshots();
     let copy = Crafted::new();
+    // Into an encrypted repository the copy rewrites every tree (the re-encrypting walk).
+    let encrypted = common::TestRepo::new(cairn::repo::IndexKind::Persistent);
     on_small_stack(|| {
         let repo = c.open();
         let (_, a) = repo.resolve_snapshot(&SnapshotSpec::Prefix(older.to_hex())).unwrap();
@@ -108,10 +110,14 @@ fn library_walks_of_a_deep_tree_need_no_more_stack_than_a_shallow_one() {
         let dst = copy.open();
         let report = ops::copy(&repo, &dst, &NoProgress).unwrap();
         assert_eq!(report.snapshots_copied, 2);
+        let report = ops::copy(&repo, &encrypted.open(cairn::repo::Access::Write), &NoProgress).unwrap();
+        assert_eq!((report.mode, report.snapshots_copied), (ops::CopyMode::Reencrypt, 2));
         let plan = ops::prune(&repo, &PruneOptions::default(), &NoProgress).unwrap();
         assert_eq!(plan.snapshots, 2);
         assert!(plan.delete.is_empty() && plan.repack.is_empty(), "{plan:?}");
     });
-    let ran = cairn(&copy.path(), &["repo", "check", "--read-data"], LIMIT);
-    assert_eq!(ran.code, 0, "the copy: {}", ran.show());
+    for repo in [copy.path(), encrypted.path()] {
+        let ran = cairn(&repo, &["repo", "check", "--read-data"], LIMIT);
+        assert_eq!(ran.code, 0, "the copy: {}", ran.show());
+    }
 }

@@ -430,15 +430,6 @@ fn a_paper_key_restores_access_and_seeds_a_twin_repository() {
 }
 
 #[test]
-fn repo_copy_with_an_encrypted_side_is_refused_with_one_line() {
-    let enc = Cairn::new(&[]);
-    let plain = Cairn::new(&["--encryption", "none"]);
-    let o = enc.run(&["repo", "copy", "--from", plain.repo().to_str().unwrap()]);
-    assert_ne!(code(&o), 0);
-    assert!(stderr(&o).contains("not built yet"), "{}", stderr(&o));
-}
-
-#[test]
 fn an_unencrypted_config_swapped_into_an_encrypted_repository_is_refused() {
     let enc = Cairn::new(&[]);
     let plain = Cairn::new(&["--encryption", "none"]);

@@ -258,3 +258,58 @@ fn write_crypto_seeds() {
     write("paper_key", "valid", paper.as_bytes());
     write("paper_key", "typo", paper.replacen("1: ", "1: f", 1).as_bytes());
 }
+
+/// The encrypted pack seeds open under the pack target's key, so its mutations reach the
+/// sealed trailer and every sealed blob, not only the header checks.
+#[test]
+fn encrypted_pack_seeds_open_with_the_pack_targets_key() {
+    use cairn::crypto::{MasterKey, Sealer};
+    let sealer = Sealer::full(&MasterKey::from_bytes([7; 32]));
+    for name in ["encrypted-data", "encrypted-trees"] {
+        let bytes = fs::read(seeds_dir("pack").join(name)).unwrap();
+        let entries = cairn::pack::parse_pack(&bytes, &sealer, name).unwrap();
+        assert!(!entries.is_empty(), "{name}");
+        for e in entries {
+            let stored = &bytes[e.offset as usize..(e.offset + e.stored_len) as usize];
+            cairn::pack::decode_blob(&e, stored, name, &sealer).unwrap();
+        }
+        assert!(cairn::pack::parse_pack(&bytes, &Sealer::None, name).is_err(), "{name} is not plaintext");
+    }
+}
+
+/// Writes encrypted pack seeds from a real encrypted repository whose master key is the pack
+/// target's fixed key (`targets::pack`): one pack of data blobs, one of trees and chunk lists.
+/// `cargo test --release --test fuzz_replay -- --ignored write_encrypted_pack_seeds`.
+#[test]
+#[ignore]
+fn write_encrypted_pack_seeds() {
+    use cairn::crypto::{KdfParams, MasterKey, Password, Sealer};
+    use cairn::pack::BlobKind;
+    use cairn::repo::{Access, IndexKind, InitEncryption, InitOptions};
+    let master = MasterKey::from_bytes([7; 32]);
+    let encryption = InitEncryption {
+        password: Password::new(common::TEST_PASSWORD.to_string()),
+        kdf: KdfParams::INSECURE_FAST,
+        master: Some(master.clone()),
+    };
+    let repo = common::TestRepo::with_options(
+        IndexKind::Memory,
+        &InitOptions { encryption: Some(encryption), ..InitOptions::default() },
+    );
+    let src = repo.dir.path().join("src");
+    common::write_file(&src.join("a/log.txt"), &b"a compressible line of a log\n".repeat(200));
+    common::write_file(&src.join("random.bin"), &common::Rng::new(4).bytes(3000));
+    std::os::unix::fs::symlink("a/log.txt", src.join("link")).unwrap();
+    repo.snapshot(&[&src]);
+    let r = repo.open(Access::Read);
+    let sealer = Sealer::full(&master);
+    for (pack, _) in r.list_packs().unwrap() {
+        let bytes = fs::read(repo.path().join(cairn::repo::pack_key(&pack))).unwrap();
+        let entries = cairn::pack::parse_pack(&bytes, &sealer, "seed").unwrap();
+        let name = match entries[0].kind {
+            BlobKind::Data => "encrypted-data",
+            BlobKind::Tree => "encrypted-trees",
+        };
+        fs::write(seeds_dir("pack").join(name), &bytes).unwrap();
+    }
+}

@@ -42,9 +42,24 @@ impl PasswordCache {
         self.sources.command.as_ref().map(|c| ("--password-command", c.clone()))
     }
 
+    /// The password sources of a copy's source repository: `--from-password-file` /
+    /// `CAIRN_FROM_PASSWORD_FILE`, `--from-password-command` / `CAIRN_FROM_PASSWORD_COMMAND`,
+    /// `CAIRN_FROM_PASSWORD`; `None` when none is given (the source then shares the
+    /// destination's password).
+    pub fn for_source(file: Option<PathBuf>, command: Option<String>) -> Option<Arc<Self>> {
+        let sources =
+            PasswordSources::from_vars(file, command, |k| std::env::var(k.replacen("CAIRN_", "CAIRN_FROM_", 1)).ok());
+        sources.is_given().then(|| Arc::new(PasswordCache { sources, cached: Mutex::new(None) }))
+    }
+
     /// What a repository open asks (only when the repository is encrypted).
     pub fn key_source(self: &Arc<Self>) -> KeySource {
+        self.key_source_asking("repository password: ")
+    }
+
+    /// [`PasswordCache::key_source`] with its own prompt.
+    pub fn key_source_asking(self: &Arc<Self>, prompt: &'static str) -> KeySource {
         let me = Arc::clone(self);
-        KeySource::from_fn(Arc::new(move || me.get("repository password: ", false)))
+        KeySource::from_fn(Arc::new(move || me.get(prompt, false)))
     }
 }

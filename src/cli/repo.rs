@@ -1,5 +1,7 @@
 //! `cairn init` and `cairn repo info|repair`.
 
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -9,6 +11,7 @@ use cairn::repo::{Access, InitEncryption, InitOptions};
 
 use cairn::ops::{self, CheckOptions, ReadData, Severity};
 
+use super::password::PasswordCache;
 use super::render::{bytes, count, count_of, duration_ms, json, plural};
 use super::Context;
 
@@ -58,6 +61,26 @@ impl KdfArgs {
     }
 }
 
+#[derive(Args)]
+pub struct CopyArgs {
+    /// The source repository (path or s3:// URL).
+    #[arg(long, value_name = "PATH|URL")]
+    from: String,
+    /// Read the source repository's password from this file (env
+    /// CAIRN_FROM_PASSWORD_FILE). Without any source password option (or CAIRN_FROM_PASSWORD),
+    /// the source is opened with this repository's password.
+    #[arg(long, value_name = "FILE")]
+    from_password_file: Option<PathBuf>,
+    /// Run this shell command and read the source repository's password from its output (env
+    /// CAIRN_FROM_PASSWORD_COMMAND).
+    #[arg(long, value_name = "COMMAND")]
+    from_password_command: Option<String>,
+    /// Allow copying an encrypted repository into an unencrypted one: every file, name and
+    /// tag is then stored in the clear. Refused without it.
+    #[arg(long)]
+    allow_unencrypted_destination: bool,
+}
+
 #[derive(Subcommand)]
 pub enum RepoCommand {
     /// Audit the repository and name what any damage affects. Exit 0 when clean, 4 when
@@ -65,11 +88,12 @@ pub enum RepoCommand {
     Check(CheckArgs),
     /// Copy snapshots and WAL from another repository into this one (--repo), sending only
     /// what this one lacks: e.g. a daily off-site copy of an hourly local repository.
-    Copy {
-        /// The source repository (path or s3:// URL).
-        #[arg(long, value_name = "PATH|URL")]
-        from: String,
-    },
+    ///
+    /// Between repositories with the same master key (a twin made with `init
+    /// --from-key-export`) sealed data is copied as it is; with different keys, or from an
+    /// unencrypted repository into an encrypted one (the migration path), everything is
+    /// re-encrypted with this repository's key and snapshots get new ids.
+    Copy(CopyArgs),
     /// Show the repository's configuration and size.
     Info,
     /// Repair derived data.
@@ -156,7 +180,7 @@ pub fn init(ctx: &Context, args: InitArgs) -> Result<i32> {
 pub fn run(ctx: &Context, cmd: RepoCommand) -> Result<i32> {
     match cmd {
         RepoCommand::Check(args) => check(ctx, args),
-        RepoCommand::Copy { from } => copy(ctx, &from),
+        RepoCommand::Copy(args) => copy(ctx, args),
         RepoCommand::Info => info(ctx),
         RepoCommand::Unlock { all } => unlock(ctx, all),
         RepoCommand::Repair(RepairCommand::Index) => repair_index(ctx),
@@ -299,22 +323,38 @@ fn unlock(ctx: &Context, all: bool) -> Result<i32> {
     Ok(exit::OK)
 }
 
-fn copy(ctx: &Context, from: &str) -> Result<i32> {
-    let src = ctx.connect().open(&cairn::repo::RepoLocation::parse(from), Access::Read)?;
+fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
+    let mut connect = ctx.connect().clone();
+    if let Some(source) = PasswordCache::for_source(args.from_password_file, args.from_password_command) {
+        connect.keys = source.key_source_asking("source repository password: ");
+    }
+    let src = connect.open(&cairn::repo::RepoLocation::parse(&args.from), Access::Read)?;
     let dst = ctx.open(Access::Write)?;
-    let report = ops::copy(&src, &dst, ctx.progress().as_ref())?;
+    let opts = ops::CopyOptions { allow_unencrypted_destination: args.allow_unencrypted_destination };
+    let report = ops::copy_with(&src, &dst, &opts, ctx.progress().as_ref())?;
     if ctx.json {
         json(&report)?;
-    } else {
-        ctx.say(format!(
-            "copied {} ({} already there) and {} ({} already there): {}, {}",
-            plural(report.snapshots_copied, "snapshot"),
-            count(report.snapshots_present),
-            plural(report.wal_copied, "WAL file"),
-            count(report.wal_present),
-            plural(report.blobs_copied, "blob"),
-            bytes(report.bytes_copied)
-        ));
+        return Ok(exit::OK);
     }
+    for s in &report.snapshots {
+        match s.source == s.destination {
+            true => ctx.say(format!("snapshot {} copied", s.source.short())),
+            false => ctx.say(format!("snapshot {} copied as {}", s.source.short(), s.destination.short())),
+        }
+    }
+    ctx.say(format!(
+        "copied {} ({} already there) and {} ({} already there): {}, {}{}",
+        plural(report.snapshots_copied, "snapshot"),
+        count(report.snapshots_present),
+        plural(report.wal_copied, "WAL file"),
+        count(report.wal_present),
+        plural(report.blobs_copied, "blob"),
+        bytes(report.bytes_copied),
+        match report.mode {
+            ops::CopyMode::Reencrypt => ", re-encrypted",
+            ops::CopyMode::SameKey => ", sealed data copied as it is (same master key)",
+            ops::CopyMode::Unencrypted => "",
+        }
+    ));
     Ok(exit::OK)
 }

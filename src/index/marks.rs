@@ -33,17 +33,7 @@ impl MarkSet {
     pub fn on_disk() -> Result<Self> {
         #[cfg(feature = "rocksdb")]
         {
-            let dir = crate::io::private_temp_dir("marks")
-                .map_err(|e| Error::io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
-            let mut block = rocksdb::BlockBasedOptions::default();
-            block.set_bloom_filter(10.0, false);
-            block.set_block_cache(&rocksdb::Cache::new_lru_cache(16 << 20));
-            let mut opts = rocksdb::Options::default();
-            opts.create_if_missing(true);
-            opts.set_block_based_table_factory(&block);
-            opts.set_compression_type(rocksdb::DBCompressionType::None);
-            opts.set_write_buffer_size(16 << 20);
-            let db = rocksdb::DB::open(&opts, dir.path()).map_err(|e| Error::Index(format!("mark set: {e}")))?;
+            let (db, dir) = temp_db("marks")?;
             Ok(MarkSet { inner: Inner::Disk { db, _dir: dir } })
         }
         #[cfg(not(feature = "rocksdb"))]
@@ -76,4 +66,22 @@ impl MarkSet {
             }
         }
     }
+}
+
+/// A private temporary RocksDB (no compression; writes skip the WAL, since it is rebuilt if
+/// lost), removed with the returned directory. `name` names the directory.
+#[cfg(feature = "rocksdb")]
+pub(crate) fn temp_db(name: &str) -> Result<(rocksdb::DB, tempfile::TempDir)> {
+    let dir = crate::io::private_temp_dir(name)
+        .map_err(|e| Error::io("cannot create a temporary directory in", &std::env::temp_dir(), e))?;
+    let mut block = rocksdb::BlockBasedOptions::default();
+    block.set_bloom_filter(10.0, false);
+    block.set_block_cache(&rocksdb::Cache::new_lru_cache(16 << 20));
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.set_block_based_table_factory(&block);
+    opts.set_compression_type(rocksdb::DBCompressionType::None);
+    opts.set_write_buffer_size(16 << 20);
+    let db = rocksdb::DB::open(&opts, dir.path()).map_err(|e| Error::Index(format!("{name}: {e}")))?;
+    Ok((db, dir))
 }

@@ -5,6 +5,7 @@
 //! `RocksIndex` (feature `rocksdb`) is the persistent one. Nothing here holds the whole index
 //! in memory except `MemIndex`, which is only used for small or temporary sets.
 
+mod idmap;
 mod location;
 mod marks;
 mod memory;
@@ -12,6 +13,7 @@ mod overlay;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 
+pub use idmap::IdMap;
 pub use location::{Location, PackInfo, LOCATION_BYTES, PACK_INFO_BYTES};
 pub use marks::MarkSet;
 pub use memory::MemIndex;

@@ -13,7 +13,7 @@ pub mod wal;
 pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
-pub use copy::{copy, CopyReport};
+pub use copy::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
 pub use forget::{forget, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{

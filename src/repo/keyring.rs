@@ -40,6 +40,16 @@ impl Repository {
         Ok((&key.id, master))
     }
 
+    /// The config's key check (`docs/format.md` §13.1): 16 bytes that name the master key
+    /// without revealing it, equal exactly for repositories sharing a master key (twins made
+    /// with `init --from-key-export`). `None` when the repository is not encrypted.
+    pub fn key_check(&self) -> Result<Option<[u8; 16]>> {
+        match encryption_of(&self.config) {
+            Some(params) if self.sealer.is_encrypted() => decode_params(params).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// Every key file, readable without a passphrase.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let current = self.key.as_ref().map(|k| k.id.as_str());

@@ -38,6 +38,15 @@ impl Repository {
         decode_blob(&loc.entry(*id), &stored, &format!("pack {}", loc.pack), &self.sealer)
     }
 
+    /// Reads one blob as stored (compressed and, encrypted, sealed) together with its
+    /// plaintext, verified: what a copy between repositories sharing a master key moves as it
+    /// is, once it knows the bytes are sound.
+    pub fn read_blob_stored(&self, id: &ChunkId, loc: &Location) -> Result<(Vec<u8>, Vec<u8>)> {
+        let stored = self.backend.get_range(&pack_key(&loc.pack), u64::from(loc.offset), u64::from(loc.stored_len))?;
+        let plain = decode_blob(&loc.entry(*id), &stored, &format!("pack {}", loc.pack), &self.sealer)?;
+        Ok((stored, plain))
+    }
+
     /// Loads and decodes a directory tree.
     pub fn load_tree(&self, id: &ChunkId) -> Result<Tree> {
         let bytes = self.read_blob(id)?;

@@ -175,6 +175,18 @@ impl<'r> WriteSession<'r> {
         Ok(id)
     }
 
+    /// Stores a blob exactly as another repository with the same master key stored it
+    /// (compressed and sealed, `raw_len` bytes of plaintext), unless this repository has it:
+    /// `repo copy` between twins moves ciphertext without opening it again. The caller
+    /// verified it. Returns whether it was stored.
+    pub fn store_encoded(&self, kind: BlobKind, id: ChunkId, raw_len: u32, blob: EncodedBlob) -> Result<bool> {
+        let generation = self.open.lock().unwrap_or_else(|p| p.into_inner()).packs_indexed;
+        if self.repo.index.get(&id)?.is_some() {
+            return Ok(false);
+        }
+        self.add(kind, id, raw_len as usize, blob, generation)
+    }
+
     /// Adds an encoded blob unless another thread stored it meanwhile; writes the pack out
     /// when it is full.
     ///
