@@ -301,6 +301,7 @@ fn unlock(ctx: &Context, all: bool) -> Result<i32> {
 
 fn copy(ctx: &Context, from: &str) -> Result<i32> {
     let src = ctx.connect().open(&cairn::repo::RepoLocation::parse(from), Access::Read)?;
+    src.require_read("copy from this repository")?;
     let dst = ctx.open(Access::Write)?;
     let report = ops::copy(&src, &dst, ctx.progress().as_ref())?;
     if ctx.json {

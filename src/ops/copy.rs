@@ -27,6 +27,7 @@ pub struct CopyReport {
 }
 
 pub fn copy(src: &Repository, dst: &Repository, progress: &dyn Progress) -> Result<CopyReport> {
+    src.require_read("copy from this repository")?;
     if src.is_encrypted() || dst.is_encrypted() {
         // Objects are sealed with their repository's keys and copied as they are here.
         return Err(crate::error::Error::InvalidArgument(

@@ -165,6 +165,7 @@ pub fn restore(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<RestoreReport> {
+    repo.require_read("restore snapshots")?;
     let _lock = repo.lock_for_reading("restore")?;
     let started = Instant::now();
     let (origin_path, origin) = restore_origin(repo, snapshot)?;
