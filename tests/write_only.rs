@@ -309,3 +309,16 @@ fn a_write_only_host_finds_changes_with_its_own_cache_and_reads_all_without_it()
     s.full(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same_tree(&s.src(), &target);
 }
+
+#[test]
+fn a_missing_session_header_is_damage_not_a_forgotten_snapshot() {
+    let s = Setup::new();
+    s.wo_snapshot();
+    fs::remove_dir_all(s.repo().join("sessions")).unwrap();
+    let target = s.path("restored");
+    let r = s.run(&["restore", "latest", "--target", target.to_str().unwrap()], &[], false);
+    assert_eq!(r.code, 13, "{}", r.show());
+    assert!(r.stderr.contains("sessions/") && r.stderr.contains("is missing"), "{}", r.show());
+    let r = s.run(&["repo", "check"], &[], false);
+    assert_eq!(r.code, 4, "{}", r.show());
+}
