@@ -21,7 +21,7 @@ pub struct LsArgs {
 }
 
 pub fn ls(ctx: &Context, args: LsArgs) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    let repo = ctx.open_reading(Access::Read, "list a snapshot's files")?;
     let (_, snap) = repo.resolve_snapshot_matching(&args.snapshot.parse::<SnapshotSpec>()?, &args.select.filter())?;
     if ctx.json {
         let mut all = Vec::new();

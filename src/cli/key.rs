@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use cairn::crypto::{prompt_tty, Password, PasswordSources};
+use cairn::crypto::{prompt_tty, KeyClass, Password, PasswordSources};
 use cairn::error::{exit, Error, Result};
 use cairn::repo::Access;
 
@@ -22,7 +22,15 @@ pub enum KeyCommand {
     /// beyond the repository's own).
     List,
     /// Add a key file (a new password for the same master key).
-    Add(NewKeyArgs),
+    Add {
+        /// A write-only key: it can run `snapshot create` and `wal push` (deduplicating
+        /// against the whole repository) and nothing that reads data or metadata, its own
+        /// earlier snapshots included (docs/security.md, "Write-only hosts").
+        #[arg(long)]
+        write_only: bool,
+        #[command(flatten)]
+        new: NewKeyArgs,
+    },
     /// Remove a key file by id or unique prefix; the last full key is refused.
     Remove {
         /// Key id or unique prefix.
@@ -93,10 +101,19 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        KeyCommand::Add(new) => done(ctx, "added key", &repo()?.add_key(&new.password()?, new.kdf.params())?),
+        KeyCommand::Add { write_only, new } => {
+            let (class, what) = match write_only {
+                true => (KeyClass::WriteOnly, "added write-only key"),
+                false => (KeyClass::Full, "added key"),
+            };
+            // Refused before a new password is asked for.
+            let repo = ctx.open_reading(Access::Read, "add a key")?;
+            done(ctx, what, &repo.add_key(&new.password()?, new.kdf.params(), class)?)
+        }
         KeyCommand::Remove { id } => done(ctx, "removed key", &repo()?.remove_key(&id)?),
         KeyCommand::Passwd(new) => {
-            let id = repo()?.change_password(&new.password()?, new.kdf.params())?;
+            let repo = ctx.open_reading(Access::Read, "change a password")?;
+            let id = repo.change_password(&new.password()?, new.kdf.params())?;
             done(ctx, "changed the password; the key is now", &id)
         }
         KeyCommand::Export => {

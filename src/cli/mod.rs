@@ -161,6 +161,14 @@ impl Context {
         self.connect.open(&self.location()?, access)
     }
 
+    /// [`Context::open`] for a command that reads data or metadata: with a write-only key,
+    /// `this is a write-only key: it cannot <action>` (exit 14) before anything else runs.
+    pub fn open_reading(&self, access: Access, action: &str) -> Result<Repository> {
+        let repo = self.open(access)?;
+        repo.require_read(action)?;
+        Ok(repo)
+    }
+
     /// [`Context::open`] for writing, for a command that frees space (see
     /// `Connect::open_to_reclaim`).
     pub fn open_to_reclaim(&self) -> Result<Repository> {

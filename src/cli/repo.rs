@@ -329,6 +329,7 @@ fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
         connect.keys = source.key_source_asking("source repository password: ");
     }
     let src = connect.open(&cairn::repo::RepoLocation::parse(&args.from), Access::Read)?;
+    src.require_read("copy from this repository")?;
     let dst = ctx.open(Access::Write)?;
     let opts = ops::CopyOptions { allow_unencrypted_destination: args.allow_unencrypted_destination };
     let report = ops::copy_with(&src, &dst, &opts, ctx.progress().as_ref())?;

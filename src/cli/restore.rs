@@ -156,7 +156,7 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
 }
 
 fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    let repo = ctx.open_reading(Access::Read, "restore snapshots")?;
     let progress = ctx.progress();
     let cancel = cancel_on_signals();
     let filter = args.select.filter();

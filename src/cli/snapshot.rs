@@ -225,7 +225,9 @@ pub fn summary_line(s: &Summary) -> String {
 }
 
 fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    // Snapshot records (time, host, paths, tags) are sealed with keys it does not hold.
+    let repo =
+        ctx.open_reading(Access::Read, "list snapshots (their records are sealed; list them with a full key)")?;
     let mut rows = Vec::new();
     let mut damaged = false;
     for (id, snap) in repo.snapshots()? {
@@ -275,7 +277,7 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
 }
 
 fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    let repo = ctx.open_reading(Access::Read, "show snapshots")?;
     let (id, s) = repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &select.filter())?;
     if ctx.json {
         json(&view(&id, &s))?;
@@ -301,7 +303,7 @@ fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
 }
 
 fn diff(ctx: &Context, a: &str, b: &str, select: &SelectArgs) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    let repo = ctx.open_reading(Access::Read, "compare snapshots")?;
     let filter = select.filter();
     let (_, sa) = repo.resolve_snapshot_matching(&a.parse::<SnapshotSpec>()?, &filter)?;
     let (_, sb) = repo.resolve_snapshot_matching(&b.parse::<SnapshotSpec>()?, &filter)?;

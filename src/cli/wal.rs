@@ -85,7 +85,7 @@ fn push(ctx: &Context, path: &std::path::Path, stream: &str) -> Result<i32> {
 }
 
 fn fetch(ctx: &Context, name: &str, dest: &std::path::Path, stream: &str) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    let repo = ctx.open_reading(Access::Read, "fetch WAL files")?;
     match wal::fetch(&repo, stream, name, dest)? {
         Some(r) => {
             if ctx.json {
@@ -99,7 +99,7 @@ fn fetch(ctx: &Context, name: &str, dest: &std::path::Path, stream: &str) -> Res
 }
 
 fn list(ctx: &Context, stream: Option<&str>, since: Option<String>, until: Option<String>) -> Result<i32> {
-    let repo = ctx.open(Access::Read)?;
+    let repo = ctx.open_reading(Access::Read, "list WAL files (their records are sealed)")?;
     let since = since.as_deref().map(cairn::time::parse_timestamp).transpose()?;
     let until = until.as_deref().map(cairn::time::parse_timestamp).transpose()?;
     let entries = wal::list(&repo, stream, since, until)?;

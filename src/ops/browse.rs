@@ -59,6 +59,7 @@ pub fn ls(
     path: Option<&str>,
     f: &mut dyn FnMut(LsEntry) -> Result<()>,
 ) -> Result<()> {
+    repo.require_read("list a snapshot's files")?;
     // A relative path is relative to the snapshot's own path (`ls latest data/svc` in a
     // snapshot of /srv/app lists /srv/app/data/svc), as restore's --include takes it.
     let absolute;
@@ -133,6 +134,7 @@ pub struct DiffEntry {
 /// (same id) are skipped without being read. Walks without recursion (see [`walk`]): one
 /// frame per level, merging the two directories' sorted entries.
 pub fn diff(repo: &Repository, a: &Snapshot, b: &Snapshot, f: &mut dyn FnMut(DiffEntry)) -> Result<()> {
+    repo.require_read("compare snapshots")?;
     let mut path = b"/".to_vec();
     let mut stack: Vec<DiffFrame> = Vec::new();
     stack.extend(DiffFrame::open(repo, Some(&root_node(a)), Some(&root_node(b)), path.len())?);

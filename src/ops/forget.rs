@@ -85,6 +85,7 @@ impl ForgetReport {
 }
 
 pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
+    repo.require_read("forget snapshots (a retention policy reads their times, hosts and tags)")?;
     if opts.policy.is_empty() && opts.keep_wal_within_ns.is_none() {
         return Err(Error::InvalidArgument("no --keep-* rule given; refusing to forget every snapshot".to_string()));
     }

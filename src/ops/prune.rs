@@ -82,6 +82,8 @@ struct PackUse {
 }
 
 pub fn prune(repo: &Repository, opts: &PruneOptions, progress: &dyn Progress) -> Result<PrunePlan> {
+    // Marking what is used reads every snapshot's trees.
+    repo.require_read("prune (it must read which data the snapshots use)")?;
     if repo.access() != Access::Write || !repo.index().shared_writer() {
         return Err(Error::Locked("prune needs the index for writing, and another process holds it".into()));
     }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::backend::{PutMode, PutOutcome};
 use crate::error::{Error, Result};
 use crate::io::ReadStrategy;
-use crate::repo::{hash_file, FileFailure, FileList, LockKind, Repository, SessionStats, WriteSession};
+use crate::repo::{hash_file, FileFailure, FileList, LockKind, PushedWal, Repository, SessionStats, WriteSession};
 use crate::snapshot::WalRecord;
 
 /// The stream WAL goes to when none is named.
@@ -46,7 +46,12 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         added,
     };
     let _lock = repo.lock(LockKind::Shared, "wal push")?;
-    if let Some(existing) = repo.find_wal(stream, &name)? {
+    let key = repo.wal_object_key(stream, &name);
+    if repo.is_write_only() {
+        if repo.backend().size(&key)?.is_some() {
+            return pushed_before(repo, &key, path, stream, &name);
+        }
+    } else if let Some(existing) = repo.find_wal(stream, &name)? {
         same_or_conflict(repo, &existing, path)?;
         return Ok(report(&existing, true, SessionStats::default()));
     }
@@ -65,9 +70,17 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         mtime_ns: stored.meta.mtime_ns,
         host: crate::fs::hostname(),
     };
-    let key = repo.wal_object_key(stream, &name);
+    let pushed =
+        PushedWal { digest: repo.wal_digest(&record.chunks), archived_ns: record.archived_ns, size: record.size };
+    // Before the record: a crash after it still leaves this host able to recognise a retry.
+    repo.remember_own_wal(&key, &pushed);
     match repo.backend().put(&key, &repo.encode_wal(&key, &record)?, PutMode::IfAbsent)? {
         PutOutcome::Written => Ok(report(&record, false, session.stats())),
+        PutOutcome::AlreadyExists if repo.is_write_only() => {
+            // Another push won the race; what it stored cannot be compared.
+            repo.forget_own_wal(&key);
+            Err(archived_unreadable(stream, &name))
+        }
         PutOutcome::AlreadyExists => {
             // Another push of the same name won the race.
             let existing =
@@ -75,6 +88,34 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
             same_or_conflict(repo, &existing, path)?;
             Ok(report(&existing, true, session.stats()))
         }
+    }
+}
+
+/// A write-only key cannot open the record already archived under a name. A repeated push
+/// of the file this host remembers pushing (same keyed digest of its chunk list) is "already
+/// archived"; anything else is refused, since it cannot tell a different file (a conflict)
+/// from the same one (docs/security.md, "Write-only hosts").
+fn pushed_before(repo: &Repository, key: &str, path: &Path, stream: &str, name: &str) -> Result<PushReport> {
+    let (_, chunks) = hash_file(repo, path).map_err(|e| Error::io("cannot read", path, e))?;
+    match repo.own_pushed_wal(key) {
+        Some(p) if p.digest == repo.wal_digest(&chunks) => Ok(PushReport {
+            stream: stream.to_string(),
+            name: name.to_string(),
+            size: p.size,
+            archived_at: crate::time::format_ns(p.archived_ns),
+            already_archived: true,
+            added: SessionStats::default(),
+        }),
+        _ => Err(archived_unreadable(stream, name)),
+    }
+}
+
+fn archived_unreadable(stream: &str, name: &str) -> Error {
+    Error::WriteOnly {
+        action: format!(
+            "compare WAL file {stream}/{name} with the copy already archived under that name; \
+             check that copy with a full key (`cairn wal fetch`)"
+        ),
     }
 }
 
@@ -95,6 +136,7 @@ fn same_or_conflict(repo: &Repository, existing: &WalRecord, path: &Path) -> Res
 /// Writes the archived file `stream`/`name` to `dest`, every chunk verified; the file appears
 /// complete or not at all. `None` when it was never archived.
 pub fn fetch(repo: &Repository, stream: &str, name: &str, dest: &Path) -> Result<Option<WalRecord>> {
+    repo.require_read("fetch WAL files")?;
     let Some(record) = repo.find_wal(stream, name)? else {
         return Ok(None);
     };
@@ -132,6 +174,7 @@ pub fn list(
     since_ns: Option<i64>,
     until_ns: Option<i64>,
 ) -> Result<Vec<WalEntry>> {
+    repo.require_read("list WAL files (their records are sealed)")?;
     let mut entries = Vec::new();
     repo.for_each_wal(stream, &mut |r| {
         if since_ns.is_none_or(|s| r.archived_ns >= s) && until_ns.is_none_or(|u| r.archived_ns <= u) {

@@ -84,10 +84,19 @@ impl Repository {
             .collect())
     }
 
-    /// Adds a full key file under `password`; returns its id.
-    pub fn add_key(&self, password: &Password, kdf: KdfParams) -> Result<String> {
+    /// Adds a key file of `class` under `password`; returns its id. Only a full key adds
+    /// keys: a write-only host must not mint keys of any class (docs/security.md).
+    pub fn add_key(&self, password: &Password, kdf: KdfParams, class: KeyClass) -> Result<String> {
         let (_, master) = self.unlocked_master("add a key")?;
-        store_key_file(&self.backend, &crypto::create_full(master, password.as_bytes(), kdf, &key_owner())?)
+        let bytes = match class {
+            KeyClass::Full => crypto::create_full(master, password.as_bytes(), kdf, &key_owner())?,
+            // Holds the public key, index key, id key and chunker seed: nothing that opens
+            // data or metadata (format §13.2, class 2).
+            KeyClass::WriteOnly => {
+                crypto::create_write_only(&master.derive().write_only(), password.as_bytes(), kdf, &key_owner())?
+            }
+        };
+        store_key_file(&self.backend, &bytes)
     }
 
     /// Rewraps the key file this command was opened with under `password` (a new file with

@@ -123,7 +123,15 @@ pub(crate) fn decode_params(params: &[u8]) -> Result<[u8; 16]> {
 /// A full key's sealer that opens write-only sessions' objects from `sessions/`.
 fn full_sealer(backend: &Arc<dyn Backend>, master: &MasterKey) -> Sealer {
     let b = Arc::clone(backend);
-    let loader: SessionLoader = Arc::new(move |id| b.get(&session_key(id)));
+    // A missing header is damage, not an object that is gone: every object of its session
+    // is unreadable (and "not found" would let a listing skip a snapshot as forgotten).
+    let loader: SessionLoader = Arc::new(move |id| {
+        let key = session_key(id);
+        b.get(&key).map_err(|e| match e {
+            Error::NotFound { .. } => Error::corrupt("write-only session header", format!("{key} is missing")),
+            other => other,
+        })
+    });
     Sealer::full_with_sessions(master, Some(loader))
 }
 

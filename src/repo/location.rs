@@ -125,6 +125,9 @@ impl Connect {
     pub fn open(&self, loc: &RepoLocation, access: crate::repo::Access) -> Result<Repository> {
         let mut repo = self.open_unlocked(loc, access)?;
         repo.set_lock_wait(self.lock_wait());
+        // Under the repository id, beside object-store repositories' index caches.
+        let own = self.cache_dir.clone().unwrap_or_else(default_cache_dir).join(repo.config().id.0.to_hex());
+        repo.use_own_cache(own.join("write-only"));
         Ok(repo)
     }
 

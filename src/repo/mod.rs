@@ -14,10 +14,12 @@ mod layout;
 mod location;
 mod lock;
 mod open;
+mod own_cache;
 mod read;
 mod session;
 mod snapshots;
 mod wal;
+mod write_only;
 
 pub use config::{
     Config, Feature, RepoId, DEFAULT_COMPRESSION_LEVEL, ENCRYPTION_FEATURE, KNOWN_FEATURES, REPO_FORMAT_VERSION,
@@ -33,6 +35,7 @@ pub use layout::{
 pub use location::{default_cache_dir, Connect, RepoLocation, S3Options};
 pub use lock::{acquire_lock, list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
 pub use open::{repair_index, repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
+pub(crate) use own_cache::PushedWal;
 pub use session::{FileList, SessionStats, WriteSession};
 pub use snapshots::{SnapshotFilter, SnapshotSpec};
 pub use wal::check_wal_names;

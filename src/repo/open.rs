@@ -67,6 +67,10 @@ pub struct Repository {
     pub(crate) sealer: Arc<Sealer>,
     /// The key file this open used (encrypted repositories; not for audits).
     pub(crate) key: Option<keys::UnlockedKey>,
+    /// A write-only sealer's session header is stored (see `repo/write_only.rs`).
+    pub(crate) session_stored: std::sync::atomic::AtomicBool,
+    /// A write-only host's own last snapshots, for change detection (`repo/own_cache.rs`).
+    pub(crate) own_cache: Option<crate::repo::own_cache::OwnCache>,
     /// Declared last, so it acts after the index is closed.
     pub(crate) reserve: Option<ReserveGuard>,
 }
@@ -132,6 +136,8 @@ impl Repository {
             lock_wait: DEFAULT_LOCK_WAIT,
             sealer: Arc::new(sealer),
             key,
+            session_stored: Default::default(),
+            own_cache: None,
             reserve: None,
         };
         repo.sync_index()?;
@@ -242,6 +248,8 @@ pub fn repair_index(backend: Arc<dyn Backend>, index_dir: &Path, keys: &KeySourc
             lock_wait: DEFAULT_LOCK_WAIT,
             sealer: Arc::new(sealer),
             key,
+            session_stored: Default::default(),
+            own_cache: None,
             reserve: None,
         },
         Ok(_) => return Err(Error::Locked(format!("index {} is in use by another process", index_dir.display()))),
@@ -323,6 +331,8 @@ impl Repository {
             lock_wait,
             sealer,
             key: None,
+            session_stored: Default::default(),
+            own_cache: None,
             reserve: None,
         };
         // Packs written since the index was last updated (by a guest, or by another host sharing

@@ -49,7 +49,7 @@ impl Repository {
 
     /// Loads and decodes a directory tree.
     pub fn load_tree(&self, id: &ChunkId) -> Result<Tree> {
-        let bytes = self.read_blob(id)?;
+        let bytes = self.own_blob(id).unwrap_or_else(|| self.read_blob(id))?;
         Tree::decode(&bytes, &format!("tree {id}"))
     }
 }
@@ -83,7 +83,7 @@ impl Repository {
     }
 
     pub fn load_chunk_list(&self, id: &ChunkId) -> Result<ChunkList> {
-        let bytes = self.read_blob(id)?;
+        let bytes = self.own_blob(id).unwrap_or_else(|| self.read_blob(id))?;
         ChunkList::decode(&bytes, &format!("chunk list {id}"))
     }
 }

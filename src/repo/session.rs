@@ -142,6 +142,10 @@ impl<'r> WriteSession<'r> {
                 MAX_BLOB_RAW_BYTES
             )));
         }
+        if kind == BlobKind::Tree {
+            // Known to the index or not: the next snapshot's change detection reads them.
+            items.iter().for_each(|(id, data)| self.repo.keep_own_blob(id, data));
+        }
         let ids: Vec<ChunkId> = items.iter().map(|(id, _)| *id).collect();
         let generation = self.open.lock().unwrap_or_else(|p| p.into_inner()).packs_indexed;
         let known = self.repo.index.get_many(&ids)?;
@@ -262,6 +266,7 @@ impl<'r> WriteSession<'r> {
     }
 
     fn write_pack(&self, builder: PackBuilder) -> Result<()> {
+        self.repo.store_session_header()?;
         let pack = builder.finish(&self.repo.sealer)?;
         self.repo.backend.put(&pack_key(&pack.id), &pack.bytes, PutMode::Overwrite)?;
         self.repo.index.add_pack(pack.id, pack.bytes.len() as u64, &pack.entries)?;

@@ -118,6 +118,7 @@ impl Repository {
     }
 
     pub fn load_snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        self.require_read("read snapshots")?;
         let bytes = self.backend.get(&snapshot_key(id)).map_err(|e| match e {
             Error::NotFound { .. } => Error::not_found(format!("snapshot {id}")),
             other => other,
@@ -145,6 +146,8 @@ impl Repository {
     /// that vanishes between the listing and its read was forgotten meanwhile (`forget` runs
     /// beside readers under a shared lock) and is left out.
     pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Result<Snapshot>)>> {
+        // Not one "cannot read" per snapshot, as if each were damaged.
+        self.require_read("read snapshots")?;
         let mut all: Vec<_> = self
             .snapshot_ids()?
             .into_iter()
@@ -188,7 +191,13 @@ impl Repository {
     }
 
     /// The newest snapshot of the same host and paths: the parent for change detection.
+    /// A write-only key cannot read snapshots, its own included: its parent is the last
+    /// snapshot it remembers in its own cache, else none (every file is read again, and
+    /// deduplicated: only new chunks are stored).
     pub fn find_parent(&self, host: &str, paths: &[Vec<u8>]) -> Result<Option<(SnapshotId, Snapshot)>> {
+        if self.is_write_only() {
+            return Ok(self.own_parent(host, paths));
+        }
         let mut best: Option<(SnapshotId, Snapshot)> = None;
         for id in self.snapshot_ids()? {
             // A damaged snapshot is no parent; `repo check` reports it.
@@ -209,6 +218,7 @@ impl Repository {
         // associated data (docs/format.md §13.5); BLAKE3 of the bytes otherwise.
         let id = SnapshotId(crate::id::Digest(self.sealer.chunk_id(&bytes)));
         let bytes = self.sealer.seal(Kind::Snapshot, id.as_bytes(), &bytes)?;
+        self.store_session_header()?;
         self.backend.put(&snapshot_key(&id), &bytes, PutMode::Overwrite)?;
         Ok(id)
     }

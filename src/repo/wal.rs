@@ -44,7 +44,9 @@ impl Repository {
     }
 
     /// Encodes (and, encrypted, seals) a record stored under `key`.
+    /// A write-only session's header is stored first, as the record names it.
     pub fn encode_wal(&self, key: &str, record: &WalRecord) -> Result<Vec<u8>> {
+        self.store_session_header()?;
         self.sealer.seal(Kind::WalRecord, key.as_bytes(), &record.encode()?)
     }
 
@@ -70,6 +72,7 @@ impl Repository {
     /// The record archived under `stream`/`name`, if any.
     pub fn find_wal(&self, stream: &str, name: &str) -> Result<Option<WalRecord>> {
         check_wal_names(stream, name)?;
+        self.require_read("read WAL records")?;
         let key = self.wal_object_key(stream, name);
         match self.backend().get(&key) {
             Ok(bytes) => self.decode_wal(&key, &bytes, &format!("WAL record {stream}/{name}")).map(Some),
@@ -129,6 +132,7 @@ impl Repository {
     /// Visits every record of `stream` (or of all streams), in no particular order, one at a
     /// time: memory does not grow with the archive.
     pub fn for_each_wal(&self, stream: Option<&str>, f: &mut dyn FnMut(WalRecord) -> Result<()>) -> Result<()> {
+        self.require_read("read WAL records")?;
         if let Some(s) = stream {
             check_wal_names(s, "x")?;
         }

@@ -37,11 +37,17 @@ impl Ran {
 
 /// Runs `cairn --repo REPO ARGS…`, killing it if it is not done within `limit`.
 pub fn cairn(repo: &Path, args: &[&str], limit: Duration) -> Ran {
+    cairn_with(repo, args, &[], limit)
+}
+
+/// [`cairn`] with `envs` set after the test environment (e.g. another key's password).
+pub fn cairn_with(repo: &Path, args: &[&str], envs: &[(&str, &str)], limit: Duration) -> Ran {
     let out = tempfile::NamedTempFile::new().unwrap();
     let err = tempfile::NamedTempFile::new().unwrap();
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .envs(super::TEST_ENV)
+        .envs(envs.iter().copied())
         .arg("--repo")
         .arg(repo)
         .args(args)

@@ -169,6 +169,8 @@ pub fn backup_with(
         None => repo.find_parent(&host, &path_bytes)?,
     };
     let parent_root = match &parent {
+        // A write-only host's cache may have lost the tree: it reads everything instead.
+        Some((_, snap)) if !opts.force_read && repo.is_write_only() => repo.load_tree(&snap.root).ok(),
         Some((_, snap)) if !opts.force_read => Some(repo.load_tree(&snap.root)?),
         _ => None,
     };
@@ -223,6 +225,7 @@ pub fn backup_with(
         tool: format!("cairn {}", env!("CARGO_PKG_VERSION")),
     };
     let id = repo.save_snapshot(&snapshot)?;
+    repo.remember_own_snapshot(&id, &snapshot);
     progress.finish();
     let mut read_paths = log.read_paths;
     read_paths.sort();

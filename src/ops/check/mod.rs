@@ -150,6 +150,8 @@ impl Findings {
 /// Runs the audit; reports as damage only what is still damage after a second look (see
 /// `second_look`: packs written by concurrent writers, index entries of pruned packs).
 pub fn check(audit: &AuditOpen, opts: &CheckOptions, progress: &dyn Progress) -> Result<CheckReport> {
+    // Every audit, with or without --read-data, follows snapshots and trees.
+    audit.repo.require_read("check the repository (it must read snapshots and trees)")?;
     let started = Instant::now();
     second_look::relocate_from_vanished(&audit.repo)?;
     let mut unindexed = audit.unindexed_packs.clone();

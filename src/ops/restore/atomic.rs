@@ -46,6 +46,7 @@ pub fn restore_atomic(
     opts: &RestoreOptions,
     progress: &dyn Progress,
 ) -> Result<AtomicReport> {
+    repo.require_read("restore snapshots")?;
     if opts.mode != Mode::Write {
         return Err(Error::InvalidArgument(
             "--atomic restores; it does not combine with --dry-run or --verify-only".into(),

@@ -177,6 +177,7 @@ pub fn restore(
             "--in-place rewrites the existing files, so it cannot also keep them (--backup-existing)".into(),
         ));
     }
+    repo.require_read("restore snapshots")?;
     let _lock = repo.lock_for_reading("restore")?;
     let started = Instant::now();
     let (origin_path, origin) = restore_origin(repo, snapshot)?;

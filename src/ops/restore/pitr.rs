@@ -53,6 +53,7 @@ pub struct PitrReport {
 }
 
 pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress) -> Result<PitrReport> {
+    repo.require_read("restore snapshots")?;
     let (id, snap) = snapshot_before(repo, opts)?;
     if fs::read_dir(&opts.target).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::InvalidArgument(format!(
