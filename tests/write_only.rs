@@ -322,3 +322,50 @@ fn a_missing_session_header_is_damage_not_a_forgotten_snapshot() {
     let r = s.run(&["repo", "check"], &[], false);
     assert_eq!(r.code, 4, "{}", r.show());
 }
+
+/// What write-only sessions sealed travels with `repo copy`: to a twin (same master key, where
+/// sealed data is copied as it is and session objects are sealed again, their headers living
+/// in the source) and to a repository of another key (re-encrypted). Both restore byte for byte
+/// and pass `check --read-data` with their own full key.
+#[test]
+fn what_a_write_only_host_wrote_copies_to_a_twin_and_to_another_key() {
+    let s = Setup::new();
+    let id = s.wo_snapshot();
+    let paper = s.path("paper.txt");
+    fs::write(&paper, s.full(&["key", "export"]).stdout()).unwrap();
+    let source_password = s.path("source-password");
+    fs::write(&source_password, format!("{}\n", common::TEST_PASSWORD)).unwrap();
+    for (name, init_extra) in [("twin", vec!["--from-key-export", paper.to_str().unwrap()]), ("other", vec![])] {
+        let dst = s.path(name);
+        let password = format!("{name}'s own password");
+        let env = [("CAIRN_PASSWORD", password.as_str())];
+        let run = |args: &[&str]| {
+            let r = cairn_with(&dst, args, &env, LIMIT);
+            assert_eq!(r.code, 0, "{name}: {args:?}: {}", r.show());
+            r
+        };
+        let mut init = vec!["init"];
+        init.extend_from_slice(&init_extra);
+        run(&init);
+        let from = s.repo();
+        let copy = run(&[
+            "repo",
+            "copy",
+            "--json",
+            "--from",
+            from.to_str().unwrap(),
+            "--from-password-file",
+            source_password.to_str().unwrap(),
+        ]);
+        let report: serde_json::Value = serde_json::from_str(&copy.stdout()).unwrap();
+        assert_eq!(report["snapshots_copied"], 1, "{name}: {report}");
+        let copied = report["snapshots"][0]["destination"].as_str().unwrap().to_string();
+        if name == "other" {
+            assert_ne!(copied, id, "a re-encrypted snapshot gets a new id");
+        }
+        let target = s.path(&format!("restored-{name}"));
+        run(&["restore", &copied, "--target", target.to_str().unwrap()]);
+        assert_same_tree(&s.src(), &target);
+        run(&["repo", "check", "--read-data"]);
+    }
+}
