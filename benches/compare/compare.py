@@ -127,14 +127,17 @@ class Tool:
         self.name, self.repo = name, repo
         self.env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, BORG_PASSPHRASE="",
                         BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
-                        RUSTIC_PASSWORD=PASSWORD)
+                        RUSTIC_PASSWORD=PASSWORD, CAIRN_PASSWORD=PASSWORD)
 
     def cmd(self, op, data=None, target=None):
         r = self.repo
-        if self.name == "cairn":
+        if self.name in CAIRNS:
+            # `cairn` is encrypted (the default, with the default KDF cost, as restic and
+            # rustic are); `cairn-plain` is the same binary with `--encryption none`.
             exe = os.path.join(ROOT, "target", "release", "cairn")
+            plain = ["--encryption", "none"] if self.name == "cairn-plain" else []
             return {
-                "init": [exe, "--repo", r, "--quiet", "init"],
+                "init": [exe, "--repo", r, "--quiet", "init"] + plain,
                 "backup": [exe, "--repo", r, "--quiet", "snapshot", "create", data],
                 "restore": [exe, "--repo", r, "--quiet", "restore", "latest", "--target", target or ""],
                 "check": [exe, "--repo", r, "--quiet", "repo", "check"],
@@ -170,17 +173,18 @@ class Tool:
 RUSTIC_ROOT = os.path.join(ROOT, "target", "tools", "rustic")
 os.environ["PATH"] = os.path.join(RUSTIC_ROOT, "bin") + os.pathsep + os.environ.get("PATH", "")
 PACKAGES = {"restic": "restic", "borg": "borgbackup"}
+CAIRNS = ("cairn", "cairn-plain")
 
 
 def available(name):
-    if name == "cairn":
+    if name in CAIRNS:
         return os.path.exists(os.path.join(ROOT, "target", "release", "cairn"))
     return shutil.which(name) is not None
 
 
 def install(name):
     """Installs a missing peer; returns None on success, else why it could not be installed."""
-    if name == "cairn":
+    if name in CAIRNS:
         cmd = ["cargo", "build", "--release", "--quiet"]
     elif name in PACKAGES:
         cmd = ["bash", "-c", f"source scripts/deps.sh && apt_install {PACKAGES[name]}"]
@@ -196,6 +200,7 @@ def install(name):
 
 
 def version(name):
+    name = "cairn" if name in CAIRNS else name
     cmd = {"cairn": [os.path.join(ROOT, "target", "release", "cairn"), "--version"], "restic": ["restic", "version"],
            "borg": ["borg", "--version"], "rustic": ["rustic", "--version"]}[name]
     try:
@@ -384,7 +389,7 @@ def table(all_results, tools):
                 v, rss = results[t][row]
                 vals[t] = v
                 cells.append(f"{v:.2f}" + (f" ({rss:.0f} MiB)" if rss else ""))
-            peers = [vals[t] for t in tools if t != "cairn"]
+            peers = [vals[t] for t in tools if t not in CAIRNS]
             target = TARGETS.get(row)
             if kind == "a" and row.startswith("hourly"):
                 target = 2.0
@@ -441,7 +446,7 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0, help="corpus size factor (1.0 = the sizes of issue #6)")
     ap.add_argument("--corpus", default="a,b,c")
     ap.add_argument("--hours", type=int, default=6)
-    ap.add_argument("--tools", default="cairn,restic,rustic,borg")
+    ap.add_argument("--tools", default="cairn,cairn-plain,restic,rustic,borg")
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "performance.md"),
                     help="file whose compare markers receive the report ('-' to only print)")
     args = ap.parse_args()
