@@ -15,13 +15,9 @@ struct Cairn {
 
 impl Cairn {
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(&self.repo)
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(&self.repo).args(args),
+        )
     }
 }
 
@@ -106,12 +102,12 @@ fn not_a_repository_exits_10() {
 
 #[test]
 fn no_repository_given_is_a_usage_error() {
-    let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .envs(common::TEST_ENV)
-        .args(["snapshot", "list"])
-        .env_remove("CAIRN_REPO")
-        .output()
-        .unwrap();
+    let o = common::cli::finish(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .args(["snapshot", "list"])
+            .env_remove("CAIRN_REPO"),
+    );
     assert_eq!(code(&o), 2);
     assert!(stderr(&o).contains("--repo"), "{}", stderr(&o));
 }
@@ -264,7 +260,7 @@ fn help_texts_exist_for_every_command() {
     for args in
         [vec!["--help"], vec!["snapshot", "create", "--help"], vec!["restore", "--help"], vec!["repo", "--help"]]
     {
-        let o = Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).args(&args).output().unwrap();
+        let o = common::cli::finish(Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).args(&args));
         assert_eq!(code(&o), 0);
         assert!(stdout(&o).contains("Usage:"));
     }

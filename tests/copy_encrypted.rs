@@ -35,14 +35,14 @@ impl Repo {
         self.dir.path().join(p)
     }
     fn run(&self, args: &[&str]) -> Output {
-        let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(TEST_ENV)
-            .env("CAIRN_PASSWORD", &self.password)
-            .arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .output()
-            .unwrap();
+        let o = common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .envs(TEST_ENV)
+                .env("CAIRN_PASSWORD", &self.password)
+                .arg("--repo")
+                .arg(self.repo())
+                .args(args),
+        );
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
         o
     }

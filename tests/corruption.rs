@@ -57,13 +57,9 @@ impl Fixture {
     }
 
     fn cairn(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(self.repo()).args(args),
+        )
     }
 
     fn create(&self, src: &Path) -> SnapshotId {

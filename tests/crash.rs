@@ -252,13 +252,9 @@ fn a_full_disk_fails_clearly_and_leaves_the_repository_usable_as_root() {
     };
     let repo_path = dir.path().join("small/repo");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(&repo_path)
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(&repo_path).args(args),
+        )
     };
     assert!(run(&["init", "--pack-mib", "4"]).status.success());
     let mut rng = Rng::new(77);

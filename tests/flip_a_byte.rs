@@ -50,13 +50,9 @@ impl Fixture {
         self.path("repo")
     }
     fn run(&self, args: &[&str]) -> Output {
-        let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(TEST_ENV)
-            .arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .output()
-            .unwrap();
+        let o = common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn")).envs(TEST_ENV).arg("--repo").arg(self.repo()).args(args),
+        );
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"), "{args:?}: {}", text(&o));
         o
     }

@@ -72,15 +72,15 @@ fn prune_on_a_full_disk_reclaims_space_as_root() {
     };
     let repo = small.join("repo");
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(&repo)
-            .arg("--lock-wait")
-            .arg("5")
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .envs(common::TEST_ENV)
+                .arg("--repo")
+                .arg(&repo)
+                .arg("--lock-wait")
+                .arg("5")
+                .args(args),
+        )
     };
     let o = run(&["init", "--pack-mib", "1"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -16,13 +16,9 @@ use common::{assert_same_tree, write_file, Rng, TestRepo};
 const HOUR: i64 = 3_600_000_000_000;
 
 fn cairn(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .envs(common::TEST_ENV)
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::finish(
+        Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(repo).args(args),
+    )
 }
 
 fn ok(repo: &Path, args: &[&str]) -> String {

@@ -33,15 +33,15 @@ impl Repo {
         self.dir.path().join("repo")
     }
     fn run_on(&self, repo: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(repo)
-            .arg("--lock-wait")
-            .arg(LOCK_WAIT_SECS.to_string())
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .envs(common::TEST_ENV)
+                .arg("--repo")
+                .arg(repo)
+                .arg("--lock-wait")
+                .arg(LOCK_WAIT_SECS.to_string())
+                .args(args),
+        )
     }
     fn run(&self, args: &[&str]) -> Output {
         self.run_on(&self.path(), args)

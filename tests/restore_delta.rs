@@ -13,14 +13,14 @@ use std::process::Command;
 use common::{assert_same_tree, write_file, Rng};
 
 fn run_json(repo: &Path, args: &[&str]) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .envs(common::TEST_ENV)
-        .arg("--repo")
-        .arg(repo)
-        .arg("--json")
-        .args(args)
-        .output()
-        .unwrap();
+    let o = common::cli::finish(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(repo)
+            .arg("--json")
+            .args(args),
+    );
     assert_eq!(o.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -175,14 +175,14 @@ fn in_place_rewrites_only_changed_chunks_truncates_clears_holes_and_spares_other
 #[test]
 fn in_place_needs_an_overwrite_policy() {
     let (dir, repo, _) = setup();
-    let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .envs(common::TEST_ENV)
-        .arg("--repo")
-        .arg(&repo)
-        .args(["restore", "latest", "--in-place", "--target"])
-        .arg(dir.path().join("t"))
-        .output()
-        .unwrap();
+    let o = common::cli::finish(
+        Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .envs(common::TEST_ENV)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["restore", "latest", "--in-place", "--target"])
+            .arg(dir.path().join("t")),
+    );
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"), "{}", String::from_utf8_lossy(&o.stderr));
 }

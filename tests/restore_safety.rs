@@ -33,13 +33,13 @@ impl Env {
         self.path("outside")
     }
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(self.path("repo"))
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .envs(common::TEST_ENV)
+                .arg("--repo")
+                .arg(self.path("repo"))
+                .args(args),
+        )
     }
     /// Snapshots `src` and returns the snapshot id.
     fn snapshot(&self, src: &Path) -> String {

@@ -12,13 +12,9 @@ use std::time::{Duration, Instant};
 use common::write_file;
 
 fn run(repo: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .envs(common::TEST_ENV)
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .output()
-        .unwrap()
+    common::cli::finish(
+        Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(repo).args(args),
+    )
 }
 
 fn err(o: &Output) -> String {

@@ -265,13 +265,9 @@ fn s3_repository_end_to_end() {
     // encrypted side of the S3 backend is covered by everything above and below.
     let local = dir.path().join("local-repo");
     let run_local = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(&local)
-            .args(args)
-            .output()
-            .unwrap();
+        let o = common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(&local).args(args),
+        );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     run_local(&["init", "--encryption", "none"]);

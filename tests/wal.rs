@@ -28,13 +28,9 @@ impl Cairn {
         self.dir.path().join(p)
     }
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .envs(common::TEST_ENV)
-            .arg("--repo")
-            .arg(self.repo())
-            .args(args)
-            .output()
-            .unwrap()
+        common::cli::finish(
+            Command::new(env!("CARGO_BIN_EXE_cairn")).envs(common::TEST_ENV).arg("--repo").arg(self.repo()).args(args),
+        )
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);

@@ -71,3 +71,12 @@ pub fn cairn_with(repo: &Path, args: &[&str], envs: &[(&str, &str)], limit: Dura
     let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
     Ran { code, stderr: fs::read_to_string(err.path()).unwrap(), elapsed: started.elapsed(), out }
 }
+
+/// How long any one run of the binary may take before a test calls it hung.
+pub const DEFAULT_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs a `cairn` command a test built (`Command::new(env!("CARGO_BIN_EXE_cairn"))…`) to
+/// completion, with no input, within [`DEFAULT_LIMIT`]: the test fails instead of hanging.
+pub fn finish(cmd: &mut Command) -> std::process::Output {
+    super::process::output_within(cmd, b"", DEFAULT_LIMIT, None)
+}
