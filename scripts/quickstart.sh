@@ -29,4 +29,8 @@ fi
 "$cairn" snapshot list
 echo
 echo "repository: $repo, password file: ${CAIRN_PASSWORD_FILE:-(your own password source)}"
-echo "  (try: $cairn --repo $repo ls latest, or restore latest --target /tmp/out, with the same password source)"
+pw=""
+[ -n "${CAIRN_PASSWORD_FILE:-}" ] && pw="CAIRN_PASSWORD_FILE=$CAIRN_PASSWORD_FILE "
+echo "try:"
+echo "  $pw$cairn --repo $repo ls latest"
+echo "  $pw$cairn --repo $repo restore latest --target /tmp/cairn-demo-restore"
