@@ -142,9 +142,13 @@ pub fn run_command(command: &str, timeout: Duration) -> Result<Password> {
 /// Asks on the terminal, without echo; with `confirm`, asks twice and compares.
 pub fn prompt_tty(prompt: &str, confirm: bool) -> Result<Password> {
     let ask = |p: &str| {
-        rpassword::prompt_password(p)
-            .map(Zeroizing::new)
-            .map_err(|e| Error::InvalidArgument(format!("no password given and none could be read from a terminal ({e}); use --password-file or --password-command")))
+        rpassword::prompt_password(p).map(Zeroizing::new).map_err(|_| {
+            Error::InvalidArgument(
+                "no password given, and no terminal to ask on: use --password-file FILE (or CAIRN_PASSWORD_FILE), \
+                     --password-command CMD (or CAIRN_PASSWORD_COMMAND), or CAIRN_PASSWORD"
+                    .into(),
+            )
+        })
     };
     let first = ask(prompt)?;
     if confirm && *ask("enter it again: ")? != *first {
