@@ -10,7 +10,9 @@ pub mod restore;
 pub mod select;
 pub mod wal;
 
-pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
+pub use backup::{
+    backup, backup_with, parse_size, read_pattern_file, BackupOptions, BackupReport, Excludes, LateFiles, TagFile,
+};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
