@@ -22,7 +22,8 @@ use super::Context;
 pub enum SnapshotCommand {
     /// Back up PATHs into a new snapshot. Files unchanged since the parent snapshot (same
     /// size, mtime, ctime and inode) are not read again.
-    Create(CreateArgs),
+    // Boxed: its many options would make every other variant as large.
+    Create(Box<CreateArgs>),
     /// List snapshots, oldest first.
     List(ListArgs),
     /// Show one snapshot in detail.
@@ -180,7 +181,7 @@ pub fn view(id: &SnapshotId, s: &Snapshot) -> SnapshotView {
 
 pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
     match cmd {
-        SnapshotCommand::Create(args) => create(ctx, args),
+        SnapshotCommand::Create(args) => create(ctx, *args),
         SnapshotCommand::List(args) => list(ctx, args),
         SnapshotCommand::Show { snapshot, select } => show(ctx, &snapshot, &select),
         SnapshotCommand::Diff { a, b, select } => diff(ctx, &a, &b, &select),
