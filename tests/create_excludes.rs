@@ -156,3 +156,48 @@ fn one_file_system_keeps_mount_points_empty() {
     assert_eq!(excluded_count(&ran), 1, "{}", ran.show());
     assert_eq!(excluded_count(&crossed), 0, "{}", crossed.show());
 }
+
+/// Every file under `dir`, with its size: what a dry run must leave as it was.
+fn files_under(dir: &Path) -> BTreeSet<(String, u64)> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            match e.file_type().unwrap().is_dir() {
+                true => stack.push(e.path()),
+                false => drop(out.insert((e.path().display().to_string(), e.metadata().unwrap().len()))),
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn dry_run_counts_what_would_be_stored_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (repo, data) = (dir.path().join("repo"), dir.path().join("data"));
+    write(&data.join("a"), &[1; 1000]);
+    write(&data.join("sub/b"), &[2; 24]);
+    write(&data.join("sub/c.tmp"), &[3; 5000]);
+    write(&data.join("big"), &[4; 3000]);
+    let ran = cairn(&repo, &["init"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let before = files_under(&repo);
+    let opts = ["--dry-run", "--exclude", "*.tmp", "--exclude-larger-than", "2K"];
+    let ran = snapshot(&repo, &data, &opts);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let out: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    assert_eq!((out["files"].as_u64(), out["bytes"].as_u64()), (Some(2), Some(1024)), "{}", ran.show());
+    assert_eq!((out["dirs"].as_u64(), out["excluded"].as_u64()), (Some(2), Some(2)), "{}", ran.show());
+    assert_eq!(files_under(&repo), before, "a dry run wrote to the repository");
+    let list = cairn(&repo, &["--json", "snapshot", "list"], LIMIT);
+    assert_eq!(list.stdout().trim(), "[]", "{}", list.show());
+
+    let ran = cairn(&repo, &["snapshot", "create", "-n", "-v", "-e", "*.tmp", data.to_str().unwrap()], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let out = ran.stdout();
+    assert!(out.contains("/data/sub/b  24 B"), "every file with its size: {out}");
+    assert!(out.contains("would store 3 files"), "{out}");
+    assert!(ran.stderr.contains("/data/sub/c.tmp ("), "{}", ran.show());
+}

@@ -81,9 +81,13 @@ pub struct CreateArgs {
     time: Option<String>,
     #[command(flatten)]
     excludes: ExcludeArgs,
-    /// Name every excluded entry on stderr.
+    /// Name every excluded entry on stderr (and, with --dry-run, every file on stdout).
     #[arg(long, short = 'v')]
     verbose: bool,
+    /// Walk the paths with the exclusion rules and print what would be stored (files, bytes);
+    /// read no file data, run no hooks, write nothing to the repository.
+    #[arg(long, short = 'n', conflicts_with = "postgres")]
+    dry_run: bool,
     #[command(flatten)]
     hooks: HookArgs,
 }
@@ -203,6 +207,9 @@ struct CreateOutput {
 }
 
 fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
+    if args.dry_run {
+        return dry_run(ctx, args);
+    }
     let hooks = args.hooks.hooks()?;
     let verbose = args.verbose;
     let env = vec![
@@ -264,6 +271,39 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
         if report.excluded > 0 {
             ctx.say(format!("excluded {}", plural(report.excluded, "entry")));
         }
+    }
+    Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
+}
+
+/// `snapshot create --dry-run`: needs no repository at all.
+fn dry_run(ctx: &Context, args: CreateArgs) -> Result<i32> {
+    let opts = BackupOptions {
+        paths: args.paths,
+        excludes: args.excludes.excludes()?,
+        list_excluded: args.verbose,
+        ..Default::default()
+    };
+    let report = ops::dry_run(&opts)?;
+    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
+        eprintln!("warning: cannot read {line}");
+    }
+    for e in &report.excluded_paths {
+        eprintln!("excluded {} ({})", e.path, e.reason);
+    }
+    if ctx.json {
+        json(&report)?;
+    } else {
+        for (path, size) in &report.file_paths {
+            outln!("{path}  {}", bytes(*size))?;
+        }
+        ctx.say(format!(
+            "would store {}, {} in {} and {}; excluded {} (dry run: nothing written)",
+            plural(report.files, "file"),
+            bytes(report.bytes),
+            plural(report.dirs, "directory"),
+            plural(report.others, "other entry"),
+            plural(report.excluded, "entry"),
+        ));
     }
     Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
 }

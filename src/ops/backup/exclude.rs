@@ -208,6 +208,21 @@ impl<'a> Filter<'a> {
         self.patterns.matches(path, rel.filter(|r| !r.as_os_str().is_empty()), name)
     }
 
+    /// Why entry `name` at `path`, in a directory `emptied` or not, is left out; `None` if kept.
+    pub fn why_excluded(&self, emptied: &Option<Emptied>, path: &Path, name: &[u8]) -> Option<String> {
+        match emptied {
+            Some(Emptied::Tagged(tag)) if tag.as_bytes() != name => Some(format!("its directory holds {tag}")),
+            Some(Emptied::OtherDevice) => Some("its directory is on another file system".into()),
+            _ if self.skips_name(path, name) => Some("matches an exclude rule".into()),
+            _ => None,
+        }
+    }
+
+    /// Why a regular file of `size` bytes is left out; `None` if kept.
+    pub fn why_too_large(&self, size: u64) -> Option<String> {
+        self.skips_size(size).then(|| format!("larger than the limit ({size} bytes)"))
+    }
+
     /// Whether a regular file of `size` bytes is too large to store.
     pub fn skips_size(&self, size: u64) -> bool {
         self.rules.larger_than.is_some_and(|limit| size > limit)

@@ -10,10 +10,12 @@
 //! (`deep.rs`), so no directory depth can exhaust a thread's stack or `PATH_MAX`.
 
 mod deep;
+mod dry;
 mod exclude;
 mod file;
 mod walk;
 
+pub use dry::{dry_run, DryRunReport};
 pub use exclude::{parse_size, read_pattern_file, TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
 
 use std::io;

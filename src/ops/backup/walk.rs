@@ -14,7 +14,6 @@ use std::sync::atomic::Ordering;
 
 use rayon::prelude::*;
 
-use super::exclude::Emptied;
 use super::{BackupOptions, Counters, LateFiles, Log};
 use crate::error::{Error, Result};
 use crate::fs::{DirFd, EntryKind, FileMeta, OwnerNames};
@@ -125,12 +124,7 @@ impl Archiver<'_> {
         let emptied = self.filter.emptied(dir, path);
         names.retain(|n| {
             let child = path.join(OsStr::from_bytes(n));
-            let why = match &emptied {
-                Some(Emptied::Tagged(tag)) if tag.as_bytes() != n.as_slice() => format!("its directory holds {tag}"),
-                Some(Emptied::OtherDevice) => "its directory is on another file system".to_string(),
-                _ if self.filter.skips_name(&child, n) => "matches an exclude rule".to_string(),
-                _ => return true,
-            };
+            let Some(why) = self.filter.why_excluded(&emptied, &child, n) else { return true };
             self.excluded(&child, why);
             false
         });
@@ -153,7 +147,7 @@ impl Archiver<'_> {
                 let child = path.join(OsStr::from_bytes(&name));
                 match dir.stat(&name) {
                     Ok(meta) if meta.kind == EntryKind::File && self.filter.skips_size(meta.size) => {
-                        self.excluded(&child, format!("larger than the limit ({} bytes)", meta.size));
+                        self.excluded(&child, self.filter.why_too_large(meta.size).unwrap_or_default());
                         None
                     }
                     Ok(meta) => Some(Found { dir, path: child, name, meta }),
