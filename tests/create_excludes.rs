@@ -201,3 +201,32 @@ fn dry_run_counts_what_would_be_stored_and_writes_nothing() {
     assert!(out.contains("would store 3 files"), "{out}");
     assert!(ran.stderr.contains("/data/sub/c.tmp ("), "{}", ran.show());
 }
+
+#[test]
+fn files_from_lists_add_the_paths_to_back_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let root = fs::canonicalize(dir.path()).unwrap();
+    let (one, two, three) = (root.join("one"), root.join("two"), root.join("three"));
+    write(&one.join("f"), b"1");
+    write(&two.join("g"), b"2");
+    write(&three.join("h"), b"3");
+    let lines = root.join("lines");
+    fs::write(&lines, format!("# the services\n{}\n\n", one.display())).unwrap();
+    let raw = root.join("raw");
+    fs::write(&raw, format!("{}\0", two.display())).unwrap();
+    let ran = cairn(&repo, &["init"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let (lines, raw, three) = (lines.to_str().unwrap(), raw.to_str().unwrap(), three.to_str().unwrap());
+    let ran =
+        cairn(&repo, &["--json", "snapshot", "create", "--files-from", lines, "--files-from-raw", raw, three], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let out: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    let paths: Vec<&str> = out["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let want: Vec<String> = ["one", "three", "two"].iter().map(|n| root.join(n).display().to_string()).collect();
+    assert_eq!(paths, want, "{}", ran.show());
+    // A list that names nothing, and no PATH, is a usage error.
+    fs::write(root.join("empty"), "# nothing\n").unwrap();
+    let ran = cairn(&repo, &["snapshot", "create", "--files-from", root.join("empty").to_str().unwrap()], LIMIT);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+}

@@ -47,8 +47,19 @@ pub enum SnapshotCommand {
 #[derive(Args)]
 pub struct CreateArgs {
     /// Files or directories to back up.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["files_from", "files_from_verbatim", "files_from_raw"])]
     paths: Vec<PathBuf>,
+    /// Also back up the paths listed in FILE, one per line ('#' comments and blank lines
+    /// ignored; repeatable).
+    #[arg(long, value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+    /// Like --files-from, every non-empty line taken literally (repeatable).
+    #[arg(long, value_name = "FILE")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Like --files-from, paths separated by NUL bytes as `find -print0` writes them
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    files_from_raw: Vec<PathBuf>,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
@@ -206,7 +217,24 @@ struct CreateOutput {
     excluded_paths: Vec<Skipped>,
 }
 
-fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
+/// The given paths and those of the --files-from lists.
+fn all_paths(args: &CreateArgs) -> Result<Vec<PathBuf>> {
+    let mut paths = args.paths.clone();
+    let lists = [
+        (&args.files_from, ops::PathList::Lines),
+        (&args.files_from_verbatim, ops::PathList::Verbatim),
+        (&args.files_from_raw, ops::PathList::Raw),
+    ];
+    for (files, form) in lists {
+        for file in files {
+            paths.extend(ops::read_path_list(file, form)?);
+        }
+    }
+    Ok(paths)
+}
+
+fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
+    args.paths = all_paths(&args)?;
     if args.dry_run {
         return dry_run(ctx, args);
     }
