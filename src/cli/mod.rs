@@ -224,7 +224,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
-        Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(args)),
+        Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(Box::new(args))),
         Command::Snapshots(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::List(args)),
         Command::Check(args) => repo::run(&ctx, repo::RepoCommand::Check(args)),
     }

@@ -22,7 +22,8 @@ use super::Context;
 pub enum SnapshotCommand {
     /// Back up PATHs into a new snapshot. Files unchanged since the parent snapshot (same
     /// size, mtime, ctime and inode) are not read again.
-    Create(CreateArgs),
+    // Boxed: its many options would make every other variant as large.
+    Create(Box<CreateArgs>),
     /// List snapshots, oldest first.
     List(ListArgs),
     /// Show one snapshot in detail.
@@ -46,8 +47,19 @@ pub enum SnapshotCommand {
 #[derive(Args)]
 pub struct CreateArgs {
     /// Files or directories to back up.
-    #[arg(required = true, value_name = "PATH")]
+    #[arg(value_name = "PATH", required_unless_present_any = ["files_from", "files_from_verbatim", "files_from_raw"])]
     paths: Vec<PathBuf>,
+    /// Also back up the paths listed in FILE, one per line ('#' comments and blank lines
+    /// ignored; repeatable).
+    #[arg(long, value_name = "FILE")]
+    files_from: Vec<PathBuf>,
+    /// Like --files-from, every non-empty line taken literally (repeatable).
+    #[arg(long, value_name = "FILE")]
+    files_from_verbatim: Vec<PathBuf>,
+    /// Like --files-from, paths separated by NUL bytes as `find -print0` writes them
+    /// (repeatable).
+    #[arg(long, value_name = "FILE")]
+    files_from_raw: Vec<PathBuf>,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
@@ -79,7 +91,69 @@ pub struct CreateArgs {
     #[arg(long, value_name = "TIME")]
     time: Option<String>,
     #[command(flatten)]
+    excludes: ExcludeArgs,
+    /// Name every excluded entry on stderr (and, with --dry-run, every file on stdout).
+    #[arg(long, short = 'v')]
+    verbose: bool,
+    /// Walk the paths with the exclusion rules and print what would be stored (files, bytes);
+    /// read no file data, run no hooks, write nothing to the repository.
+    #[arg(long, short = 'n', conflicts_with = "postgres")]
+    dry_run: bool,
+    #[command(flatten)]
     hooks: HookArgs,
+}
+
+/// What `snapshot create` leaves out (pattern rules in `cairn help snapshot create`).
+#[derive(Args)]
+pub struct ExcludeArgs {
+    /// Leave out entries matching PATTERN (repeatable). Without '/', it matches a name
+    /// anywhere ('*.tmp'); starting with '/', the absolute path ('/var/lib/x/cache'); any other
+    /// '/' anchors it at each backed-up path ('logs/*.gz'). '*' and '?' stay within one name,
+    /// '**' spans directories; an excluded directory leaves out all it holds.
+    #[arg(long = "exclude", short = 'e', value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Like --exclude, ignoring case (repeatable).
+    #[arg(long = "iexclude", value_name = "PATTERN")]
+    iexclude: Vec<String>,
+    /// Read --exclude patterns from FILE: one per line, '#' comments and blank lines ignored
+    /// (repeatable).
+    #[arg(long = "exclude-file", value_name = "FILE")]
+    exclude_file: Vec<PathBuf>,
+    /// Keep a directory holding a file named NAME but leave out everything else in it; with
+    /// NAME:HEADER, only if that file starts with HEADER (repeatable).
+    #[arg(long = "exclude-if-present", value_name = "NAME[:HEADER]")]
+    exclude_if_present: Vec<String>,
+    /// Leave out the contents of cache directories tagged with a valid CACHEDIR.TAG
+    /// (https://bford.info/cachedir/); the tag itself is kept.
+    #[arg(long)]
+    exclude_caches: bool,
+    /// Leave out regular files larger than SIZE (bytes, or with K, M, G, T: powers of 1024).
+    #[arg(long, value_name = "SIZE")]
+    exclude_larger_than: Option<String>,
+    /// Do not descend into directories on another file system than their backed-up path
+    /// (mount points are kept, empty).
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
+}
+
+impl ExcludeArgs {
+    fn excludes(&self) -> Result<ops::Excludes> {
+        let mut patterns = self.exclude.clone();
+        for file in &self.exclude_file {
+            patterns.extend(ops::read_pattern_file(file)?);
+        }
+        let excludes = ops::Excludes {
+            patterns,
+            ignore_case_patterns: self.iexclude.clone(),
+            if_present: self.exclude_if_present.iter().map(|s| ops::TagFile::parse(s)).collect::<Result<_>>()?,
+            caches: self.exclude_caches,
+            larger_than: self.exclude_larger_than.as_deref().map(ops::parse_size).transpose()?,
+            one_file_system: self.one_file_system,
+            ..Default::default()
+        };
+        excludes.validate()?;
+        Ok(excludes)
+    }
 }
 
 #[derive(Args)]
@@ -122,7 +196,7 @@ pub fn view(id: &SnapshotId, s: &Snapshot) -> SnapshotView {
 
 pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
     match cmd {
-        SnapshotCommand::Create(args) => create(ctx, args),
+        SnapshotCommand::Create(args) => create(ctx, *args),
         SnapshotCommand::List(args) => list(ctx, args),
         SnapshotCommand::Show { snapshot, select } => show(ctx, &snapshot, &select),
         SnapshotCommand::Diff { a, b, select } => diff(ctx, &a, &b, &select),
@@ -138,10 +212,34 @@ struct CreateOutput {
     hooks: Vec<HookRun>,
     special_files: u64,
     metadata_not_stored: u64,
+    excluded: u64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    excluded_paths: Vec<Skipped>,
 }
 
-fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
+/// The given paths and those of the --files-from lists.
+fn all_paths(args: &CreateArgs) -> Result<Vec<PathBuf>> {
+    let mut paths = args.paths.clone();
+    let lists = [
+        (&args.files_from, ops::PathList::Lines),
+        (&args.files_from_verbatim, ops::PathList::Verbatim),
+        (&args.files_from_raw, ops::PathList::Raw),
+    ];
+    for (files, form) in lists {
+        for file in files {
+            paths.extend(ops::read_path_list(file, form)?);
+        }
+    }
+    Ok(paths)
+}
+
+fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
+    args.paths = all_paths(&args)?;
+    if args.dry_run {
+        return dry_run(ctx, args);
+    }
     let hooks = args.hooks.hooks()?;
+    let verbose = args.verbose;
     let env = vec![
         ("CAIRN_COMMAND".to_string(), "snapshot create".to_string()),
         ("CAIRN_REPO".to_string(), ctx.location().map(|l| redact_urls(&l.to_string())).unwrap_or_default()),
@@ -177,6 +275,11 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
             count(report.metadata_not_stored)
         );
     }
+    if verbose {
+        for e in &report.excluded_paths {
+            eprintln!("excluded {} ({})", e.path, e.reason);
+        }
+    }
     let s = &report.snapshot.summary;
     if ctx.json {
         json(&CreateOutput {
@@ -185,19 +288,61 @@ fn create(ctx: &Context, args: CreateArgs) -> Result<i32> {
             changed_while_reading: report.changed_while_reading.clone(),
             special_files: report.special_files,
             metadata_not_stored: report.metadata_not_stored,
+            excluded: report.excluded,
+            excluded_paths: report.excluded_paths.clone(),
             hooks: runs,
         })?;
     } else {
         let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
         ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
         ctx.say(summary_line(s));
+        if report.excluded > 0 {
+            ctx.say(format!("excluded {}", plural(report.excluded, "entry")));
+        }
+    }
+    Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
+}
+
+/// `snapshot create --dry-run`: needs no repository at all.
+fn dry_run(ctx: &Context, args: CreateArgs) -> Result<i32> {
+    let opts = BackupOptions {
+        paths: args.paths,
+        excludes: args.excludes.excludes()?,
+        list_excluded: args.verbose,
+        ..Default::default()
+    };
+    let report = ops::dry_run(&opts)?;
+    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
+        eprintln!("warning: cannot read {line}");
+    }
+    for e in &report.excluded_paths {
+        eprintln!("excluded {} ({})", e.path, e.reason);
+    }
+    if ctx.json {
+        json(&report)?;
+    } else {
+        for (path, size) in &report.file_paths {
+            outln!("{path}  {}", bytes(*size))?;
+        }
+        ctx.say(format!(
+            "would store {}, {} in {} and {}; excluded {} (dry run: nothing written)",
+            plural(report.files, "file"),
+            bytes(report.bytes),
+            plural(report.dirs, "directory"),
+            plural(report.others, "other entry"),
+            plural(report.excluded, "entry"),
+        ));
     }
     Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
 }
 
 fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport> {
+    // Bad patterns and sizes are usage errors, found before the repository is opened.
+    let excludes = args.excludes.excludes()?;
     let repo = ctx.open(Access::Write)?;
     let opts = BackupOptions {
+        excludes,
+        list_excluded: args.verbose,
         paths: args.paths,
         tags: args.tags,
         host: args.host,

@@ -10,7 +10,10 @@ pub mod restore;
 pub mod select;
 pub mod wal;
 
-pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
+pub use backup::{
+    backup, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions, BackupReport,
+    DryRunReport, Excludes, LateFiles, PathList, TagFile,
+};
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};

@@ -10,8 +10,15 @@
 //! (`deep.rs`), so no directory depth can exhaust a thread's stack or `PATH_MAX`.
 
 mod deep;
+mod dry;
+mod exclude;
 mod file;
+mod files_from;
 mod walk;
+
+pub use dry::{dry_run, DryRunReport};
+pub use exclude::{parse_size, read_pattern_file, TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
+pub use files_from::{read_path_list, PathList};
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -46,6 +53,8 @@ pub struct BackupOptions {
     pub record_reads: bool,
     /// Entries left out of the snapshot.
     pub excludes: Excludes,
+    /// Name every excluded entry in [`BackupReport::excluded_paths`] (they are always counted).
+    pub list_excluded: bool,
     /// Files (by name, or by absolute path for patterns with a `/`) that are only ever
     /// appended to: when one grew since the parent, only its new part is read, after its last
     /// stored chunk is re-hashed to prove the old content is unchanged. See `docs/design.md`.
@@ -66,6 +75,18 @@ pub struct Excludes {
     pub contents_of: Vec<PathBuf>,
     /// Names skipped wherever they appear, by prefix.
     pub name_prefixes: Vec<String>,
+    /// `--exclude` patterns (rules in `exclude.rs` and `docs/cli.md`).
+    pub patterns: Vec<String>,
+    /// `--iexclude` patterns: the same, ignoring case.
+    pub ignore_case_patterns: Vec<String>,
+    /// Directories holding one of these files keep only that file (`--exclude-if-present`).
+    pub if_present: Vec<TagFile>,
+    /// Directories tagged per the Cache Directory Tagging spec keep only `CACHEDIR.TAG`.
+    pub caches: bool,
+    /// Regular files larger than this many bytes are left out.
+    pub larger_than: Option<u64>,
+    /// Directories on another device than their backed-up path are kept empty.
+    pub one_file_system: bool,
 }
 
 impl Excludes {
@@ -102,6 +123,11 @@ pub struct BackupReport {
     /// Entries whose xattrs, hard links or holes were not stored because the repository has
     /// format version 1 (its trees cannot hold them); see `docs/format.md`.
     pub metadata_not_stored: u64,
+    /// Entries the walk saw and left out by the exclusion rules (not counting what an
+    /// excluded directory holds, which is never listed).
+    pub excluded: u64,
+    /// With `list_excluded`: each of them, sorted, with the rule that left it out.
+    pub excluded_paths: Vec<Skipped>,
 }
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
@@ -180,7 +206,9 @@ pub fn backup_with(
         true => None,
         false => Some(crate::ops::select::Includes::new(&opts.append_only)?),
     };
+    let filter = exclude::Filter::new(&opts.excludes, &paths)?;
     let archiver = Archiver {
+        filter,
         repo,
         session: &session,
         opts,
@@ -199,6 +227,7 @@ pub fn backup_with(
     let archiver_appended = c.appended.load(Ordering::Relaxed);
     let special_files = c.specials.load(Ordering::Relaxed);
     let metadata_not_stored = c.metadata_dropped.load(Ordering::Relaxed);
+    let excluded = c.excluded.load(Ordering::Relaxed);
     let log = archiver.log.into_inner();
     let summary = Summary {
         files: c.files.load(Ordering::Relaxed),
@@ -229,6 +258,8 @@ pub fn backup_with(
     progress.finish();
     let mut read_paths = log.read_paths;
     read_paths.sort();
+    let mut excluded_paths = log.excluded;
+    excluded_paths.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(BackupReport {
         id,
         snapshot,
@@ -238,6 +269,8 @@ pub fn backup_with(
         appended_files: archiver_appended,
         special_files,
         metadata_not_stored,
+        excluded,
+        excluded_paths,
     })
 }
 
@@ -275,6 +308,8 @@ struct Counters {
     specials: AtomicU64,
     /// See [`BackupReport::metadata_not_stored`].
     metadata_dropped: AtomicU64,
+    /// See [`BackupReport::excluded`].
+    excluded: AtomicU64,
 }
 
 #[derive(Default)]
@@ -285,6 +320,7 @@ struct LogInner {
     skipped: Vec<Skipped>,
     changed: Vec<String>,
     read_paths: Vec<String>,
+    excluded: Vec<Skipped>,
 }
 
 impl Log {

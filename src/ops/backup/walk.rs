@@ -29,6 +29,7 @@ use crate::snapshot::{Node, NodeContent, Tree, Xattr};
 pub(super) const PARALLEL_DEPTH: usize = 24;
 
 pub(super) struct Archiver<'a> {
+    pub filter: super::exclude::Filter<'a>,
     pub repo: &'a Repository,
     pub session: &'a WriteSession<'a>,
     pub opts: &'a BackupOptions,
@@ -120,8 +121,22 @@ impl Archiver<'_> {
             self.log.skip(path, e);
             Vec::new()
         });
-        names.retain(|n| !self.opts.excludes.skips(&path.join(OsStr::from_bytes(n)), n));
+        let emptied = self.filter.emptied(dir, path);
+        names.retain(|n| {
+            let child = path.join(OsStr::from_bytes(n));
+            let Some(why) = self.filter.why_excluded(&emptied, &child, n) else { return true };
+            self.excluded(&child, why);
+            false
+        });
         names
+    }
+
+    /// Counts (and with `list_excluded` names) an entry left out by the exclusion rules.
+    fn excluded(&self, path: &Path, why: String) {
+        self.counters.excluded.fetch_add(1, Ordering::Relaxed);
+        if self.opts.list_excluded {
+            self.log.with(|l| l.excluded.push(crate::ops::Skipped { path: path.display().to_string(), reason: why }));
+        }
     }
 
     /// `lstat` of each name; entries that vanished are logged and left out.
@@ -131,6 +146,10 @@ impl Archiver<'_> {
             .filter_map(|name| {
                 let child = path.join(OsStr::from_bytes(&name));
                 match dir.stat(&name) {
+                    Ok(meta) if meta.kind == EntryKind::File && self.filter.skips_size(meta.size) => {
+                        self.excluded(&child, self.filter.why_too_large(meta.size).unwrap_or_default());
+                        None
+                    }
                     Ok(meta) => Some(Found { dir, path: child, name, meta }),
                     Err(e) => {
                         self.log.skip(&child, e);
