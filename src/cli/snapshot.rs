@@ -57,7 +57,7 @@ pub struct CreateArgs {
     /// Compare against this snapshot instead of the newest one with the same host and paths.
     #[arg(long, value_name = "SNAPSHOT")]
     parent: Option<String>,
-    /// Read every file, even those that look unchanged.
+    /// Read every file, even those that look unchanged; also accept a --time in the future.
     #[arg(long)]
     force: bool,
     /// Online base backup of a running PostgreSQL: connect with CONNINFO (e.g.
@@ -205,11 +205,29 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
         force_read: args.force,
         postgres: args.postgres,
         append_only: args.append_only,
-        time_ns: args.time.as_deref().map(cairn::time::parse_timestamp).transpose()?,
+        time_ns: args.time.as_deref().map(|t| snapshot_time(t, args.force)).transpose()?,
         ..Default::default()
     };
     let progress = ctx.progress();
     ops::backup(&repo, &opts, progress.as_ref())
+}
+
+/// How far ahead of this machine's clock `--time` may be without `--force` (clock skew).
+const FUTURE_SLACK_NS: i64 = 60_000_000_000;
+
+/// Parses `--time`, refusing a time more than a minute ahead unless forced: the newest
+/// snapshot is `latest` and the parent of the next, so a mistyped year would stay there.
+fn snapshot_time(text: &str, force: bool) -> Result<i64> {
+    let t = cairn::time::parse_timestamp(text)?;
+    let now = cairn::time::now_ns();
+    if !force && t > now.saturating_add(FUTURE_SLACK_NS) {
+        return Err(cairn::error::Error::InvalidArgument(format!(
+            "--time {} is in the future (now {}): it would stay `latest`; pass --force if you mean it",
+            format_ns(t),
+            cairn::time::format_ns_secs(now)
+        )));
+    }
+    Ok(t)
 }
 
 /// `processed 12,431 files, 8.1 GiB in 0:42; added 131 MiB (52 MiB stored)`.

@@ -14,7 +14,7 @@ pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, Lat
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
-pub use forget::{forget, Decision, ForgetOptions, ForgetReport, KeepPolicy};
+pub use forget::{forget, forget_ids, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{
     restore, restore_at, restore_atomic, AtomicReport, PitrOptions, PitrReport, RestoreOptions, RestoreReport,
