@@ -150,3 +150,67 @@ fn a_snapshot_time_in_the_future_is_refused_unless_forced() {
     r.snapshot("2126-11-01 10:00", &["--force"]);
     assert_eq!(r.ids(&[]).len(), 2);
 }
+
+/// `snapshot list --json` rows: (id, tags).
+fn tags_of(r: &Repo) -> Vec<(String, Vec<String>)> {
+    let out: serde_json::Value = serde_json::from_str(&r.ok(&["--json", "snapshot", "list"]).stdout()).unwrap();
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let tags = s["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+            (s["id"].as_str().unwrap().to_string(), tags)
+        })
+        .collect()
+}
+
+#[test]
+fn snapshot_tag_adds_removes_and_sets_tags_under_a_new_id() {
+    let r = Repo::new();
+    let old = r.snapshot("2026-11-01 10:00", &["--tag", "hourly", "--tag", "keep"]);
+    let ran = r.ok(&["--json", "snapshot", "tag", &old[..8], "--add", "monthly", "--remove", "hourly"]);
+    let done: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    let new = done[0]["new"].as_str().unwrap().to_string();
+    assert_eq!(done[0]["old"], old.as_str());
+    assert_ne!(new, old);
+    assert_eq!(tags_of(&r), vec![(new.clone(), vec!["keep".to_string(), "monthly".to_string()])]);
+    // The new snapshot holds the same files.
+    assert!(r.ok(&["ls", &new]).stdout().contains("/f"));
+    // Text output names old -> new; --set replaces all; --set '' clears.
+    let out = r.ok(&["snapshot", "tag", "latest", "--set", "x", "--set", "y"]).stdout();
+    assert!(out.contains(&format!("{} -> ", &new[..8])) && out.contains("x,y"), "{out}");
+    r.ok(&["snapshot", "tag", "latest", "--set", ""]);
+    assert_eq!(tags_of(&r)[0].1, Vec::<String>::new());
+    // A change that changes nothing keeps the id.
+    let id = tags_of(&r)[0].0.clone();
+    let out = r.ok(&["snapshot", "tag", &id, "--remove", "absent"]).stdout();
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(tags_of(&r)[0].0, id);
+    r.ok(&["repo", "check"]);
+}
+
+#[test]
+fn snapshot_tag_changes_nothing_when_a_name_is_wrong_or_no_change_is_given() {
+    let r = Repo::new();
+    let ids = r.three();
+    let ran = r.run(&["snapshot", "tag", &ids[0], "ffffffffffff", "--add", "t"]);
+    assert_eq!(ran.code, 1, "{}", ran.show());
+    let ran = r.run(&["snapshot", "tag", &ids[0]]);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    let ran = r.run(&["snapshot", "tag", &ids[0], "--add", "a,b"]);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn snapshot_tag_with_a_write_only_key_exits_14() {
+    let r = Repo::new();
+    let ids = r.three();
+    let added = cairn_with(&r.repo(), &["key", "add", "--write-only"], &[("CAIRN_NEW_PASSWORD", "wo")], LIMIT);
+    assert_eq!(added.code, 0, "{}", added.show());
+    let cache = r.dir.path().join("cache");
+    let env = [("CAIRN_PASSWORD", "wo"), ("CAIRN_CACHE_DIR", cache.to_str().unwrap())];
+    let ran = cairn_with(&r.repo(), &["snapshot", "tag", &ids[0], "--add", "t"], &env, LIMIT);
+    assert_eq!(ran.code, 14, "{}", ran.show());
+    assert_eq!(r.ids(&[]), ids);
+}

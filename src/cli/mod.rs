@@ -20,6 +20,7 @@ mod repo;
 mod restore;
 mod select;
 mod snapshot;
+mod tag;
 mod wal;
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! `cairn snapshot create|list|show|diff`.
+//! `cairn snapshot create|list|show|diff` (and the `tag` subcommand, in `tag.rs`).
 
 use std::path::PathBuf;
 
@@ -32,6 +32,9 @@ pub enum SnapshotCommand {
         #[command(flatten)]
         select: SelectArgs,
     },
+    /// Add, remove or replace the tags of snapshots. Each changed snapshot gets a new id
+    /// (printed as old -> new): snapshot ids name their content.
+    Tag(super::tag::TagArgs),
     /// Show what changed between two snapshots.
     Diff {
         /// Older snapshot (id, prefix or `latest`).
@@ -126,6 +129,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
         SnapshotCommand::List(args) => list(ctx, args),
         SnapshotCommand::Show { snapshot, select } => show(ctx, &snapshot, &select),
         SnapshotCommand::Diff { a, b, select } => diff(ctx, &a, &b, &select),
+        SnapshotCommand::Tag(args) => super::tag::run(ctx, args),
     }
 }
 

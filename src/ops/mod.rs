@@ -8,6 +8,7 @@ pub mod forget;
 pub mod prune;
 pub mod restore;
 pub mod select;
+pub mod tag;
 pub mod wal;
 
 pub use backup::{backup, backup_with, BackupOptions, BackupReport, Excludes, LateFiles};
@@ -19,6 +20,7 @@ pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{
     restore, restore_at, restore_atomic, AtomicReport, PitrOptions, PitrReport, RestoreOptions, RestoreReport,
 };
+pub use tag::{tag, Retagged, TagChange};
 
 /// An entry an operation could not handle, and why; operations report these instead of failing.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
