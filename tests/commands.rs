@@ -214,3 +214,39 @@ fn snapshot_tag_with_a_write_only_key_exits_14() {
     assert_eq!(ran.code, 14, "{}", ran.show());
     assert_eq!(r.ids(&[]), ids);
 }
+
+#[test]
+fn snapshot_list_filters_by_tag_host_and_path_repeatably() {
+    let r = Repo::new();
+    let other = r.dir.path().join("other");
+    write_file(&other.join("g"), b"other data");
+    let a = r.snapshot("2026-11-01 10:00", &["--host", "alpha", "--tag", "hourly", "--tag", "db"]);
+    let b = r.snapshot("2026-11-01 11:00", &["--host", "beta", "--tag", "hourly"]);
+    let c = r.snapshot("2026-11-01 12:00", &["--host", "gamma", "--tag", "db"]);
+    let out: serde_json::Value = serde_json::from_str(
+        &r.ok(&[
+            "--json",
+            "snapshot",
+            "create",
+            "--time",
+            "2026-11-01 13:00",
+            "--host",
+            "alpha",
+            other.to_str().unwrap(),
+        ])
+        .stdout(),
+    )
+    .unwrap();
+    let d = out["id"].as_str().unwrap().to_string();
+    assert_eq!(r.ids(&["--tag", "hourly"]), vec![a.clone(), b.clone()]);
+    // Every tag given must be present.
+    assert_eq!(r.ids(&["--tag", "hourly", "--tag", "db"]), vec![a.clone()]);
+    // Any of the hosts given.
+    assert_eq!(r.ids(&["--host", "alpha", "--host", "gamma"]), vec![a.clone(), c.clone(), d.clone()]);
+    assert_eq!(r.ids(&["--path", other.to_str().unwrap()]), vec![d.clone()]);
+    assert_eq!(r.ids(&["--host", "alpha", "--path", r.src().to_str().unwrap()]), vec![a.clone()]);
+    assert!(r.ids(&["--host", "nobody"]).is_empty());
+    // The text table filters too, and restic's name for it takes the same flags.
+    let text = r.ok(&["snapshots", "--tag", "db", "--host", "gamma"]).stdout();
+    assert!(text.contains(&c[..8]) && !text.contains(&a[..8]), "{text}");
+}

@@ -87,12 +87,8 @@ pub struct CreateArgs {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Only snapshots with this tag.
-    #[arg(long)]
-    tag: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 /// A snapshot as JSON shows it.
@@ -250,14 +246,13 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
     // Snapshot records (time, host, paths, tags) are sealed with keys it does not hold.
     let repo =
         ctx.open_reading(Access::Read, "list snapshots (their records are sealed; list them with a full key)")?;
+    let filter = args.select.filter();
     let mut rows = Vec::new();
     let mut damaged = false;
     for (id, snap) in repo.snapshots()? {
         match snap {
             Ok(s) => {
-                let host_ok = args.host.as_ref().is_none_or(|h| &s.host == h);
-                let tag_ok = args.tag.as_ref().is_none_or(|t| s.tags.contains(t));
-                if host_ok && tag_ok {
+                if filter.matches(&s) {
                     rows.push((id, s));
                 }
             }
