@@ -250,3 +250,35 @@ fn snapshot_list_filters_by_tag_host_and_path_repeatably() {
     let text = r.ok(&["snapshots", "--tag", "db", "--host", "gamma"]).stdout();
     assert!(text.contains(&c[..8]) && !text.contains(&a[..8]), "{text}");
 }
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_commands_and_their_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("no-repo");
+    for (shell, marker) in [("bash", "complete -F _cairn"), ("zsh", "#compdef cairn"), ("fish", "complete -c cairn")] {
+        let ran = cairn(&none, &["completions", shell], LIMIT);
+        assert_eq!(ran.code, 0, "{shell}: {}", ran.show());
+        let script = ran.stdout();
+        assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(400)]);
+        for word in ["forget", "snapshot", "keep-last", "remove"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let ran = cairn(&none, &["completions", "tcsh"], LIMIT);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    assert!(!none.exists(), "generating completions touched the repository path");
+}
+
+#[test]
+fn man_writes_one_page_with_every_command_and_its_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = cairn(&dir.path().join("no-repo"), &["man"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let page = ran.stdout();
+    assert!(page.contains(".TH cairn 1"), "{}", &page[..page.len().min(400)]);
+    for section in ["cairn snapshot create", "cairn snapshot tag", "cairn forget", "cairn repo check", "cairn wal push"]
+    {
+        assert!(page.contains(&format!("\\fB{section}\\fR")), "the man page lacks {section}");
+    }
+    assert!(page.contains("keep\\-last") && page.contains("\\-\\-dry\\-run"), "options missing");
+}
