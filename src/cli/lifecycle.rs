@@ -4,12 +4,20 @@ use clap::Args;
 
 use cairn::error::{exit, Result};
 use cairn::ops::{self, ForgetOptions, KeepPolicy, PruneOptions};
+use cairn::repo::SnapshotSpec;
 
 use super::render::{bytes, count, json, plural};
 use super::Context;
 
 #[derive(Args)]
 pub struct ForgetArgs {
+    /// Remove exactly these snapshots (ids, unique id prefixes, or `latest`) instead of
+    /// applying a retention policy. Cannot be combined with --keep-*, --host, --tag or --path.
+    #[arg(value_name = "SNAPSHOT", conflicts_with_all = [
+        "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
+        "keep_within", "keep_wal_within", "host", "tag", "path",
+    ])]
+    snapshots: Vec<String>,
     /// Keep the N newest snapshots.
     #[arg(long, default_value_t = 0, value_name = "N")]
     keep_last: u32,
@@ -63,6 +71,9 @@ pub struct PruneArgs {
 }
 
 pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
+    if !args.snapshots.is_empty() {
+        return forget_ids(ctx, args);
+    }
     let parse = |d: &Option<String>| d.as_deref().map(cairn::time::parse_duration).transpose();
     let opts = ForgetOptions {
         policy: KeepPolicy {
@@ -111,6 +122,31 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
         plural(report.snapshots.len() as u64, "snapshot"),
         plural(report.wal_forgotten.len() as u64, "WAL file"),
     ));
+    if let Some(p) = &prune {
+        print_prune(ctx, p);
+    }
+    Ok(exit::OK)
+}
+
+/// `forget ID...`: the named snapshots go, nothing else.
+fn forget_ids(ctx: &Context, args: ForgetArgs) -> Result<i32> {
+    let specs = args.snapshots.iter().map(|s| s.parse::<SnapshotSpec>()).collect::<Result<Vec<_>>>()?;
+    let repo = ctx.open_to_reclaim()?;
+    let report = ops::forget_ids(&repo, &specs, args.dry_run)?;
+    let prune = if args.prune && !args.dry_run {
+        Some(ops::prune(&repo, &PruneOptions::default(), ctx.progress().as_ref())?)
+    } else {
+        None
+    };
+    if ctx.json {
+        json(&serde_json::json!({ "forget": report, "prune": prune }))?;
+        return Ok(exit::OK);
+    }
+    for d in &report.snapshots {
+        outln!("remove  {}  {}  {}  {}", &d.id[..8], d.time, d.host, d.paths.join(" "))?;
+    }
+    let verb = if report.dry_run { "would remove" } else { "removed" };
+    ctx.say(format!("{verb} {}", plural(report.snapshots.len() as u64, "snapshot")));
     if let Some(p) = &prune {
         print_prune(ctx, p);
     }

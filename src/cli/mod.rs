@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod browse;
+mod generate;
 mod hooks;
 mod key;
 mod lifecycle;
@@ -20,6 +21,7 @@ mod repo;
 mod restore;
 mod select;
 mod snapshot;
+mod tag;
 mod wal;
 
 use std::path::PathBuf;
@@ -114,6 +116,10 @@ enum Command {
     /// Inspect and maintain the repository.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    Completions(generate::CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    Man,
     /// restic's and borg's names for cairn's commands, so their users' habits work: `backup`
     /// (borg `create`) is `snapshot create`, `snapshots` (borg `list`) is `snapshot list`,
     /// `check` is `repo check`. Hidden from the command list.
@@ -224,6 +230,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
+        Command::Completions(args) => generate::completions(args),
+        Command::Man => generate::man(),
         Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(Box::new(args))),
         Command::Snapshots(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::List(args)),
         Command::Check(args) => repo::run(&ctx, repo::RepoCommand::Check(args)),

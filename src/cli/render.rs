@@ -138,6 +138,13 @@ pub fn out(line: std::fmt::Arguments) -> Result<()> {
         .map_err(|source| Error::Io { context: STDOUT.into(), source })
 }
 
+/// [`out`] for bytes made elsewhere (a completion script, a man page), as they are.
+pub fn out_bytes(bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(bytes).and_then(|()| stdout.flush()).map_err(|source| Error::Io { context: STDOUT.into(), source })
+}
+
 const STDOUT: &str = "cannot write to stdout";
 
 /// Whether `e` is [`out`]'s failure on a pipe whose reader went away (and not a broken pipe to

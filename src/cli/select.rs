@@ -1,5 +1,5 @@
-//! `--host`, `--tag` and `--path`: which snapshots `latest` may pick, the same in every
-//! command that takes a snapshot.
+//! `--host`, `--tag` and `--path`: which snapshots `latest` may pick and `snapshot list`
+//! shows, the same in every command that takes a snapshot.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -10,9 +10,9 @@ use cairn::repo::SnapshotFilter;
 
 #[derive(Args, Clone, Debug, Default)]
 pub struct SelectArgs {
-    /// Only snapshots of this host (for `latest`, and --at).
-    #[arg(long, value_name = "HOST")]
-    host: Option<String>,
+    /// Only snapshots of this host (repeatable: any of them).
+    #[arg(long = "host", value_name = "HOST")]
+    hosts: Vec<String>,
     /// Only snapshots with this tag (repeatable: all must be present).
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
@@ -24,7 +24,7 @@ pub struct SelectArgs {
 impl SelectArgs {
     pub fn filter(&self) -> SnapshotFilter {
         SnapshotFilter {
-            host: self.host.clone(),
+            hosts: self.hosts.clone(),
             tags: self.tags.clone(),
             paths: self
                 .paths

@@ -1,4 +1,4 @@
-//! `cairn snapshot create|list|show|diff`.
+//! `cairn snapshot create|list|show|diff` (and the `tag` subcommand, in `tag.rs`).
 
 use std::path::PathBuf;
 
@@ -33,6 +33,9 @@ pub enum SnapshotCommand {
         #[command(flatten)]
         select: SelectArgs,
     },
+    /// Add, remove or replace the tags of snapshots. Each changed snapshot gets a new id
+    /// (printed as old -> new): snapshot ids name their content.
+    Tag(super::tag::TagArgs),
     /// Show what changed between two snapshots.
     Diff {
         /// Older snapshot (id, prefix or `latest`).
@@ -69,7 +72,7 @@ pub struct CreateArgs {
     /// Compare against this snapshot instead of the newest one with the same host and paths.
     #[arg(long, value_name = "SNAPSHOT")]
     parent: Option<String>,
-    /// Read every file, even those that look unchanged.
+    /// Read every file, even those that look unchanged; also accept a --time in the future.
     #[arg(long)]
     force: bool,
     /// Online base backup of a running PostgreSQL: connect with CONNINFO (e.g.
@@ -158,12 +161,8 @@ impl ExcludeArgs {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Only snapshots of this host.
-    #[arg(long)]
-    host: Option<String>,
-    /// Only snapshots with this tag.
-    #[arg(long)]
-    tag: Option<String>,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 /// A snapshot as JSON shows it.
@@ -200,6 +199,7 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
         SnapshotCommand::List(args) => list(ctx, args),
         SnapshotCommand::Show { snapshot, select } => show(ctx, &snapshot, &select),
         SnapshotCommand::Diff { a, b, select } => diff(ctx, &a, &b, &select),
+        SnapshotCommand::Tag(args) => super::tag::run(ctx, args),
     }
 }
 
@@ -350,11 +350,29 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
         force_read: args.force,
         postgres: args.postgres,
         append_only: args.append_only,
-        time_ns: args.time.as_deref().map(cairn::time::parse_timestamp).transpose()?,
+        time_ns: args.time.as_deref().map(|t| snapshot_time(t, args.force)).transpose()?,
         ..Default::default()
     };
     let progress = ctx.progress();
     ops::backup(&repo, &opts, progress.as_ref())
+}
+
+/// How far ahead of this machine's clock `--time` may be without `--force` (clock skew).
+const FUTURE_SLACK_NS: i64 = 60_000_000_000;
+
+/// Parses `--time`, refusing a time more than a minute ahead unless forced: the newest
+/// snapshot is `latest` and the parent of the next, so a mistyped year would stay there.
+fn snapshot_time(text: &str, force: bool) -> Result<i64> {
+    let t = cairn::time::parse_timestamp(text)?;
+    let now = cairn::time::now_ns();
+    if !force && t > now.saturating_add(FUTURE_SLACK_NS) {
+        return Err(cairn::error::Error::InvalidArgument(format!(
+            "--time {} is in the future (now {}): it would stay `latest`; pass --force if you mean it",
+            format_ns(t),
+            cairn::time::format_ns_secs(now)
+        )));
+    }
+    Ok(t)
 }
 
 /// `processed 12,431 files, 8.1 GiB in 0:42; added 131 MiB (52 MiB stored)`.
@@ -373,14 +391,13 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
     // Snapshot records (time, host, paths, tags) are sealed with keys it does not hold.
     let repo =
         ctx.open_reading(Access::Read, "list snapshots (their records are sealed; list them with a full key)")?;
+    let filter = args.select.filter();
     let mut rows = Vec::new();
     let mut damaged = false;
     for (id, snap) in repo.snapshots()? {
         match snap {
             Ok(s) => {
-                let host_ok = args.host.as_ref().is_none_or(|h| &s.host == h);
-                let tag_ok = args.tag.as_ref().is_none_or(|t| s.tags.contains(t));
-                if host_ok && tag_ok {
+                if filter.matches(&s) {
                     rows.push((id, s));
                 }
             }

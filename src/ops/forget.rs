@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
-use crate::repo::{wal_key, LockKind, Repository};
+use crate::repo::{wal_key, LockKind, Repository, SnapshotSpec};
 use crate::snapshot::Snapshot;
 
 /// Slack after a snapshot's end within which archived WAL still belongs to it.
@@ -142,6 +142,38 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         for key in &report.wal_forgotten {
             let (stream, name) = key.split_once('/').unwrap_or(("", key));
             repo.backend().delete(&repo.wal_object_key(stream, name))?;
+        }
+    }
+    Ok(report)
+}
+
+/// `forget ID...`: removes exactly the snapshots named (ids, unique prefixes or `latest`),
+/// nothing else and no WAL. Every name is resolved before anything is removed, so a typo or an
+/// ambiguous prefix removes nothing. A snapshot named twice is removed once.
+pub fn forget_ids(repo: &Repository, specs: &[SnapshotSpec], dry_run: bool) -> Result<ForgetReport> {
+    repo.require_read("forget snapshots (naming one means reading its record)")?;
+    let _lock = repo.lock(LockKind::Shared, "forget")?;
+    let mut chosen: Vec<(SnapshotId, Snapshot)> = Vec::new();
+    for spec in specs {
+        let (id, s) = repo.resolve_snapshot(spec)?;
+        if !chosen.iter().any(|(c, _)| *c == id) {
+            chosen.push((id, s));
+        }
+    }
+    chosen.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
+    let mut report = ForgetReport { dry_run, ..Default::default() };
+    for (id, s) in &chosen {
+        report.snapshots.push(Decision {
+            id: id.to_hex(),
+            time: crate::time::format_ns(s.time_ns),
+            host: s.host.clone(),
+            paths: s.paths_lossy(),
+            tags: s.tags.clone(),
+            keep: false,
+            reasons: Vec::new(),
+        });
+        if !dry_run {
+            repo.backend().delete(&crate::repo::snapshot_key(id))?;
         }
     }
     Ok(report)

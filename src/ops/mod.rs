@@ -8,6 +8,7 @@ pub mod forget;
 pub mod prune;
 pub mod restore;
 pub mod select;
+pub mod tag;
 pub mod wal;
 
 pub use backup::{
@@ -17,11 +18,12 @@ pub use backup::{
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
-pub use forget::{forget, Decision, ForgetOptions, ForgetReport, KeepPolicy};
+pub use forget::{forget, forget_ids, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{
     restore, restore_at, restore_atomic, AtomicReport, PitrOptions, PitrReport, RestoreOptions, RestoreReport,
 };
+pub use tag::{tag, Retagged, TagChange};
 
 /// An entry an operation could not handle, and why; operations report these instead of failing.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]

@@ -31,18 +31,19 @@ impl FromStr for SnapshotSpec {
     }
 }
 
-/// Which snapshots `latest` may pick: of this host, with all these tags, of exactly these
-/// paths. An empty filter matches every snapshot.
+/// Which snapshots `latest` may pick and a listing shows: of any of these hosts, with all
+/// these tags, of exactly these paths. An empty filter matches every snapshot.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotFilter {
-    pub host: Option<String>,
+    /// Any of these (none: every host).
+    pub hosts: Vec<String>,
     pub tags: Vec<String>,
     pub paths: Vec<Vec<u8>>,
 }
 
 impl SnapshotFilter {
     pub fn matches(&self, s: &Snapshot) -> bool {
-        self.host.as_ref().is_none_or(|h| &s.host == h)
+        (self.hosts.is_empty() || self.hosts.contains(&s.host))
             && self.tags.iter().all(|t| s.tags.contains(t))
             && (self.paths.is_empty() || {
                 let mut want = self.paths.clone();
@@ -55,13 +56,15 @@ impl SnapshotFilter {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.host.is_none() && self.tags.is_empty() && self.paths.is_empty()
+        self.hosts.is_empty() && self.tags.is_empty() && self.paths.is_empty()
     }
 
     /// `host vm, tag hourly, path /srv/queue`.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
-        parts.extend(self.host.iter().map(|h| format!("host {h}")));
+        if !self.hosts.is_empty() {
+            parts.push(format!("host {}", self.hosts.join(" or ")));
+        }
         parts.extend(self.tags.iter().map(|t| format!("tag {t}")));
         parts.extend(self.paths.iter().map(|p| format!("path {}", String::from_utf8_lossy(p))));
         parts.join(", ")

@@ -1,0 +1,284 @@
+//! Commands a restic or borg user looks for (issue 18): `forget ID`, `snapshot tag`,
+//! `snapshot list` filters, completions and the man page, each through the real binary.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::cli::{cairn, cairn_with, Ran};
+use common::write_file;
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+/// A repository and a small source tree in one temp dir.
+struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    fn new() -> Self {
+        let r = Repo { dir: tempfile::tempdir().unwrap() };
+        write_file(&r.src().join("f"), b"some data");
+        r.ok(&["init"]);
+        r
+    }
+    fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+    fn src(&self) -> PathBuf {
+        self.dir.path().join("src")
+    }
+    fn run(&self, args: &[&str]) -> Ran {
+        let r = cairn(&self.repo(), args, LIMIT);
+        assert!(!r.stderr.contains("panicked"), "{args:?}: {}", r.show());
+        r
+    }
+    fn ok(&self, args: &[&str]) -> Ran {
+        let r = self.run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.show());
+        r
+    }
+    /// `snapshot create` at `time` with extra arguments; returns the new id.
+    fn snapshot(&self, time: &str, extra: &[&str]) -> String {
+        let src = self.src();
+        let mut args = vec!["--json", "snapshot", "create", "--time", time];
+        args.extend_from_slice(extra);
+        args.push(src.to_str().unwrap());
+        let out: serde_json::Value = serde_json::from_str(&self.ok(&args).stdout()).unwrap();
+        out["id"].as_str().unwrap().to_string()
+    }
+    /// Ids of `snapshot list` with these extra arguments, oldest first.
+    fn ids(&self, extra: &[&str]) -> Vec<String> {
+        let mut args = vec!["--json", "snapshot", "list"];
+        args.extend_from_slice(extra);
+        let out: serde_json::Value = serde_json::from_str(&self.ok(&args).stdout()).unwrap();
+        out.as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    }
+    /// Three snapshots an hour apart, oldest first.
+    fn three(&self) -> Vec<String> {
+        ["2026-11-01 10:00", "2026-11-01 11:00", "2026-11-01 12:00"].iter().map(|t| self.snapshot(t, &[])).collect()
+    }
+}
+
+#[test]
+fn forget_by_id_removes_exactly_the_named_snapshots_and_says_which() {
+    let r = Repo::new();
+    let ids = r.three();
+    let ran = r.ok(&["forget", &ids[0][..10], "latest"]);
+    let out = ran.stdout();
+    assert!(out.contains(&format!("remove  {}", &ids[0][..8])), "{out}");
+    assert!(out.contains(&format!("remove  {}", &ids[2][..8])), "{out}");
+    assert!(out.contains("removed 2 snapshots"), "{out}");
+    assert_eq!(r.ids(&[]), vec![ids[1].clone()]);
+}
+
+#[test]
+fn forget_by_id_with_dry_run_removes_nothing() {
+    let r = Repo::new();
+    let ids = r.three();
+    let out = r.ok(&["forget", "--dry-run", &ids[1]]).stdout();
+    assert!(out.contains("would remove 1 snapshot") && out.contains(&ids[1][..8]), "{out}");
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn forget_by_id_with_prune_frees_the_data_only_that_snapshot_held() {
+    let r = Repo::new();
+    r.snapshot("2026-11-01 10:00", &[]);
+    write_file(&r.src().join("big"), &common::Rng::new(7).bytes(300_000));
+    let second = r.snapshot("2026-11-01 11:00", &[]);
+    let out = r.ok(&["forget", "--prune", &second]).stdout();
+    assert!(out.contains("removed 1 snapshot") && out.contains("marked the data of 1 snapshot"), "{out}");
+    let after_prune = r.ok(&["--json", "prune", "--dry-run"]).stdout();
+    let plan: serde_json::Value = serde_json::from_str(&after_prune).unwrap();
+    assert_eq!(plan["unused_bytes"], 0, "{after_prune}");
+    r.ok(&["repo", "check"]);
+}
+
+#[test]
+fn forget_by_id_removes_nothing_when_one_name_is_wrong() {
+    let r = Repo::new();
+    let ids = r.three();
+    let ran = r.run(&["forget", &ids[0], "ffffffffffff"]);
+    assert_eq!(ran.code, 1, "{}", ran.show());
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn forget_by_id_refuses_retention_rules_beside_it() {
+    let r = Repo::new();
+    let ids = r.three();
+    for extra in [&["--keep-last", "1"][..], &["--keep-within", "1d"], &["--host", "h"], &["--tag", "t"]] {
+        let mut args = vec!["forget", ids[0].as_str()];
+        args.extend_from_slice(extra);
+        let ran = r.run(&args);
+        assert_eq!(ran.code, 2, "{args:?}: {}", ran.show());
+        assert!(ran.stderr.contains("cannot be used with"), "{}", ran.show());
+    }
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn forget_by_id_with_a_write_only_key_exits_14() {
+    let r = Repo::new();
+    let ids = r.three();
+    let wo = [("CAIRN_NEW_PASSWORD", "wo password")];
+    let added = cairn_with(&r.repo(), &["key", "add", "--write-only"], &wo, LIMIT);
+    assert_eq!(added.code, 0, "{}", added.show());
+    let cache = r.dir.path().join("cache");
+    let env = [("CAIRN_PASSWORD", "wo password"), ("CAIRN_CACHE_DIR", cache.to_str().unwrap())];
+    let ran = cairn_with(&r.repo(), &["forget", &ids[0]], &env, LIMIT);
+    assert_eq!(ran.code, 14, "{}", ran.show());
+    assert!(ran.stderr.trim().starts_with("error: this is a write-only key: it cannot "), "{}", ran.show());
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn a_snapshot_time_in_the_future_is_refused_unless_forced() {
+    let r = Repo::new();
+    let src = r.src();
+    let ran = r.run(&["snapshot", "create", "--time", "2126-11-01 10:00", src.to_str().unwrap()]);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    let err = ran.stderr.trim();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("in the future") && err.contains("--force"), "{err}");
+    assert!(r.ids(&[]).is_empty());
+    // Within a minute of now is clock skew, not a typo.
+    let soon = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 20).to_string();
+    r.snapshot(&soon, &[]);
+    r.snapshot("2126-11-01 10:00", &["--force"]);
+    assert_eq!(r.ids(&[]).len(), 2);
+}
+
+/// `snapshot list --json` rows: (id, tags).
+fn tags_of(r: &Repo) -> Vec<(String, Vec<String>)> {
+    let out: serde_json::Value = serde_json::from_str(&r.ok(&["--json", "snapshot", "list"]).stdout()).unwrap();
+    out.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let tags = s["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect();
+            (s["id"].as_str().unwrap().to_string(), tags)
+        })
+        .collect()
+}
+
+#[test]
+fn snapshot_tag_adds_removes_and_sets_tags_under_a_new_id() {
+    let r = Repo::new();
+    let old = r.snapshot("2026-11-01 10:00", &["--tag", "hourly", "--tag", "keep"]);
+    let ran = r.ok(&["--json", "snapshot", "tag", &old[..8], "--add", "monthly", "--remove", "hourly"]);
+    let done: serde_json::Value = serde_json::from_str(&ran.stdout()).unwrap();
+    let new = done[0]["new"].as_str().unwrap().to_string();
+    assert_eq!(done[0]["old"], old.as_str());
+    assert_ne!(new, old);
+    assert_eq!(tags_of(&r), vec![(new.clone(), vec!["keep".to_string(), "monthly".to_string()])]);
+    // The new snapshot holds the same files.
+    assert!(r.ok(&["ls", &new]).stdout().contains("/f"));
+    // Text output names old -> new; --set replaces all; --set '' clears.
+    let out = r.ok(&["snapshot", "tag", "latest", "--set", "x", "--set", "y"]).stdout();
+    assert!(out.contains(&format!("{} -> ", &new[..8])) && out.contains("x,y"), "{out}");
+    r.ok(&["snapshot", "tag", "latest", "--set", ""]);
+    assert_eq!(tags_of(&r)[0].1, Vec::<String>::new());
+    // A change that changes nothing keeps the id.
+    let id = tags_of(&r)[0].0.clone();
+    let out = r.ok(&["snapshot", "tag", &id, "--remove", "absent"]).stdout();
+    assert!(out.contains("unchanged"), "{out}");
+    assert_eq!(tags_of(&r)[0].0, id);
+    r.ok(&["repo", "check"]);
+}
+
+#[test]
+fn snapshot_tag_changes_nothing_when_a_name_is_wrong_or_no_change_is_given() {
+    let r = Repo::new();
+    let ids = r.three();
+    let ran = r.run(&["snapshot", "tag", &ids[0], "ffffffffffff", "--add", "t"]);
+    assert_eq!(ran.code, 1, "{}", ran.show());
+    let ran = r.run(&["snapshot", "tag", &ids[0]]);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    let ran = r.run(&["snapshot", "tag", &ids[0], "--add", "a,b"]);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn snapshot_tag_with_a_write_only_key_exits_14() {
+    let r = Repo::new();
+    let ids = r.three();
+    let added = cairn_with(&r.repo(), &["key", "add", "--write-only"], &[("CAIRN_NEW_PASSWORD", "wo")], LIMIT);
+    assert_eq!(added.code, 0, "{}", added.show());
+    let cache = r.dir.path().join("cache");
+    let env = [("CAIRN_PASSWORD", "wo"), ("CAIRN_CACHE_DIR", cache.to_str().unwrap())];
+    let ran = cairn_with(&r.repo(), &["snapshot", "tag", &ids[0], "--add", "t"], &env, LIMIT);
+    assert_eq!(ran.code, 14, "{}", ran.show());
+    assert_eq!(r.ids(&[]), ids);
+}
+
+#[test]
+fn snapshot_list_filters_by_tag_host_and_path_repeatably() {
+    let r = Repo::new();
+    let other = r.dir.path().join("other");
+    write_file(&other.join("g"), b"other data");
+    let a = r.snapshot("2026-11-01 10:00", &["--host", "alpha", "--tag", "hourly", "--tag", "db"]);
+    let b = r.snapshot("2026-11-01 11:00", &["--host", "beta", "--tag", "hourly"]);
+    let c = r.snapshot("2026-11-01 12:00", &["--host", "gamma", "--tag", "db"]);
+    let out: serde_json::Value = serde_json::from_str(
+        &r.ok(&[
+            "--json",
+            "snapshot",
+            "create",
+            "--time",
+            "2026-11-01 13:00",
+            "--host",
+            "alpha",
+            other.to_str().unwrap(),
+        ])
+        .stdout(),
+    )
+    .unwrap();
+    let d = out["id"].as_str().unwrap().to_string();
+    assert_eq!(r.ids(&["--tag", "hourly"]), vec![a.clone(), b.clone()]);
+    // Every tag given must be present.
+    assert_eq!(r.ids(&["--tag", "hourly", "--tag", "db"]), vec![a.clone()]);
+    // Any of the hosts given.
+    assert_eq!(r.ids(&["--host", "alpha", "--host", "gamma"]), vec![a.clone(), c.clone(), d.clone()]);
+    assert_eq!(r.ids(&["--path", other.to_str().unwrap()]), vec![d.clone()]);
+    assert_eq!(r.ids(&["--host", "alpha", "--path", r.src().to_str().unwrap()]), vec![a.clone()]);
+    assert!(r.ids(&["--host", "nobody"]).is_empty());
+    // The text table filters too, and restic's name for it takes the same flags.
+    let text = r.ok(&["snapshots", "--tag", "db", "--host", "gamma"]).stdout();
+    assert!(text.contains(&c[..8]) && !text.contains(&a[..8]), "{text}");
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish_name_the_commands_and_their_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = dir.path().join("no-repo");
+    for (shell, marker) in [("bash", "complete -F _cairn"), ("zsh", "#compdef cairn"), ("fish", "complete -c cairn")] {
+        let ran = cairn(&none, &["completions", shell], LIMIT);
+        assert_eq!(ran.code, 0, "{shell}: {}", ran.show());
+        let script = ran.stdout();
+        assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(400)]);
+        for word in ["forget", "snapshot", "keep-last", "remove"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let ran = cairn(&none, &["completions", "tcsh"], LIMIT);
+    assert_eq!(ran.code, 2, "{}", ran.show());
+    assert!(!none.exists(), "generating completions touched the repository path");
+}
+
+#[test]
+fn man_writes_one_page_with_every_command_and_its_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = cairn(&dir.path().join("no-repo"), &["man"], LIMIT);
+    assert_eq!(ran.code, 0, "{}", ran.show());
+    let page = ran.stdout();
+    assert!(page.contains(".TH cairn 1"), "{}", &page[..page.len().min(400)]);
+    for section in ["cairn snapshot create", "cairn snapshot tag", "cairn forget", "cairn repo check", "cairn wal push"]
+    {
+        assert!(page.contains(&format!("\\fB{section}\\fR")), "the man page lacks {section}");
+    }
+    assert!(page.contains("keep\\-last") && page.contains("\\-\\-dry\\-run"), "options missing");
+}
