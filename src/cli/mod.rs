@@ -103,7 +103,7 @@ enum Command {
     Ls(browse::LsArgs),
     /// Restore a snapshot, or the state at a point in time (--at), into a directory.
     Restore(restore::RestoreArgs),
-    /// Remove snapshots (and WAL) by a retention policy.
+    /// Remove the snapshots named (forget ID...), or those a retention policy does not keep (and WAL).
     Forget(lifecycle::ForgetArgs),
     /// Delete data no snapshot or WAL record references.
     Prune(lifecycle::PruneArgs),
