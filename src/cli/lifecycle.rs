@@ -94,11 +94,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     };
     let repo = ctx.open_to_reclaim()?;
     let report = ops::forget(&repo, &opts)?;
-    let prune = if args.prune && !args.dry_run {
-        Some(ops::prune(&repo, &PruneOptions::default(), ctx.progress().as_ref())?)
-    } else {
-        None
-    };
+    let prune = prune_after(ctx, &repo, args.prune && !args.dry_run)?;
     if ctx.json {
         json(&serde_json::json!({ "forget": report, "prune": prune }))?;
         return Ok(exit::OK);
@@ -128,16 +124,20 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     Ok(exit::OK)
 }
 
+/// `--prune` after a forget: a prune report, or `None` when not asked (or a dry run).
+fn prune_after(ctx: &Context, repo: &cairn::Repository, asked: bool) -> Result<Option<ops::PrunePlan>> {
+    match asked {
+        true => Ok(Some(ops::prune(repo, &PruneOptions::default(), ctx.progress().as_ref())?)),
+        false => Ok(None),
+    }
+}
+
 /// `forget ID...`: the named snapshots go, nothing else.
 fn forget_ids(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     let specs = args.snapshots.iter().map(|s| s.parse::<SnapshotSpec>()).collect::<Result<Vec<_>>>()?;
     let repo = ctx.open_to_reclaim()?;
     let report = ops::forget_ids(&repo, &specs, args.dry_run)?;
-    let prune = if args.prune && !args.dry_run {
-        Some(ops::prune(&repo, &PruneOptions::default(), ctx.progress().as_ref())?)
-    } else {
-        None
-    };
+    let prune = prune_after(ctx, &repo, args.prune && !args.dry_run)?;
     if ctx.json {
         json(&serde_json::json!({ "forget": report, "prune": prune }))?;
         return Ok(exit::OK);

@@ -70,6 +70,21 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+impl Decision {
+    /// The decision on snapshot `id`: kept by `reasons`, forgotten when there are none.
+    fn new(id: &SnapshotId, s: &Snapshot, reasons: Vec<String>) -> Self {
+        Decision {
+            id: id.to_hex(),
+            time: crate::time::format_ns(s.time_ns),
+            host: s.host.clone(),
+            paths: s.paths_lossy(),
+            tags: s.tags.clone(),
+            keep: !reasons.is_empty(),
+            reasons,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Default)]
 pub struct ForgetReport {
     pub snapshots: Vec<Decision>,
@@ -123,15 +138,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         plan_wal(repo, &snaps, &mut reasons, now - window, &mut report)?;
     }
     for ((id, s), why) in snaps.iter().zip(reasons) {
-        report.snapshots.push(Decision {
-            id: id.to_hex(),
-            time: crate::time::format_ns(s.time_ns),
-            host: s.host.clone(),
-            paths: s.paths_lossy(),
-            tags: s.tags.clone(),
-            keep: !why.is_empty(),
-            reasons: why,
-        });
+        report.snapshots.push(Decision::new(id, s, why));
     }
     report.snapshots.reverse(); // oldest first
     if !opts.dry_run {
@@ -163,15 +170,7 @@ pub fn forget_ids(repo: &Repository, specs: &[SnapshotSpec], dry_run: bool) -> R
     chosen.sort_by(|a, b| a.1.time_ns.cmp(&b.1.time_ns).then(a.0.cmp(&b.0)));
     let mut report = ForgetReport { dry_run, ..Default::default() };
     for (id, s) in &chosen {
-        report.snapshots.push(Decision {
-            id: id.to_hex(),
-            time: crate::time::format_ns(s.time_ns),
-            host: s.host.clone(),
-            paths: s.paths_lossy(),
-            tags: s.tags.clone(),
-            keep: false,
-            reasons: Vec::new(),
-        });
+        report.snapshots.push(Decision::new(id, s, Vec::new()));
         if !dry_run {
             repo.backend().delete(&crate::repo::snapshot_key(id))?;
         }

@@ -56,16 +56,8 @@ pub fn cairn_with(repo: &Path, args: &[&str], envs: &[(&str, &str)], limit: Dura
         .stderr(err.reopen().unwrap())
         .spawn()
         .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("cairn {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = super::process::wait_within(&mut child, limit) else {
+        panic!("cairn {args:?} did not finish within {limit:?}");
     };
     use std::os::unix::process::ExitStatusExt;
     let code = status.code().unwrap_or_else(|| -status.signal().unwrap_or(0));
