@@ -1,8 +1,12 @@
-//! Content-defined chunking with FastCDC (v2020).
+//! Chunking: content-defined with FastCDC (v2020), or aligned to fixed offsets for paged files.
 //!
-//! Cut points depend only on the bytes since the previous cut, so chunking may restart at any
-//! earlier cut point and find the same boundaries: the basis of append-aware backups. The
-//! parameters are fixed per repository at `init`; changing them would break deduplication.
+//! Content-defined cut points depend only on the bytes since the previous cut, so chunking may
+//! restart at any earlier cut point and find the same boundaries: the basis of append-aware
+//! backups. The parameters are fixed per repository at `init`; changing them would break
+//! deduplication. Aligned cuts ([`Cuts::Aligned`]) are for files made of fixed-size pages that
+//! are rewritten in place and never shift (database relation files): there a rewritten page
+//! changes exactly one chunk, where content-defined cuts around it may move and change two or
+//! three (`docs/chunk-size.md`, "Paged files").
 
 use std::io;
 
@@ -15,6 +19,19 @@ use crate::io::FileData;
 /// The largest `max_bytes` accepted: a quarter of the smallest read window, so that a window
 /// always holds several whole chunks.
 pub const MAX_CHUNK_BYTES: usize = crate::io::MAX_WINDOW_BYTES / 4;
+
+/// Where a file's chunk boundaries fall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cuts {
+    /// FastCDC: boundaries follow the content, so inserted bytes move only nearby cuts.
+    ContentDefined,
+    /// At every multiple of this many bytes of file offset (see [`ChunkerParams::page_block`]).
+    Aligned(u32),
+}
+
+/// The page size every aligned block is a multiple of: PostgreSQL's default page, and a
+/// multiple of SQLite's, LMDB's and redb's 4 KiB pages.
+pub const PAGE_BYTES: u32 = 8 << 10;
 
 /// Chunk size bounds, stored in the repository config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +81,12 @@ impl ChunkerParams {
             .clamp(crate::io::MIN_WINDOW_BYTES, crate::io::MAX_WINDOW_BYTES)
     }
 
+    /// The block size of aligned cuts: the average chunk size rounded down to whole
+    /// [`PAGE_BYTES`] pages (32 KiB by default), so paged files keep the repository's chunk count.
+    pub fn page_block(&self) -> u32 {
+        (self.avg_bytes / PAGE_BYTES).max(1) * PAGE_BYTES
+    }
+
     /// Splits an in-memory buffer; returns `(offset, len)` pairs.
     pub fn cut_all(&self, data: &[u8]) -> Vec<(usize, usize)> {
         self.fastcdc(data).map(|c| (c.offset, c.length)).collect()
@@ -102,13 +125,14 @@ pub struct Piece<'a> {
 /// cores busy only 70% of the time.
 pub fn chunk_file<E: From<io::Error> + Send>(
     params: &ChunkerParams,
+    cuts: Cuts,
     file: &mut FileData,
     start: u64,
     overlap: bool,
     mut sink: impl FnMut(&[Piece<'_>]) -> Result<(), E> + Send,
 ) -> Result<u64, E> {
     let mut pos = start;
-    let mut next = cut_window(params, file, pos)?;
+    let mut next = cut_window(params, cuts, file, pos)?;
     while let Some(current) = next {
         let after = pos + current.consumed as u64;
         let feed = |sink: &mut dyn FnMut(&[Piece<'_>]) -> Result<(), E>| -> Result<(), E> {
@@ -133,14 +157,14 @@ pub fn chunk_file<E: From<io::Error> + Send>(
             // pool to take it. (Handing the feed to a second, per-core pool instead made the
             // waiting thread take whole directories of other work meanwhile, and 100 000 files
             // overflowed its stack.)
-            let (cut, fed) = rayon::join(|| cut_window(params, file, after), || feed(&mut sink));
+            let (cut, fed) = rayon::join(|| cut_window(params, cuts, file, after), || feed(&mut sink));
             fed?;
             file.recycle(current.window);
             next = cut?;
         } else {
             feed(&mut sink)?;
             file.recycle(current.window);
-            next = cut_window(params, file, after)?;
+            next = cut_window(params, cuts, file, after)?;
         }
         pos = after;
     }
@@ -160,7 +184,7 @@ struct CutWindow {
 
 /// Reads the window at `pos` (a cut point) and cuts it; `None` at the end of the file, or when
 /// it shrank to end before `pos`.
-fn cut_window(params: &ChunkerParams, file: &mut FileData, pos: u64) -> io::Result<Option<CutWindow>> {
+fn cut_window(params: &ChunkerParams, cuts: Cuts, file: &mut FileData, pos: u64) -> io::Result<Option<CutWindow>> {
     let len = file.len();
     if pos >= len {
         return Ok(None);
@@ -173,22 +197,48 @@ fn cut_window(params: &ChunkerParams, file: &mut FileData, pos: u64) -> io::Resu
     // A short positional read means the file shrank: what we got is all there is.
     let shrank = !file.is_mapped() && (window.len() as u64) < expected;
     let last = shrank || pos + window.len() as u64 >= len;
-    let mut cuts = Vec::with_capacity(BATCH_PIECES);
-    let mut consumed = 0usize;
-    for c in params.fastcdc(&window) {
-        // A chunk cut only because the window ended is not a real boundary: re-read it at the
-        // start of the next window.
-        if c.offset + c.length == window.len() && !last && c.length < params.max_bytes as usize {
-            break;
-        }
-        cuts.push((c.offset, c.length));
-        consumed = c.offset + c.length;
-    }
+    let cuts = match cuts {
+        Cuts::ContentDefined => content_cuts(params, &window, last),
+        Cuts::Aligned(block) => aligned_cuts(block, pos, window.len(), last),
+    };
+    let consumed = cuts.last().map_or(0, |&(offset, len)| offset + len);
     if consumed == 0 {
         // Cannot happen with windows larger than max_bytes; guard against a stall anyway.
         return Err(io::Error::other("chunker made no progress"));
     }
     Ok(Some(CutWindow { window, cuts, consumed, last }))
+}
+
+/// FastCDC's cuts of a window. A chunk cut only because the window ended is not a real
+/// boundary: it is left out, to be re-read at the start of the next window.
+fn content_cuts(params: &ChunkerParams, window: &[u8], last: bool) -> Vec<(usize, usize)> {
+    let mut cuts = Vec::with_capacity(BATCH_PIECES);
+    for c in params.fastcdc(window) {
+        if c.offset + c.length == window.len() && !last && c.length < params.max_bytes as usize {
+            break;
+        }
+        cuts.push((c.offset, c.length));
+    }
+    cuts
+}
+
+/// Cuts at every multiple of `block` bytes of file offset, for a window of `len` bytes at file
+/// offset `pos`. A piece ending with the window short of a block boundary is left out unless
+/// the file ends there.
+fn aligned_cuts(block: u32, pos: u64, len: usize, last: bool) -> Vec<(usize, usize)> {
+    let block = u64::from(block.max(1));
+    let mut cuts = Vec::with_capacity(BATCH_PIECES);
+    let mut at = 0u64;
+    while at < len as u64 {
+        let boundary = (pos + at) / block * block + block;
+        let end = (boundary - pos).min(len as u64);
+        if end == len as u64 && !last && (pos + end) % block != 0 {
+            break;
+        }
+        cuts.push((at as usize, (end - at) as usize));
+        at = end;
+    }
+    cuts
 }
 
 #[cfg(test)]
@@ -201,6 +251,7 @@ mod tests {
     /// Cuts of `data` as `chunk_file` finds them, reading a file window by window.
     fn windowed_cuts(
         params: &ChunkerParams,
+        cuts_by: Cuts,
         data: &[u8],
         strategy: ReadStrategy,
         overlap: bool,
@@ -210,7 +261,7 @@ mod tests {
         let old = std::time::SystemTime::UNIX_EPOCH; // "quiet": mapped under Auto
         let mut data = FileData::new(file, data.len() as u64, old, strategy, params.window_bytes()).unwrap();
         let mut cuts = Vec::new();
-        let read = chunk_file(params, &mut data, 0, overlap, |pieces: &[Piece<'_>]| {
+        let read = chunk_file(params, cuts_by, &mut data, 0, overlap, |pieces: &[Piece<'_>]| {
             cuts.extend(pieces.iter().map(|p| (p.offset as usize, p.data.len())));
             Ok::<(), io::Error>(())
         })
@@ -245,8 +296,25 @@ mod tests {
                 }
             }
             let strategy = if copy { ReadStrategy::Copy } else { ReadStrategy::Auto };
-            prop_assert_eq!(windowed_cuts(&params, &data, strategy, overlap), params.cut_all(&data));
+            prop_assert_eq!(windowed_cuts(&params, Cuts::ContentDefined, &data, strategy, overlap), params.cut_all(&data));
+            // Aligned cuts: every block whole, at multiples of the block, the last one short.
+            let block = params.page_block();
+            let want: Vec<(usize, usize)> =
+                (0..data.len()).step_by(block as usize).map(|o| (o, (data.len() - o).min(block as usize))).collect();
+            prop_assert_eq!(windowed_cuts(&params, Cuts::Aligned(block), &data, strategy, overlap), want);
         }
+    }
+
+    /// From an unaligned offset (a sparse file's data range), the first piece runs to the next
+    /// block boundary; a window ending short of a boundary defers the piece unless it is last.
+    #[test]
+    fn aligned_cuts_follow_file_offsets() {
+        assert_eq!(aligned_cuts(8, 5, 20, true), vec![(0, 3), (3, 8), (11, 8), (19, 1)]);
+        assert_eq!(aligned_cuts(8, 5, 20, false), vec![(0, 3), (3, 8), (11, 8)]);
+        assert_eq!(aligned_cuts(8, 0, 16, false), vec![(0, 8), (8, 8)]);
+        assert_eq!(ChunkerParams::default().page_block(), 32 << 10);
+        let small = ChunkerParams { min_bytes: 1024, avg_bytes: 4096, max_bytes: 16384, seed: 0 };
+        assert_eq!(small.page_block(), PAGE_BYTES);
     }
 
     /// 1 MiB of a fixed xorshift stream: the input of the golden cut points.

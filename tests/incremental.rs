@@ -113,6 +113,59 @@ fn pages_rewritten_in_place_cost_about_their_chunks() {
     assert!(growth < FILE_BYTES as u64 / 20, "grew {growth}: most of the file was stored again");
 }
 
+/// A page store's file (a PostgreSQL relation in a data directory, or one named by `--paged`)
+/// is cut into aligned 32 KiB blocks: rewriting pages adds exactly the blocks holding them,
+/// where content-defined cuts may also change a neighbour (the test above).
+#[test]
+fn paged_files_cost_exactly_the_blocks_of_their_rewritten_pages() {
+    const FILE_BYTES: usize = 64 << 20;
+    const PAGE: u64 = 8192;
+    let block = u64::from(ChunkerParams::default().page_block());
+    let repo = TestRepo::new(IndexKind::Persistent);
+    let data = repo.dir.path().join("pgdata");
+    let mut rng = Rng::new(12);
+    common::write_file(&data.join("PG_VERSION"), b"16\n");
+    common::write_file(&data.join("base/5/16384"), &rng.bytes(FILE_BYTES));
+    common::write_file(&data.join("app/state.redb"), &rng.bytes(FILE_BYTES / 4));
+    let snapshot = |r: &cairn::Repository| {
+        let opts =
+            cairn::ops::BackupOptions { paths: vec![data.clone()], paged: vec!["*.redb".into()], ..Default::default() };
+        cairn::ops::backup(r, &opts, &cairn::progress::NoProgress).unwrap()
+    };
+    let first = snapshot(&repo.open(cairn::Access::Write));
+    assert_eq!(first.paged_files, 2, "the relation file and the --paged one");
+    let mut blocks = std::collections::BTreeSet::new();
+    for (name, bytes) in [("base/5/16384", FILE_BYTES), ("app/state.redb", FILE_BYTES / 4)] {
+        let f = OpenOptions::new().write(true).open(data.join(name)).unwrap();
+        for _ in 0..40 {
+            let at = rng.below(bytes as u64 / PAGE) * PAGE;
+            f.write_all_at(&rng.bytes(PAGE as usize), at).unwrap();
+            blocks.insert((name, at / block));
+        }
+    }
+    let second = snapshot(&repo.open(cairn::Access::Write));
+    let r = repo.open(cairn::Access::Read);
+    let mut changed = std::collections::BTreeSet::new();
+    for name in ["base/5/16384", "app/state.redb"] {
+        let path = fs::canonicalize(data.join(name)).unwrap();
+        let chunks = |snap: &cairn::snapshot::Snapshot| {
+            let node = cairn::ops::select::find_node(&r, snap, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
+            r.file_chunks(&node).unwrap()
+        };
+        let (before, after) = (chunks(&first.snapshot), chunks(&second.snapshot));
+        assert!(after.iter().all(|c| u64::from(c.len) == block), "{name}: every chunk one whole block");
+        assert_eq!(before.len(), after.len());
+        changed.extend(
+            before.iter().zip(&after).enumerate().filter(|(_, (a, b))| a.id != b.id).map(|(i, _)| (name, i as u64)),
+        );
+    }
+    assert_eq!(changed, blocks, "exactly the blocks holding a rewritten page changed");
+    assert!(second.snapshot.summary.bytes_added < (blocks.len() as u64 + 8) * block, "{:?}", second.snapshot.summary);
+    let target = repo.dir.path().join("restored");
+    repo.restore_latest(&target);
+    common::assert_same_tree(&data, &target);
+}
+
 #[test]
 fn unchanged_tree_adds_nothing_and_reads_nothing() {
     let repo = TestRepo::new(IndexKind::Persistent);

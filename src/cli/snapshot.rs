@@ -88,6 +88,12 @@ pub struct CreateArgs {
     /// so a change further back in a file that also grew would be missed.
     #[arg(long, value_name = "PATTERN")]
     append_only: Vec<String>,
+    /// Treat matching files (patterns as for --append-only) as arrays of pages rewritten in
+    /// place, such as SQLite, LMDB or redb databases: cut them into aligned 32 KiB blocks, so
+    /// that a rewritten page costs one chunk (repeatable). PostgreSQL relation files in a data
+    /// directory are recognised without this.
+    #[arg(long, value_name = "PATTERN")]
+    paged: Vec<String>,
     /// Record this time as the snapshot's instead of now (e.g. when importing old backups).
     /// RFC 3339 (`2026-12-03T10:00:00Z`, `2026-12-03T11:00:00+01:00`), "YYYY-MM-DD HH:MM[:SS]"
     /// (UTC) or Unix seconds (`1764756000`).
@@ -210,6 +216,10 @@ struct CreateOutput {
     skipped: Vec<Skipped>,
     changed_while_reading: Vec<String>,
     hooks: Vec<HookRun>,
+    /// Append-only files read from their last chunk on.
+    appended_files: u64,
+    /// Files cut into aligned blocks of pages.
+    paged_files: u64,
     special_files: u64,
     metadata_not_stored: u64,
     excluded: u64,
@@ -286,6 +296,8 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
             snapshot: view(&report.id, &report.snapshot),
             skipped: report.skipped.clone(),
             changed_while_reading: report.changed_while_reading.clone(),
+            appended_files: report.appended_files,
+            paged_files: report.paged_files,
             special_files: report.special_files,
             metadata_not_stored: report.metadata_not_stored,
             excluded: report.excluded,
@@ -350,6 +362,7 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
         force_read: args.force,
         postgres: args.postgres,
         append_only: args.append_only,
+        paged: args.paged,
         time_ns: args.time.as_deref().map(|t| snapshot_time(t, args.force)).transpose()?,
         ..Default::default()
     };

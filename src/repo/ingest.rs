@@ -7,7 +7,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::chunker::{chunk_file, Piece};
+use crate::chunker::{chunk_file, Cuts, Piece};
 use crate::error::Error;
 use crate::fs::FileMeta;
 use crate::id::ChunkId;
@@ -53,18 +53,20 @@ impl WriteSession<'_> {
         chunks: FileList,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<StoredFile, FileFailure> {
-        self.store_opened(File::open(path)?, strategy, chunks, false, on_bytes)
+        self.store_opened(File::open(path)?, strategy, chunks, false, Cuts::ContentDefined, on_bytes)
     }
 
     /// Stores the data of an open file. With `sparse`, holes of at least [`MIN_HOLE_BYTES`]
     /// (found with `SEEK_DATA`/`SEEK_HOLE`, only in a file with fewer bytes allocated than its
-    /// size) become zero-run refs that store nothing; `bytes` then counts them too.
+    /// size) become zero-run refs that store nothing; `bytes` then counts them too. `cuts` says
+    /// where chunks end (content-defined, or aligned for a paged file).
     pub fn store_opened(
         &self,
         file: File,
         strategy: ReadStrategy,
         mut chunks: FileList,
         sparse: bool,
+        cuts: Cuts,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<StoredFile, FileFailure> {
         let meta = FileMeta::from_metadata(&file.metadata()?);
@@ -75,10 +77,10 @@ impl WriteSession<'_> {
         if ranges == [(0, meta.size)] {
             let window = self.repo().config().chunker.window_bytes();
             let mut data = FileData::new(file, meta.size, meta.last_change(), strategy, window)?;
-            let bytes = self.store_from(&mut data, 0, &mut chunks, on_bytes)?;
+            let bytes = self.store_from(&mut data, 0, cuts, &mut chunks, on_bytes)?;
             return Ok(StoredFile { meta, chunks, bytes });
         }
-        let bytes = self.store_ranges(&file, &meta, &ranges, strategy, &mut chunks, on_bytes)?;
+        let bytes = self.store_ranges(&file, &meta, &ranges, (strategy, cuts), &mut chunks, on_bytes)?;
         Ok(StoredFile { meta, chunks, bytes })
     }
 
@@ -89,7 +91,7 @@ impl WriteSession<'_> {
         file: &File,
         meta: &FileMeta,
         ranges: &[(u64, u64)],
-        strategy: ReadStrategy,
+        (strategy, cuts): (ReadStrategy, Cuts),
         chunks: &mut FileList,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FileFailure> {
@@ -98,7 +100,7 @@ impl WriteSession<'_> {
         for &(start, end) in ranges {
             self.extend_list(chunks, zero_runs(start.saturating_sub(pos))).map_err(FileFailure::Repo)?;
             let mut data = FileData::new(file.try_clone()?, end, meta.last_change(), strategy, window)?;
-            let read = self.store_from(&mut data, start, chunks, on_bytes)?;
+            let read = self.store_from(&mut data, start, cuts, chunks, on_bytes)?;
             pos = start + read;
             if read < end - start {
                 return Ok(pos); // shrank underneath: stored as read
@@ -114,11 +116,12 @@ impl WriteSession<'_> {
         &self,
         data: &mut FileData,
         start: u64,
+        cuts: Cuts,
         chunks: &mut FileList,
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FileFailure> {
         let permit = if data.len() - start > data.window_len() { self.overlap_permit() } else { None };
-        chunk_file(&self.repo().config().chunker, data, start, permit.is_some(), |pieces: &[Piece<'_>]| {
+        chunk_file(&self.repo().config().chunker, cuts, data, start, permit.is_some(), |pieces: &[Piece<'_>]| {
             let items: Vec<(ChunkId, &[u8])> =
                 pieces.par_iter().map(|p| (self.repo().sealer.id_of(p.data), p.data)).collect();
             self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
@@ -130,7 +133,7 @@ impl WriteSession<'_> {
 
     /// Stores a file that grew since it was stored as `prev` (`prev_size` bytes): proves the
     /// old tail is unchanged by re-hashing `prev`'s last chunk from the file, then chunks only
-    /// from that chunk's start onward (a FastCDC cut point, so the cuts match a full read).
+    /// from that chunk's start onward (a cut point, so the cuts match a full read with `cuts`).
     /// `None` when the proof fails or the file did not grow: the caller reads it whole. The
     /// refs go to a pieced list (the unchanged pieces are found already stored).
     pub fn store_appended(
@@ -138,7 +141,7 @@ impl WriteSession<'_> {
         file: &File,
         prev: &[ChunkRef],
         prev_size: u64,
-        strategy: ReadStrategy,
+        (strategy, cuts): (ReadStrategy, Cuts),
         on_bytes: &(dyn Fn(u64) + Sync),
     ) -> Result<Option<StoredFile>, FileFailure> {
         let Some((last, kept)) = prev.split_last() else { return Ok(None) };
@@ -163,7 +166,7 @@ impl WriteSession<'_> {
         }
         let mut chunks = FileList::pieced();
         self.extend_list(&mut chunks, kept.iter().copied()).map_err(FileFailure::Repo)?;
-        let read = self.store_from(&mut data, start, &mut chunks, on_bytes)?;
+        let read = self.store_from(&mut data, start, cuts, &mut chunks, on_bytes)?;
         Ok(Some(StoredFile { meta, chunks, bytes: start + read }))
     }
 }
@@ -199,7 +202,7 @@ pub fn hash_file(repo: &Repository, path: &Path) -> io::Result<(FileMeta, Vec<Ch
     let meta = FileMeta::from_metadata(&file.metadata()?);
     let mut data = FileData::new(file, meta.size, meta.last_change(), ReadStrategy::Copy, params.window_bytes())?;
     let mut chunks = Vec::new();
-    chunk_file(params, &mut data, 0, true, |pieces: &[Piece<'_>]| {
+    chunk_file(params, Cuts::ContentDefined, &mut data, 0, true, |pieces: &[Piece<'_>]| {
         chunks.extend(
             pieces
                 .par_iter()

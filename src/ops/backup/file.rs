@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 
 use super::walk::{Archiver, Found};
+use crate::chunker::Cuts;
 use crate::error::Result;
 use crate::fs::FileMeta;
 use crate::id::ChunkId;
@@ -87,10 +88,7 @@ impl Archiver<'_> {
 
     /// A file declared append-only that grew in place since the parent snapshot.
     fn appendable(&self, path: &Path, prev: &Node, now: &FileMeta) -> bool {
-        let declared = self.append.as_ref().is_some_and(|a| {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            a.matches(path.to_string_lossy().trim_start_matches('/'), &name)
-        });
+        let declared = self.append.as_ref().is_some_and(|a| super::paged::matches(a, path));
         declared && prev.is_file() && prev.inode == now.inode && now.size > prev.size && prev.size > 0
     }
 
@@ -108,17 +106,23 @@ impl Archiver<'_> {
             self.progress.add_bytes(n);
         };
         let strategy = self.opts.read_strategy;
+        let cuts = self.paged.cuts_for(path);
+        if cuts != Cuts::ContentDefined {
+            self.counters.paged.fetch_add(1, Ordering::Relaxed);
+        }
         let mut stored = None;
         if let Some(prev) = grown_from {
             let prev_chunks = self.repo.file_chunks(prev).map_err(FileFailure::Repo)?;
-            stored = self.session.store_appended(&file, &prev_chunks, prev.size, strategy, &on_bytes)?;
+            stored = self.session.store_appended(&file, &prev_chunks, prev.size, (strategy, cuts), &on_bytes)?;
             if stored.is_some() {
                 self.counters.appended.fetch_add(1, Ordering::Relaxed);
             }
         }
         let stored = match stored {
             Some(s) => s,
-            None => self.session.store_opened(file, strategy, FileList::pieced(), self.full_metadata, &on_bytes)?,
+            None => {
+                self.session.store_opened(file, strategy, FileList::pieced(), self.full_metadata, cuts, &on_bytes)?
+            }
         };
         self.counters.files_read.fetch_add(1, Ordering::Relaxed);
         if self.opts.record_reads {

@@ -14,6 +14,7 @@ mod dry;
 mod exclude;
 mod file;
 mod files_from;
+mod paged;
 mod walk;
 
 pub use dry::{dry_run, DryRunReport};
@@ -59,6 +60,10 @@ pub struct BackupOptions {
     /// appended to: when one grew since the parent, only its new part is read, after its last
     /// stored chunk is re-hashed to prove the old content is unchanged. See `docs/design.md`.
     pub append_only: Vec<String>,
+    /// Files (patterns as for `append_only`) made of fixed-size pages rewritten in place, such
+    /// as SQLite or redb databases: cut into aligned blocks of whole pages rather than by
+    /// content. PostgreSQL relation files are recognised without a pattern (`paged.rs`).
+    pub paged: Vec<String>,
     /// Record this time instead of now (importing old backups; tests).
     pub time_ns: Option<i64>,
     /// Take an online base backup of the PostgreSQL cluster at this connection string: the
@@ -117,6 +122,8 @@ pub struct BackupReport {
     pub read_paths: Vec<String>,
     /// Files read only from their last chunk on, as append-only files that grew.
     pub appended_files: u64,
+    /// Files read and cut into aligned blocks of pages (PostgreSQL relation files, `paged`).
+    pub paged_files: u64,
     /// FIFOs, sockets and device nodes stored (not counted in the snapshot's summary, whose
     /// record predates them).
     pub special_files: u64,
@@ -204,8 +211,9 @@ pub fn backup_with(
     let session = WriteSession::new(repo);
     let append = match opts.append_only.is_empty() {
         true => None,
-        false => Some(crate::ops::select::Includes::new(&opts.append_only)?),
+        false => Some(crate::ops::select::Includes::for_origin(&opts.append_only, b"/", "--append-only")?),
     };
+    let paged = paged::PagedFiles::new(&opts.paged, &repo.config().chunker)?;
     let filter = exclude::Filter::new(&opts.excludes, &paths)?;
     let archiver = Archiver {
         filter,
@@ -214,6 +222,7 @@ pub fn backup_with(
         opts,
         late,
         append,
+        paged,
         progress,
         counters: Counters::default(),
         log: Log::default(),
@@ -267,6 +276,7 @@ pub fn backup_with(
         changed_while_reading: log.changed,
         read_paths,
         appended_files: archiver_appended,
+        paged_files: c.paged.load(Ordering::Relaxed),
         special_files,
         metadata_not_stored,
         excluded,
@@ -305,6 +315,8 @@ struct Counters {
     bytes_read: AtomicU64,
     /// Files read only from their last chunk on (append-only and grown).
     appended: AtomicU64,
+    /// Files read with aligned cuts.
+    paged: AtomicU64,
     specials: AtomicU64,
     /// See [`BackupReport::metadata_not_stored`].
     metadata_dropped: AtomicU64,

@@ -36,6 +36,8 @@ pub(super) struct Archiver<'a> {
     pub late: Option<&'a LateFiles<'a>>,
     /// `append_only` patterns, if any.
     pub append: Option<crate::ops::select::Includes>,
+    /// Which files are cut at page boundaries.
+    pub paged: super::paged::PagedFiles,
     pub progress: &'a dyn Progress,
     pub counters: Counters,
     pub log: Log,
