@@ -1,6 +1,7 @@
 //! Delta restore against a full restore into an empty directory, through the real binary:
 //!
 //! * (db) a 1 GiB database file of 8 KiB pages, 2% of the pages rewritten since the snapshot;
+//! * (pg) the same file in a PostgreSQL data directory, so cut into aligned 32 KiB blocks;
 //! * (segments) a data dir of 24 segments of 32 MiB where the newest one grew by 8 MiB.
 //!
 //! Each round, interleaved: a full restore into an empty directory; then the target is put
@@ -10,7 +11,7 @@
 //! cache is dropped before every timed step when running as root (cold, as at 3 a.m.). The
 //! repository is encrypted (the default), with the tests' password.
 //!
-//!     cargo bench --bench delta_restore     # ~4 GB under $CAIRN_BENCH_DIR or /var/tmp
+//!     cargo bench --bench delta_restore     # ~6 GB under $CAIRN_BENCH_DIR or /var/tmp
 //!
 //! Results are recorded in `docs/performance.md` ("Delta restore").
 
@@ -70,6 +71,10 @@ fn main() {
         pages.extend_from_slice(&rng.events(PAGE as usize));
     }
     common::write_file(&db.join("base/16384/2619"), &pages);
+    // The same file in a PostgreSQL data directory: cut into aligned 32 KiB blocks.
+    let pg = dir.path().join("pgdata");
+    common::write_file(&pg.join("base/16384/2619"), &pages);
+    common::write_file(&pg.join("PG_VERSION"), b"16\n");
     drop(pages);
     let rewritten: Vec<u64> = (0..DB_BYTES / PAGE / 50).map(|_| rng.below(DB_BYTES / PAGE)).collect();
     let new_page = rng.events(PAGE as usize);
@@ -80,17 +85,26 @@ fn main() {
     }
     let growth = rng.events(8 << 20);
 
+    let rewrite = move |t: &Path| {
+        let f = fs::OpenOptions::new().write(true).open(t.join("base/16384/2619")).unwrap();
+        for p in &rewritten {
+            f.write_all_at(&new_page, p * PAGE).unwrap();
+        }
+    };
+    let rewrite = std::rc::Rc::new(rewrite);
+    let pg_rewrite = rewrite.clone();
     let cases = vec![
         Case {
-            name: "db: 1 GiB file, 2% of 8 KiB pages rewritten",
+            name: "db: 1 GiB file, 2% of 8 KiB pages rewritten (content-defined cuts)",
             src: db,
             bytes: DB_BYTES,
-            age: Box::new(move |t: &Path| {
-                let f = fs::OpenOptions::new().write(true).open(t.join("base/16384/2619")).unwrap();
-                for p in &rewritten {
-                    f.write_all_at(&new_page, p * PAGE).unwrap();
-                }
-            }),
+            age: Box::new(move |t: &Path| rewrite(t)),
+        },
+        Case {
+            name: "pg: the same file in a PostgreSQL data dir (aligned 32 KiB blocks)",
+            src: pg,
+            bytes: DB_BYTES + 3,
+            age: Box::new(move |t: &Path| pg_rewrite(t)),
         },
         Case {
             name: "segments: 24 x 32 MiB, the newest grew by 8 MiB",

@@ -282,3 +282,89 @@ fn man_writes_one_page_with_every_command_and_its_options() {
     }
     assert!(page.contains("keep\\-last") && page.contains("\\-\\-dry\\-run"), "options missing");
 }
+
+/// `cairn dump` writes exactly a file's bytes (a multi-chunk binary file too), by absolute or
+/// snapshot-relative path, and refuses a directory or a missing path with one line.
+#[test]
+fn dump_writes_one_files_bytes_and_refuses_the_rest() {
+    let r = Repo::new();
+    let big = common::Rng::new(5).bytes(3 << 20);
+    write_file(&r.src().join("sub/big.bin"), &big);
+    let id = r.snapshot("2026-11-01 10:00", &[]);
+    let abs = std::fs::canonicalize(r.src()).unwrap().join("sub/big.bin");
+    assert!(r.ok(&["dump", &id, abs.to_str().unwrap()]).stdout_bytes() == big, "absolute path");
+    assert_eq!(r.ok(&["dump", "latest", "f"]).stdout_bytes(), b"some data", "relative to the snapshot's path");
+    let dir = r.run(&["dump", "latest", "sub"]);
+    assert_eq!(dir.code, 2, "{}", dir.show());
+    assert!(dir.stderr.contains("is a dir in the snapshot, not a file"), "{}", dir.show());
+    let missing = r.run(&["dump", "latest", "nope"]);
+    assert_eq!(missing.code, 1, "{}", missing.show());
+    assert!(missing.stderr.contains("nope not found"), "{}", missing.show());
+}
+
+/// `cairn find` names every snapshot holding a match, by name or by path pattern, with the
+/// size the file had in each; `--snapshot` narrows the search.
+#[test]
+fn find_names_each_snapshot_holding_a_match() {
+    let r = Repo::new();
+    write_file(&r.src().join("etc/app.conf"), b"v1");
+    let first = r.snapshot("2026-11-01 10:00", &[]);
+    write_file(&r.src().join("etc/app.conf"), b"version 2");
+    write_file(&r.src().join("etc/deep/more.conf"), b"x");
+    let second = r.snapshot("2026-11-01 11:00", &[]);
+    let found = |args: &[&str]| -> Vec<(String, String, u64)> {
+        let mut all = vec!["--json", "find"];
+        all.extend_from_slice(args);
+        let out: serde_json::Value = serde_json::from_str(&r.ok(&all).stdout()).unwrap();
+        out.as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let path = e["path"].as_str().unwrap();
+                (
+                    e["snapshot"].as_str().unwrap().to_string(),
+                    path.rsplit('/').next().unwrap().to_string(),
+                    e["size"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let by_name = found(&["*.conf"]);
+    assert_eq!(
+        by_name,
+        vec![
+            (first.clone(), "app.conf".into(), 2),
+            (second.clone(), "app.conf".into(), 9),
+            (second.clone(), "more.conf".into(), 1)
+        ]
+    );
+    let src = std::fs::canonicalize(r.src()).unwrap();
+    let pattern = format!("{}/etc/deep/*", src.display());
+    assert_eq!(found(&[&pattern]), vec![(second.clone(), "more.conf".into(), 1)]);
+    assert_eq!(found(&["app.conf", "--snapshot", &first[..8]]), vec![(first, "app.conf".into(), 2)]);
+    assert!(found(&["nothing-*"]).is_empty());
+}
+
+/// `cairn stats`: two snapshots of the same 1 MiB of random data restore 2 MiB from 1 MiB of
+/// unique data (deduplication 2x), and one snapshot alone shows 1x.
+#[test]
+fn stats_counts_unique_data_once() {
+    let r = Repo::new();
+    write_file(&r.src().join("data.bin"), &common::Rng::new(9).bytes(1 << 20));
+    r.snapshot("2026-11-01 10:00", &[]);
+    r.snapshot("2026-11-01 11:00", &[]);
+    let stats = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json", "stats"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&r.ok(&all).stdout()).unwrap()
+    };
+    let both = stats(&[]);
+    let file_bytes = (1u64 << 20) + 9;
+    assert_eq!(both["snapshots"], 2, "{both}");
+    assert_eq!(both["restore_bytes"], 2 * file_bytes, "{both}");
+    assert_eq!(both["unique_bytes"], file_bytes, "{both}");
+    assert!((both["dedup_ratio"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{both}");
+    assert!(both["stored_bytes"].as_u64().unwrap() >= 1 << 20, "random data does not compress: {both}");
+    let one = stats(&["latest"]);
+    assert_eq!((one["snapshots"].as_u64(), one["unique_bytes"].as_u64()), (Some(1), Some(file_bytes)), "{one}");
+}

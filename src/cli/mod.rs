@@ -12,6 +12,7 @@ macro_rules! outln {
 mod browse;
 mod generate;
 mod hooks;
+mod inspect;
 mod key;
 mod lifecycle;
 mod password;
@@ -101,6 +102,14 @@ enum Command {
     Snapshot(snapshot::SnapshotCommand),
     /// List the files of a snapshot, recursively.
     Ls(browse::LsArgs),
+    /// Write one file of a snapshot to stdout (verified), e.g. `cairn dump latest app.toml`.
+    Dump(inspect::DumpArgs),
+    /// Find files by name or path pattern in snapshots (which snapshots hold a file, and its
+    /// size and time in each).
+    Find(inspect::FindArgs),
+    /// Show what snapshots hold and cost: restore size, unique and stored bytes, and the
+    /// deduplication and compression ratios.
+    Stats(inspect::StatsArgs),
     /// Restore a snapshot, or the state at a point in time (--at), into a directory.
     Restore(restore::RestoreArgs),
     /// Remove the snapshots named (forget ID...), or those a retention policy does not keep (and WAL).
@@ -224,6 +233,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Init(args) => repo::init(&ctx, args),
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),
         Command::Ls(args) => browse::ls(&ctx, args),
+        Command::Dump(args) => inspect::dump(&ctx, args),
+        Command::Find(args) => inspect::find(&ctx, args),
+        Command::Stats(args) => inspect::stats(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
         Command::Forget(args) => lifecycle::forget(&ctx, args),
         Command::Prune(args) => lifecycle::prune(&ctx, args),

@@ -44,6 +44,7 @@ pub fn count_of(n: u64, one: &str, many: &str) -> String {
 pub fn plural(n: u64, noun: &str) -> String {
     let many = match noun.strip_suffix('y') {
         Some(stem) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{stem}ies"),
+        _ if noun.ends_with(['s', 'x', 'z']) || noun.ends_with("ch") || noun.ends_with("sh") => format!("{noun}es"),
         _ => format!("{noun}s"),
     };
     count_of(n, noun, &many)
@@ -143,6 +144,11 @@ pub fn out_bytes(bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(bytes).and_then(|()| stdout.flush()).map_err(|source| Error::Io { context: STDOUT.into(), source })
+}
+
+/// A stdout failure as [`is_closed_stdout`] recognises it.
+pub fn stdout_error(source: std::io::Error) -> Error {
+    Error::Io { context: STDOUT.into(), source }
 }
 
 const STDOUT: &str = "cannot write to stdout";

@@ -60,30 +60,30 @@ pub fn ls(
     f: &mut dyn FnMut(LsEntry) -> Result<()>,
 ) -> Result<()> {
     repo.require_read("list a snapshot's files")?;
-    // A relative path is relative to the snapshot's own path (`ls latest data/svc` in a
-    // snapshot of /srv/app lists /srv/app/data/svc), as restore's --include takes it.
-    let absolute;
-    let path = match path {
-        None => "/",
-        Some(p) if p.starts_with('/') => p,
-        Some(p) => {
-            let (origin, _) = crate::ops::select::restore_origin(repo, snapshot)?;
-            let origin = String::from_utf8_lossy(&origin).trim_end_matches('/').to_string();
-            absolute = format!("{origin}/{}", p.trim_start_matches("./"));
-            &absolute
-        }
-    };
-    let start = if path == "/" {
-        root_node(snapshot)
-    } else {
-        find_node(repo, snapshot, path.as_bytes())?
-            .ok_or_else(|| Error::not_found(format!("path {path} in the snapshot")))?
-    };
+    let (path, start) = resolve_path(repo, snapshot, path.unwrap_or("/"))?;
+    let path = path.as_str();
     let clean = if path.len() > 1 { path.trim_end_matches('/') } else { path };
     if path != "/" {
         f(ls_entry(clean.as_bytes(), &start))?;
     }
     walk(repo, &start, clean, f)
+}
+
+/// The absolute path and node of `path` in a snapshot. A relative path is relative to the
+/// snapshot's own path (`ls latest data/svc` in a snapshot of /srv/app lists /srv/app/data/svc),
+/// as restore's --include takes it. A path that is not in the snapshot is NotFound.
+pub fn resolve_path(repo: &Repository, snapshot: &Snapshot, path: &str) -> Result<(String, Node)> {
+    let path = match path {
+        "/" | "" => return Ok(("/".to_string(), root_node(snapshot))),
+        p if p.starts_with('/') => p.to_string(),
+        p => {
+            let (origin, _) = crate::ops::select::restore_origin(repo, snapshot)?;
+            let origin = String::from_utf8_lossy(&origin).trim_end_matches('/').to_string();
+            format!("{origin}/{}", p.trim_start_matches("./"))
+        }
+    };
+    let node = find_node(repo, snapshot, path.as_bytes())?.ok_or_else(|| Error::not_found(format!("path {path}")))?;
+    Ok((path, node))
 }
 
 /// Lists what is below `node` (at `path`) depth first, without recursion: a stack of the

@@ -4,10 +4,13 @@ pub mod backup;
 pub mod browse;
 pub mod check;
 pub mod copy;
+pub mod dump;
+pub mod find;
 pub mod forget;
 pub mod prune;
 pub mod restore;
 pub mod select;
+pub mod stats;
 pub mod tag;
 pub mod wal;
 

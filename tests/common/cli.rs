@@ -22,6 +22,11 @@ impl Ran {
         fs::read_to_string(self.out.path()).unwrap()
     }
 
+    /// Standard output as bytes (a dumped binary file).
+    pub fn stdout_bytes(&self) -> Vec<u8> {
+        fs::read(self.out.path()).unwrap()
+    }
+
     /// Standard output line by line, read as it is consumed (for output too large to hold).
     pub fn stdout_lines(&self) -> impl Iterator<Item = String> {
         BufReader::new(fs::File::open(self.out.path()).unwrap()).lines().map(|l| l.unwrap())
