@@ -227,6 +227,14 @@ fn name_at(bytes: &[u8], at: usize) -> Result<(String, usize)> {
     Ok((name.to_string(), at + 1 + len))
 }
 
+/// What opening a key file costs, as argon2's memory × passes: the order in which to try key
+/// files, cheapest first, so that a cheap key (a write-only key for `wal push`, made with low
+/// `--kdf-*` on purpose) is not tried only after every expensive one has failed. A file that
+/// does not parse sorts last.
+pub fn kdf_cost(bytes: &[u8]) -> u64 {
+    parse(bytes).map_or(u64::MAX, |p| u64::from(p.meta.kdf.memory_kib) * u64::from(p.meta.kdf.passes))
+}
+
 /// Opens one key file: one KDF run. A wrong passphrase is `WrongPassword`.
 pub fn open(bytes: &[u8], passphrase: &[u8]) -> Result<Unlocked> {
     let p = parse(bytes)?; // refuses hostile KDF parameters before any memory is spent

@@ -20,8 +20,8 @@ pub use frame::{
     inspect as inspect_envelope, SessionId, KEY_OVERHEAD_BYTES, SESSION_OVERHEAD_BYTES, SUITE_KEY, SUITE_SESSION,
 };
 pub use keyfile::{
-    change_passphrase, create_full, create_write_only, decode_meta, key_file_id, open as open_key_file, open_any,
-    KdfParams, KeyClass, KeyFileMeta, KeyOwner, Unlocked, KEY_FILE_VERSION,
+    change_passphrase, create_full, create_write_only, decode_meta, kdf_cost, key_file_id, open as open_key_file,
+    open_any, KdfParams, KeyClass, KeyFileMeta, KeyOwner, Unlocked, KEY_FILE_VERSION,
 };
 pub use keys::{fill_random, FullKeys, IdKey, MasterKey, SecretKey, WriteOnlyKeys, KEY_BYTES};
 pub use kind::Kind;

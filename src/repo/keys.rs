@@ -179,22 +179,30 @@ pub struct UnlockedKey {
 }
 
 /// Opens the repository's keys with the password from `keys`: one KDF run per key file
-/// tried. `check` is the config's key check, when the config could be read.
+/// tried, cheapest first (see [`crypto::kdf_cost`]). `check` is the config's key check, when
+/// the config could be read.
 pub(crate) fn unlock(
     backend: &Arc<dyn Backend>,
     check: Option<[u8; 16]>,
     keys: &KeySource,
 ) -> Result<(Sealer, UnlockedKey)> {
-    let files = key_files(backend.as_ref())?;
+    let mut files = key_files(backend.as_ref())?;
     if files.is_empty() {
         return Err(Error::NoKeys);
     }
+    cheapest_first(&mut files);
     let password = keys.get()?;
     let (id, unlocked) = open_matching(&files, password.as_bytes(), check)?;
     match unlocked {
         crypto::Unlocked::Full(m) => Ok((full_sealer(backend, &m), UnlockedKey { id, master: Some(m) })),
         crypto::Unlocked::WriteOnly(w) => Ok((Sealer::write_only(w)?, UnlockedKey { id, master: None })),
     }
+}
+
+/// Orders key files by what opening each costs, cheapest first: a wrong guess at a cheap key
+/// costs little, while a cheap key tried after an expensive one pays for both.
+fn cheapest_first(files: &mut [(String, Vec<u8>)]) {
+    files.sort_by_key(|(_, bytes)| crypto::kdf_cost(bytes));
 }
 
 /// The first key file that opens with `password` and whose key matches the config's `check`
@@ -340,5 +348,30 @@ pub(crate) fn load_config_for_audit(
         },
         (Some(o), false) => Ok((o, None, sealer)),
         (None, _) => Ok((placeholder(), error, sealer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KdfParams, KeyOwner, MasterKey};
+
+    /// Two key files of one master key under one password: the cheaper one is opened, though
+    /// listed second, and a file that does not parse goes last.
+    #[test]
+    fn key_files_are_tried_cheapest_first() {
+        let owner = KeyOwner { created_s: 1_764_000_000, host: "h".into(), user: "u".into() };
+        let master = MasterKey::from_bytes([7; 32]);
+        let fast = KdfParams::INSECURE_FAST;
+        let slower = KdfParams { memory_kib: fast.memory_kib * 8, passes: fast.passes + 1, ..fast };
+        let expensive = crypto::create_full(&master, b"pw", slower, &owner).unwrap();
+        let cheap = crypto::create_full(&master, b"pw", fast, &owner).unwrap();
+        let mut files =
+            vec![("junk".to_string(), b"not a key".to_vec()), ("expensive".into(), expensive), ("cheap".into(), cheap)];
+        cheapest_first(&mut files);
+        let order: Vec<&str> = files.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(order, ["cheap", "expensive", "junk"]);
+        let (id, _) = open_matching(&files, b"pw", None).unwrap();
+        assert_eq!(id, "cheap");
     }
 }
