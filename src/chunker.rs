@@ -171,6 +171,44 @@ pub fn chunk_file<E: From<io::Error> + Send>(
     Ok(pos - start)
 }
 
+/// Chunks a stream as it arrives (standard input, a command's output) with content-defined
+/// cuts, the same cuts as [`ChunkerParams::cut_all`] over the whole, handing batches to
+/// `sink`; returns the bytes read. Memory: one window.
+pub fn chunk_stream<E: From<io::Error>>(
+    params: &ChunkerParams,
+    reader: &mut dyn io::Read,
+    mut sink: impl FnMut(&[Piece<'_>]) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut buf = vec![0u8; params.window_bytes()];
+    let (mut filled, mut offset, mut eof) = (0usize, 0u64, false);
+    loop {
+        while filled < buf.len() && !eof {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => eof = true,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if filled == 0 {
+            return Ok(offset);
+        }
+        let cuts = content_cuts(params, &buf[..filled], eof);
+        let consumed = cuts.last().map_or(0, |&(o, l)| o + l);
+        if consumed == 0 {
+            return Err(io::Error::other("chunker made no progress").into());
+        }
+        for batch in cuts.chunks(BATCH_PIECES) {
+            let pieces: Vec<Piece<'_>> =
+                batch.iter().map(|&(o, l)| Piece { offset: offset + o as u64, data: &buf[o..o + l] }).collect();
+            sink(&pieces)?;
+        }
+        buf.copy_within(consumed..filled, 0);
+        filled -= consumed;
+        offset += consumed as u64;
+    }
+}
+
 /// A window of a file with its chunk boundaries.
 struct CutWindow {
     window: crate::io::Window,
@@ -302,6 +340,33 @@ mod tests {
             let want: Vec<(usize, usize)> =
                 (0..data.len()).step_by(block as usize).map(|o| (o, (data.len() - o).min(block as usize))).collect();
             prop_assert_eq!(windowed_cuts(&params, Cuts::Aligned(block), &data, strategy, overlap), want);
+        }
+    }
+
+    /// A stream read in uneven pieces (as a pipe delivers them) is cut exactly as the whole.
+    #[test]
+    fn streams_cut_like_one_pass() {
+        struct Trickle<'a>(&'a [u8], u64);
+        impl io::Read for Trickle<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                self.1 = self.1.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let n = ((self.1 >> 33) as usize % 70_000 + 1).min(out.len()).min(self.0.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let params = ChunkerParams::default();
+        for len in [0, 1, 5000, 3 << 20] {
+            let data: Vec<u8> = golden_input().into_iter().cycle().take(len).collect();
+            let mut cuts = Vec::new();
+            let read = chunk_stream(&params, &mut Trickle(&data, len as u64), |pieces: &[Piece<'_>]| {
+                cuts.extend(pieces.iter().map(|p| (p.offset as usize, p.data.len())));
+                Ok::<(), io::Error>(())
+            })
+            .unwrap();
+            assert_eq!(read, len as u64);
+            assert_eq!(cuts, params.cut_all(&data), "{len} bytes");
         }
     }
 

@@ -368,3 +368,36 @@ fn stats_counts_unique_data_once() {
     let one = stats(&["latest"]);
     assert_eq!((one["snapshots"].as_u64(), one["unique_bytes"].as_u64()), (Some(1), Some(file_bytes)), "{one}");
 }
+
+/// `--stdin` stores standard input as `/NAME` (a second, slightly longer dump dedups against
+/// the first); `--stdin-from-command` stores a command's output, and a command that fails
+/// leaves no snapshot.
+#[test]
+fn stdin_and_command_output_are_stored_as_one_file() {
+    let r = Repo::new();
+    let dump: Vec<u8> = (0..200_000).flat_map(|i| format!("INSERT INTO t VALUES ({i});\n").into_bytes()).collect();
+    let piped = |data: &[u8]| -> serde_json::Value {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.envs(common::TEST_ENV).arg("--repo").arg(r.repo());
+        cmd.args(["--json", "snapshot", "create", "--stdin", "--stdin-filename", "app.sql"]);
+        let out = common::process::output_within(&mut cmd, data, LIMIT, None);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = piped(&dump);
+    assert_eq!(first["paths"][0], "/app.sql", "{first}");
+    let mut longer = dump.clone();
+    longer.extend_from_slice(b"INSERT INTO t VALUES (-1);\n");
+    let second = piped(&longer);
+    assert_eq!(second["parent"], first["id"], "{second}");
+    assert!(second["summary"]["bytes_added"].as_u64().unwrap() < 200 << 10, "{second}");
+    assert!(r.ok(&["dump", "latest", "/app.sql"]).stdout_bytes() == longer);
+
+    let before = r.ids(&[]).len();
+    let failed = r.run(&["snapshot", "create", "--stdin-from-command", "--", "sh", "-c", "echo partial; exit 3"]);
+    assert_eq!(failed.code, 1, "{}", failed.show());
+    assert!(failed.stderr.contains("failed (exit status: 3): no snapshot saved"), "{}", failed.show());
+    assert_eq!(r.ids(&[]).len(), before, "a failed dump saves no snapshot");
+    r.ok(&["snapshot", "create", "--stdin-from-command", "--stdin-filename", "n.txt", "--", "seq", "1", "1000"]);
+    assert_eq!(r.ok(&["dump", "latest", "/n.txt"]).stdout().lines().count(), 1000);
+}

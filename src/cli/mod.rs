@@ -22,6 +22,7 @@ mod repo;
 mod restore;
 mod select;
 mod snapshot;
+mod stream;
 mod tag;
 mod wal;
 

@@ -49,9 +49,25 @@ pub enum SnapshotCommand {
 
 #[derive(Args)]
 pub struct CreateArgs {
-    /// Files or directories to back up.
-    #[arg(value_name = "PATH", required_unless_present_any = ["files_from", "files_from_verbatim", "files_from_raw"])]
+    /// Files or directories to back up (with --stdin-from-command: the command and its
+    /// arguments, after `--`).
+    #[arg(
+        value_name = "PATH",
+        required_unless_present_any = ["files_from", "files_from_verbatim", "files_from_raw", "stdin"]
+    )]
     paths: Vec<PathBuf>,
+    /// Store standard input as one file, /NAME (see --stdin-filename), instead of PATHs:
+    /// `pg_dump app | cairn snapshot create --stdin --stdin-filename app.sql`. A pipe hides the
+    /// dump's exit status from cairn: prefer --stdin-from-command.
+    #[arg(long, conflicts_with_all = ["stdin_from_command", "postgres", "dry_run", "files_from", "files_from_verbatim", "files_from_raw"])]
+    stdin: bool,
+    /// Run the command given as the PATH arguments (`-- pg_dump app`) and store its standard
+    /// output as one file, /NAME; if the command fails (non-zero exit), no snapshot is saved.
+    #[arg(long, conflicts_with_all = ["postgres", "dry_run", "files_from", "files_from_verbatim", "files_from_raw"])]
+    stdin_from_command: bool,
+    /// The file name standard input is stored under (one path component).
+    #[arg(long, value_name = "NAME", default_value = "stdin")]
+    stdin_filename: String,
     /// Also back up the paths listed in FILE, one per line ('#' comments and blank lines
     /// ignored; repeatable).
     #[arg(long, value_name = "FILE")]
@@ -349,6 +365,9 @@ fn dry_run(ctx: &Context, args: CreateArgs) -> Result<i32> {
 }
 
 fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport> {
+    if args.stdin || args.stdin_from_command {
+        return create_from_stream(ctx, args);
+    }
     // Bad patterns and sizes are usage errors, found before the repository is opened.
     let excludes = args.excludes.excludes()?;
     let repo = ctx.open(Access::Write)?;
@@ -368,6 +387,30 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
     };
     let progress = ctx.progress();
     ops::backup(&repo, &opts, progress.as_ref())
+}
+
+/// `--stdin` / `--stdin-from-command`: one file from a stream.
+fn create_from_stream(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport> {
+    let time_ns = args.time.as_deref().map(|t| snapshot_time(t, args.force)).transpose()?;
+    let parent = args.parent.as_deref().map(str::parse).transpose()?;
+    let mut command = match args.stdin_from_command {
+        true => Some(super::stream::spawn(&args.paths)?),
+        false => None,
+    };
+    let mut output = command.as_mut().and_then(|c| c.stdout.take());
+    let repo = ctx.open(Access::Write)?;
+    let opts = BackupOptions { tags: args.tags, host: args.host, parent, time_ns, ..Default::default() };
+    let progress = ctx.progress();
+    let stdin = std::io::stdin();
+    let mut stdin = stdin.lock();
+    let reader: &mut dyn std::io::Read = match output.as_mut() {
+        Some(out) => out,
+        None => &mut stdin,
+    };
+    let argv = args.paths.clone();
+    let mut finished = || command.as_mut().map_or(Ok(()), |c| super::stream::wait(c, &argv));
+    let source = ops::StreamSource { name: &args.stdin_filename, reader, finished: &mut finished };
+    ops::backup_stream(&repo, &opts, source, progress.as_ref())
 }
 
 /// How far ahead of this machine's clock `--time` may be without `--force` (clock skew).

@@ -15,8 +15,8 @@ pub mod tag;
 pub mod wal;
 
 pub use backup::{
-    backup, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions, BackupReport,
-    DryRunReport, Excludes, LateFiles, PathList, TagFile,
+    backup, backup_stream, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions,
+    BackupReport, DryRunReport, Excludes, LateFiles, PathList, StreamSource, TagFile,
 };
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};

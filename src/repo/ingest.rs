@@ -122,13 +122,38 @@ impl WriteSession<'_> {
     ) -> Result<u64, FileFailure> {
         let permit = if data.len() - start > data.window_len() { self.overlap_permit() } else { None };
         chunk_file(&self.repo().config().chunker, cuts, data, start, permit.is_some(), |pieces: &[Piece<'_>]| {
-            let items: Vec<(ChunkId, &[u8])> =
-                pieces.par_iter().map(|p| (self.repo().sealer.id_of(p.data), p.data)).collect();
-            self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
-            on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
-            let refs = items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 });
-            self.extend_list(chunks, refs).map_err(FileFailure::Repo)
+            self.store_pieces(pieces, chunks, on_bytes)
         })
+    }
+
+    /// Hashes a batch of consecutive chunks in parallel, stores the new ones and appends their
+    /// refs to `chunks`.
+    fn store_pieces(
+        &self,
+        pieces: &[Piece<'_>],
+        chunks: &mut FileList,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), FileFailure> {
+        let items: Vec<(ChunkId, &[u8])> =
+            pieces.par_iter().map(|p| (self.repo().sealer.id_of(p.data), p.data)).collect();
+        self.store_many(BlobKind::Data, &items).map_err(FileFailure::Repo)?;
+        on_bytes(items.iter().map(|(_, d)| d.len() as u64).sum());
+        let refs = items.iter().map(|(id, d)| ChunkRef { id: *id, len: d.len() as u32 });
+        self.extend_list(chunks, refs).map_err(FileFailure::Repo)
+    }
+
+    /// Stores a stream (standard input, a command's output) as one file's data, chunked as
+    /// it arrives; returns its refs (pieced) and its length. A read error is the source's.
+    pub fn store_stream(
+        &self,
+        reader: &mut dyn std::io::Read,
+        on_bytes: &(dyn Fn(u64) + Sync),
+    ) -> Result<(FileList, u64), FileFailure> {
+        let mut chunks = FileList::pieced();
+        let read = crate::chunker::chunk_stream(&self.repo().config().chunker, reader, |pieces: &[Piece<'_>]| {
+            self.store_pieces(pieces, &mut chunks, on_bytes)
+        })?;
+        Ok((chunks, read))
     }
 
     /// Stores a file that grew since it was stored as `prev` (`prev_size` bytes): proves the

@@ -15,11 +15,13 @@ mod exclude;
 mod file;
 mod files_from;
 mod paged;
+mod stream;
 mod walk;
 
 pub use dry::{dry_run, DryRunReport};
 pub use exclude::{parse_size, read_pattern_file, TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
 pub use files_from::{read_path_list, PathList};
+pub use stream::{backup_stream, StreamSource};
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -282,6 +284,25 @@ pub fn backup_with(
         excluded,
         excluded_paths,
     })
+}
+
+impl BackupReport {
+    /// The report of a snapshot that read no tree (a stream): nothing skipped or excluded.
+    pub(crate) fn of(id: SnapshotId, snapshot: Snapshot) -> Self {
+        BackupReport {
+            id,
+            snapshot,
+            skipped: Vec::new(),
+            changed_while_reading: Vec::new(),
+            read_paths: Vec::new(),
+            appended_files: 0,
+            paged_files: 0,
+            special_files: 0,
+            metadata_not_stored: 0,
+            excluded: 0,
+            excluded_paths: Vec::new(),
+        }
+    }
 }
 
 /// Absolute, symlink-resolved, deduplicated paths; paths inside another given path are dropped.
