@@ -5,7 +5,7 @@ Each corpus writes its initial state under `path` with `initial()`, then `hour()
 `random.Random` with a fixed seed, so the same scale gives the same bytes (tree: the same bytes
 for the same source directory). The PostgreSQL corpus lives in pg.py.
 """
-import base64, json, os, random, shutil, struct, time, zlib
+import base64, functools, os, random, shutil, struct, time, zlib
 
 MIB = 1 << 20
 
@@ -98,6 +98,12 @@ SERVICES = ["checkout", "billing", "identity", "notifier", "inventory", "gateway
 METHODS = ["GET", "POST", "PUT", "DELETE"]
 STATUSES = [200] * 14 + [201] * 3 + [204, 400, 404, 409, 500, 503]
 PLANS = ["free", "team", "business", "enterprise"]
+CURRENCIES = ["EUR", "USD", "GBP"]
+RECORD = ('{"event_id":"%032x","type":"%s","ts":"%s.%03dZ",'
+          '"tenant":{"id":"t-%05d","plan":"%s","region":"eu-west-%d"},'
+          '"source":{"service":"%s","host":"ip-10-0-%d-%d","version":"2.%d.%d"},'
+          '"http":{"method":"%s","path":"/v1/%s/%d","status":%d,"latency_ms":%r},"attempt":%d,'
+          '"trace":{"trace_id":"%032x","span_id":"%016x"},"amount":{"value":%d,"currency":"%s"}')
 
 
 class EventsCorpus:
@@ -131,22 +137,17 @@ class EventsCorpus:
         r = self.rng
         self.clock_ms += r.randrange(0, 4)
         secs, ms = divmod(self.clock_ms, 1000)
-        rec = {
-            "event_id": "%032x" % r.getrandbits(128),
-            "type": r.choice(EVENT_TYPES),
-            "ts": "%s.%03dZ" % (_iso(secs), ms),
-            "tenant": {"id": "t-%05d" % r.randrange(20000), "plan": r.choice(PLANS), "region": "eu-west-%d" % r.randrange(1, 4)},
-            "source": {"service": r.choice(SERVICES), "host": "ip-10-0-%d-%d" % (r.randrange(16), r.randrange(256)),
-                       "version": "2.%d.%d" % (r.randrange(30), r.randrange(10))},
-            "http": {"method": r.choice(METHODS), "path": "/v1/%s/%d" % (r.choice(SERVICES), r.randrange(10 ** 6)),
-                     "status": r.choice(STATUSES), "latency_ms": round(r.expovariate(1 / 40), 2)},
-            "attempt": 1 + int(r.expovariate(2)),
-            "trace": {"trace_id": "%032x" % r.getrandbits(128), "span_id": "%016x" % r.getrandbits(64)},
-            "amount": {"value": r.randrange(100, 10 ** 6), "currency": r.choice(["EUR", "USD", "GBP"])},
-        }
+        # Formatted directly (valid compact JSON, as json.dumps would write it): twice as fast.
+        body = RECORD % (
+            r.getrandbits(128), r.choice(EVENT_TYPES), _iso(secs), ms,
+            r.randrange(20000), r.choice(PLANS), r.randrange(1, 4),
+            r.choice(SERVICES), r.randrange(16), r.randrange(256), r.randrange(30), r.randrange(10),
+            r.choice(METHODS), r.choice(SERVICES), r.randrange(10 ** 6), r.choice(STATUSES),
+            round(r.expovariate(1 / 40), 2), 1 + int(r.expovariate(2)),
+            r.getrandbits(128), r.getrandbits(64), r.randrange(100, 10 ** 6), r.choice(CURRENCIES))
         if r.random() < 0.15:
-            rec["body_b64"] = base64.b64encode(r.randbytes(r.randrange(48, 1537))).decode()
-        body = json.dumps(rec, separators=(",", ":")).encode()
+            body += ',"body_b64":"%s"' % base64.b64encode(r.randbytes(r.randrange(48, 1537))).decode()
+        body = (body + "}").encode()
         frame = struct.pack("<QII", self.offset, len(body), zlib.crc32(body)) + body
         self.offset += 1
         return frame
@@ -176,6 +177,7 @@ class EventsCorpus:
             f.close()
 
 
+@functools.lru_cache(maxsize=4096)
 def _iso(secs):
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
 
