@@ -5,7 +5,7 @@ and `wal-archive/` (`archive_command` copies each finished WAL segment there, i.
 `<data>/../wal-archive`). The server's socket and log live outside, in `pg-run/`.
 
 Initial state: `pgbench -i` at scale 60 × --scale (~1.0 GB of relation files at --scale 1, plus
-pg_wal). Each "hour": `pgbench -c 1 -t N --random-seed S` (N = 700 × the pgbench scale, a
+pg_wal). Each "hour": `pgbench -M prepared -c 1 -t N --random-seed S` (N = 700 × the pgbench scale, a
 fixed count and one client, so the same transactions run in the same order every time; at
 pgbench scale 10, 1000 transactions per scale unit rewrote 47% and then 64% of the 8 KiB pages
 per hour, so 700 aims at the ~470 MiB per hour that issue #21 saw), `VACUUM`,
@@ -119,7 +119,7 @@ class PgCorpus:
         started = time.time()
         self.start()
         self.hours += 1
-        self.pg("pgbench", *self.conn(), "-n", "-c", "1", "-t", str(self.transactions),
+        self.pg("pgbench", *self.conn(), "-n", "-M", "prepared", "-c", "1", "-t", str(self.transactions),
                 f"--random-seed={1000 + self.hours}", "postgres")
         self.settle()
         self.log(f"pg: hour {self.hours}, {self.transactions} transactions in {time.time() - started:.0f} s; {self.sizes()}")
