@@ -5,8 +5,8 @@ and `wal-archive/` (`archive_command` copies each finished WAL segment there, i.
 `<data>/../wal-archive`). The server's socket and log live outside, in `pg-run/`.
 
 Initial state: `pgbench -i` at scale 60 × --scale (~1.0 GB of relation files at --scale 1, plus
-pg_wal). Each "hour": `pgbench -M prepared -c 1 -t N --random-seed S` (N = 700 × the pgbench scale, a
-fixed count and one client, so the same transactions run in the same order every time; at
+pg_wal). Each "hour": `pgbench -M prepared -c 1 -t N --random-seed S` (N = 700 × the pgbench
+scale, a fixed count and one client, so the same transactions run in the same order every time; at
 pgbench scale 10, 1000 transactions per scale unit rewrote 47% and then 64% of the 8 KiB pages
 per hour, so 700 aims at the ~470 MiB per hour that issue #21 saw), `VACUUM`,
 `CHECKPOINT`, a WAL switch, and a wait until that segment is archived. autovacuum is off so
