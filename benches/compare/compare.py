@@ -229,6 +229,8 @@ def main():
     if os.geteuid() != 0:
         log("note: not root, so the page cache cannot be dropped between steps")
     tools, missing = install_tools(args.tools.split(","))
+    log(f"corpora {','.join(args.corpora)} at scale {args.scale:g}, {args.hours} hours, {args.rounds} rounds; "
+        f"tools {', '.join(tools)}")
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     work = tempfile.mkdtemp(prefix="cairn-compare-", dir="/var/tmp")
     os.chmod(work, 0o755)  # the pg corpus's server runs as the postgres user
