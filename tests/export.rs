@@ -251,3 +251,23 @@ fn a_newer_major_version_is_refused_naming_both_and_a_newer_minor_reads() {
     let out = scene.ok("repo", &["snapshot", "import", "--dry-run", s(&file)], &[]);
     assert!(out.contains("export verified"), "{out}");
 }
+
+#[test]
+fn an_export_with_a_fresh_key_opens_only_with_its_own_password() {
+    for init in [&[][..], &["--encryption", "none"][..]] {
+        let (scene, id) = Scene::new(init);
+        let pw = scene.path("handover-password");
+        fs::write(&pw, "handed over\n").unwrap();
+        let file = scene.path("handover.cairn-export");
+        scene.ok("repo", &["snapshot", "export", &id, s(&file), "--to-password-file", s(&pw)], &[]);
+        assert_eq!(fs::read(&file).unwrap()[20] & 1, 1, "{init:?}: the export is encrypted");
+        // The repository's password does not open it (nor does the repository's key file go
+        // with it).
+        let ran = scene.run("none", &["snapshot", "import", "--dry-run", s(&file)], &[]);
+        assert!(ran.code != 0 && ran.stderr.contains("wrong password"), "{init:?}: {}", ran.show());
+        let target = scene.path("restored");
+        let handed = [("CAIRN_PASSWORD", "handed over")];
+        scene.ok("none", &["restore", "--from-export", s(&file), "--target", s(&target)], &handed);
+        assert_same_tree(&scene.path("src"), &target);
+    }
+}

@@ -8,11 +8,12 @@ use serde::Serialize;
 use cairn::error::{exit, Result};
 use cairn::ops;
 use cairn::repo::export::{open_export, OpenedExport};
-use cairn::repo::{Access, KeySource, SnapshotSpec};
+use cairn::repo::{Access, InitEncryption, KeySource, SnapshotSpec};
 use cairn::time::format_ns;
 
 use super::password::PasswordCache;
 use super::render::{bytes, count_of, json};
+use super::repo::KdfArgs;
 use super::select::SelectArgs;
 use super::Context;
 
@@ -22,6 +23,14 @@ pub struct ExportArgs {
     snapshot: String,
     /// The export file to write (must not exist).
     file: PathBuf,
+    /// Encrypt the export with a new key under the password in the first line of FILE
+    /// instead of the repository's key (every chunk is re-encrypted): to hand the backup to
+    /// someone who must not get this repository's password. Also encrypts the export of an
+    /// unencrypted repository.
+    #[arg(long, value_name = "FILE")]
+    to_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    kdf: KdfArgs,
     #[command(flatten)]
     select: SelectArgs,
 }
@@ -50,7 +59,16 @@ pub struct ImportArgs {
 pub fn export(ctx: &Context, args: ExportArgs) -> Result<i32> {
     let repo = ctx.open_reading(Access::Read, "export snapshots")?;
     let (id, snap) = repo.resolve_snapshot_matching(&args.snapshot.parse::<SnapshotSpec>()?, &args.select.filter())?;
-    let report = ops::export(&repo, id, &snap, &args.file, ctx.progress().as_ref())?;
+    let fresh_key = match &args.to_password_file {
+        None => None,
+        Some(file) => Some(InitEncryption {
+            password: PasswordCache::new(Some(file.clone()), None).get("export password: ", true)?,
+            kdf: args.kdf.params(),
+            master: None,
+        }),
+    };
+    let opts = ops::ExportOptions { fresh_key };
+    let report = ops::export(&repo, id, &snap, &args.file, &opts, ctx.progress().as_ref())?;
     if ctx.json {
         json(&report)?;
         return Ok(exit::OK);
@@ -64,7 +82,11 @@ pub fn export(ctx: &Context, args: ExportArgs) -> Result<i32> {
         count_of(report.files, "file", "files"),
         bytes(report.file_bytes),
         bytes(report.bytes),
-        if report.encrypted { ", encrypted with this repository's key (same password)" } else { ", not encrypted" }
+        match (report.encrypted, args.to_password_file.is_some()) {
+            (true, true) => ", encrypted with a new key (the password of --to-password-file)",
+            (true, false) => ", encrypted with this repository's key (same password)",
+            (false, _) => ", not encrypted",
+        }
     ));
     Ok(exit::OK)
 }

@@ -8,14 +8,24 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::rekey::Rekeyer;
 use super::run::{copy_with, CopyMode, CopyOptions, CopyReport, Transfer};
 use super::same_ids::SameIds;
 use crate::error::{Error, Result};
 use crate::id::SnapshotId;
 use crate::progress::Progress;
 use crate::repo::export::{write_export, Contents, ExportFile, Header, OpenedExport, EXPORT_MAJOR, EXPORT_MINOR};
-use crate::repo::Repository;
+use crate::repo::{InitEncryption, Repository};
 use crate::snapshot::Snapshot;
+
+/// How to seal an export.
+#[derive(Clone, Debug, Default)]
+pub struct ExportOptions {
+    /// Seal the export with a fresh master key under this password, re-encrypting every chunk
+    /// (`--to-password-file`), instead of the source's key: to hand a backup to someone
+    /// without the repository's password. Also encrypts an unencrypted repository's export.
+    pub fresh_key: Option<InitEncryption>,
+}
 
 /// What an export wrote.
 #[derive(Clone, Debug, Serialize)]
@@ -37,6 +47,7 @@ pub fn export(
     id: SnapshotId,
     snap: &Snapshot,
     out: &Path,
+    opts: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
     if !src.sealer().can_read() {
@@ -52,13 +63,10 @@ pub fn export(
         .tempdir_in(parent)
         .map_err(|e| Error::io("cannot create a temporary directory in", parent, e))?;
     let _lock = src.lock_for_reading("snapshot export")?;
-    let twin = src.export_twin(dir.path())?;
-    let mode = if src.is_encrypted() { CopyMode::SameKey } else { CopyMode::Unencrypted };
-    let mut copied = CopyReport { mode, ..CopyReport::default() };
-    let mut transfer = SameIds::new(src, &twin, mode, progress)?;
-    let there = transfer.snapshot(id, snap, None, &mut copied)?;
-    drop(transfer);
-    let files = twin.file_digests(&snap.root)?;
+    let (twin, there) = copy_into_twin(src, id, snap, dir.path(), opts, progress)?;
+    // Re-encrypted, the snapshot has another root and id there.
+    let copy = twin.load_snapshot(&there)?;
+    let files = twin.file_digests(&copy.root)?;
     let (count, file_bytes) = (files.len() as u64, files.iter().map(|f| f.size).sum());
     let contents =
         Contents { host: snap.host.clone(), paths: snap.paths.clone(), snapshot_time_ns: snap.time_ns, files };
@@ -66,7 +74,7 @@ pub fn export(
         major: EXPORT_MAJOR,
         minor: EXPORT_MINOR,
         created_ns: crate::time::now_ns(),
-        encrypted: src.is_encrypted(),
+        encrypted: twin.is_encrypted(),
     };
     let file =
         ExportFile { header, snapshot: *there.as_bytes(), contents: contents.seal(twin.sealer())?, dir: dir.path() };
@@ -76,11 +84,39 @@ pub fn export(
         snapshot: id.to_hex(),
         file: out.to_path_buf(),
         bytes,
-        encrypted: src.is_encrypted(),
+        encrypted: twin.is_encrypted(),
         format: format!("{EXPORT_MAJOR}.{EXPORT_MINOR}"),
         files: count,
         file_bytes,
     })
+}
+
+/// Copies snapshot `id` into a new repository in `dir`: a twin of `src` (same key, sealed
+/// data moved as it is), or a fresh encrypted repository (re-encrypted). Returns the
+/// repository and the snapshot's id there.
+fn copy_into_twin(
+    src: &Repository,
+    id: SnapshotId,
+    snap: &Snapshot,
+    dir: &Path,
+    opts: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<(Repository, SnapshotId)> {
+    let twin = match &opts.fresh_key {
+        Some(enc) => src.export_fresh(dir, enc)?,
+        None => src.export_twin(dir)?,
+    };
+    let mode = match (&opts.fresh_key, src.is_encrypted()) {
+        (Some(_), _) => CopyMode::Reencrypt,
+        (None, true) => CopyMode::SameKey,
+        (None, false) => CopyMode::Unencrypted,
+    };
+    let mut copied = CopyReport { mode, ..CopyReport::default() };
+    let there = match mode {
+        CopyMode::Reencrypt => Rekeyer::new(src, &twin, progress)?.snapshot(id, snap, None, &mut copied)?,
+        _ => SameIds::new(src, &twin, mode, progress)?.snapshot(id, snap, None, &mut copied)?,
+    };
+    Ok((twin, there))
 }
 
 /// Adds a verified export's snapshot to `dst` (a `repo copy` from the export's repository).

@@ -23,5 +23,5 @@ mod rekey;
 mod run;
 mod same_ids;
 
-pub use export::{export, import, ExportReport};
+pub use export::{export, import, ExportOptions, ExportReport};
 pub use run::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
