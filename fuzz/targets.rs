@@ -96,6 +96,32 @@ pub fn paper_key(data: &[u8]) {
     let _ = cairn::crypto::import_paper_key(&String::from_utf8_lossy(data));
 }
 
+/// An export file's header, trailer and manifest (and the manifest's contents, as plaintext
+/// and sealed under the fixed fuzz key): what `snapshot import` decodes before it trusts any
+/// length in the file.
+pub fn export(data: &[u8]) {
+    use cairn::crypto::{MasterKey, Sealer};
+    use cairn::repo::export::{Contents, Header, Manifest, Trailer, HEADER_BYTES, TRAILER_BYTES};
+    let keyed = Sealer::full(&MasterKey::from_bytes(FUZZ_MASTER_KEY));
+    let contents = |bytes: &[u8]| {
+        for sealer in [&Sealer::None, &keyed] {
+            let _ = Contents::open(bytes, sealer, "fuzz");
+        }
+    };
+    let _ = Header::decode(data, "fuzz");
+    let _ = Manifest::decode(data, "fuzz");
+    contents(data);
+    if data.len() < HEADER_BYTES + TRAILER_BYTES {
+        return;
+    }
+    let end = data.len() - TRAILER_BYTES;
+    let Ok(trailer) = Trailer::decode(&data[end..], "fuzz") else { return };
+    let Some(start) = usize::try_from(trailer.manifest_len).ok().and_then(|n| end.checked_sub(n)) else { return };
+    if let Ok(m) = Manifest::decode(&data[start..end], "fuzz") {
+        contents(&m.contents);
+    }
+}
+
 /// A fuzz target's body.
 pub type Target = fn(&[u8]);
 
@@ -112,4 +138,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("key_file", key_file),
     ("envelope", envelope),
     ("paper_key", paper_key),
+    ("export", export),
 ];

@@ -88,6 +88,19 @@ fn well_formed_seeds_decode_ok() {
     ok("envelope/suite1-snapshot", full.open(Kind::Snapshot, b"fuzz", &seed("envelope/suite1-snapshot")).is_ok());
     ok("envelope/suite1-trailer", full.open(Kind::PackTrailer, b"fuzz", &seed("envelope/suite1-trailer")).is_ok());
     ok("envelope/suite2-tree", full.open(Kind::Tree, b"fuzz", &seed("envelope/suite2-tree")).is_ok());
+    // The export seed: a whole unencrypted export of a one-file snapshot.
+    {
+        use cairn::repo::export::{Contents, Header, Manifest, Trailer, TRAILER_BYTES};
+        let file = seed("export/valid");
+        ok("export/valid (header)", Header::decode(&file, "seed").is_ok());
+        let trailer = Trailer::decode(&file[file.len() - TRAILER_BYTES..], "seed");
+        ok("export/valid (trailer)", trailer.is_ok());
+        let manifest = Manifest::decode(&seed("export/manifest"), "seed");
+        ok(
+            "export/manifest",
+            manifest.as_ref().is_ok_and(|m| Contents::open(&m.contents, &Sealer::None, "seed").is_ok()),
+        );
+    }
     let paper = String::from_utf8(seed("paper_key/valid")).unwrap();
     ok("paper_key/valid", cairn::crypto::import_paper_key(&paper).is_ok());
 }

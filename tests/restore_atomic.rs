@@ -94,19 +94,7 @@ fn a_damaged_pack_leaves_the_target_untouched() {
     let new = env.path("new");
     service_tree(&new, 2, 1 << 20);
     let id = env.snapshot(&new);
-    // Damage the data of state.db (its first chunk).
-    {
-        let repo =
-            Repository::open_local_with(&env.repo, Access::Read, IndexKind::Persistent, &common::test_keys()).unwrap();
-        let snap = repo.resolve_snapshot(&id.parse().unwrap()).unwrap().1;
-        let path = std::fs::canonicalize(new.join("state.db")).unwrap();
-        let node = cairn::ops::select::find_node(&repo, &snap, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
-        let loc = repo.locate(&repo.file_chunks(&node).unwrap()[0].id).unwrap();
-        let pack = env.repo.join(cairn::repo::pack_key(&loc.pack));
-        let mut bytes = std::fs::read(&pack).unwrap();
-        bytes[loc.offset as usize + loc.stored_len as usize / 2] ^= 0x55;
-        std::fs::write(&pack, bytes).unwrap();
-    }
+    damage_first_chunk(&env, &new, &id);
     let target = env.path("svc");
     service_tree(&target, 1, 1 << 20);
     let before = manifest(&target);
@@ -120,6 +108,51 @@ fn a_damaged_pack_leaves_the_target_untouched() {
     let ran = env.restore(&id, &target, &["--overwrite", "always"]);
     assert_eq!(ran.code, 3, "{}", ran.show());
     assert_ne!(manifest(&target), before);
+}
+
+/// Damages the data of `src`'s state.db (its first chunk) in the snapshot `id`.
+fn damage_first_chunk(env: &Env, src: &Path, id: &str) {
+    let repo =
+        Repository::open_local_with(&env.repo, Access::Read, IndexKind::Persistent, &common::test_keys()).unwrap();
+    let snap = repo.resolve_snapshot(&id.parse().unwrap()).unwrap().1;
+    let path = std::fs::canonicalize(src.join("state.db")).unwrap();
+    let node = cairn::ops::select::find_node(&repo, &snap, path.to_str().unwrap().as_bytes()).unwrap().unwrap();
+    let loc = repo.locate(&repo.file_chunks(&node).unwrap()[0].id).unwrap();
+    let pack = env.repo.join(cairn::repo::pack_key(&loc.pack));
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[loc.offset as usize + loc.stored_len as usize / 2] ^= 0x55;
+    std::fs::write(&pack, bytes).unwrap();
+}
+
+/// Issue 22, item 5: a restore that could not restore everything names each failure before
+/// its summary (one stream, as a terminal or a log shows them), and the summary says plainly
+/// how many paths were not restored.
+#[test]
+fn a_partial_restore_prints_its_errors_before_the_summary_and_says_incomplete() {
+    let env = Env::new();
+    let new = env.path("new");
+    service_tree(&new, 2, 1 << 20);
+    let id = env.snapshot(&new);
+    damage_first_chunk(&env, &new, &id);
+    let target = env.path("svc");
+    let log = env.path("output.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.envs(common::TEST_ENV)
+        .arg("--repo")
+        .arg(&env.repo)
+        .args(["restore", &id, "--target", target.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let mut child = cmd.spawn().unwrap();
+    let status = common::process::wait_within(&mut child, LIMIT).expect("the restore finishes in time");
+    assert_eq!(status.code(), Some(3));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let error = text.find("error: not restored").unwrap_or_else(|| panic!("no error line:\n{text}"));
+    let summary = text.find("restored snapshot").unwrap_or_else(|| panic!("no summary:\n{text}"));
+    let incomplete = text.find("incomplete: 1 path not restored").unwrap_or_else(|| panic!("no count:\n{text}"));
+    assert!(error < summary && summary < incomplete, "errors come first, then the summary:\n{text}");
 }
 
 /// Seeded kill -9 trials: the target is always exactly the old tree or exactly the new one.

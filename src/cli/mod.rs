@@ -10,6 +10,7 @@ macro_rules! outln {
 }
 
 mod browse;
+mod export;
 mod generate;
 mod hooks;
 mod inspect;

@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 
 use cairn::error::{exit, redact_urls, Error, Result};
 use cairn::ops::{self, restore::Mode, restore::Overwrite, PitrOptions, RestoreOptions, RestoreReport};
+use cairn::repo::export::open_export;
 use cairn::repo::{Access, SnapshotSpec};
 
 use super::hooks::{around, report as report_hooks, HookArgs, Outcome};
@@ -23,9 +24,14 @@ written (symlinks in the target are replaced, never followed). Interrupted (Ctrl
 exit 130), the same command with --overwrite if-changed finishes the job. Exit codes: 0 done, \
 2 usage, 3 some paths could not be restored (named), 130 interrupted.")]
 pub struct RestoreArgs {
-    /// Snapshot id, unique id prefix, or `latest` (omit with --at).
-    #[arg(required_unless_present = "at", conflicts_with = "at")]
+    /// Snapshot id, unique id prefix, or `latest` (omit with --at or --from-export).
+    #[arg(required_unless_present_any = ["at", "from_export"], conflicts_with_all = ["at", "from_export"])]
     snapshot: Option<String>,
+    /// Restore the snapshot of this export file (`snapshot export`), with no repository. The
+    /// whole file is verified before anything is written; an encrypted export opens with the
+    /// password given as for a repository (--password-file, CAIRN_PASSWORD, ...).
+    #[arg(long, value_name = "FILE", conflicts_with = "at")]
+    from_export: Option<PathBuf>,
     /// Restore to this instant: the newest snapshot taken at or before it, plus the WAL
     /// archived up to it. RFC 3339, "YYYY-MM-DD HH:MM[:SS]" (UTC unless an offset is given),
     /// or Unix seconds. A PostgreSQL data directory is prepared to recover to exactly then.
@@ -156,7 +162,19 @@ pub fn run(ctx: &Context, args: RestoreArgs) -> Result<i32> {
 }
 
 fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
-    let repo = ctx.open_reading(Access::Read, "restore snapshots")?;
+    // An export is verified whole and opened as a repository of its own.
+    let export = match &args.from_export {
+        Some(file) => Some(open_export(file, &ctx.password.key_source_asking("export password: "))?),
+        None => None,
+    };
+    let from_repo;
+    let repo = match &export {
+        Some(e) => &e.repo,
+        None => {
+            from_repo = ctx.open_reading(Access::Read, "restore snapshots")?;
+            &from_repo
+        }
+    };
     let progress = ctx.progress();
     let cancel = cancel_on_signals();
     let filter = args.select.filter();
@@ -172,7 +190,7 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
             fetch_command: fetch_command(ctx)?,
             cancel,
         };
-        let report = ops::restore_at(&repo, &opts, progress.as_ref())?;
+        let report = ops::restore_at(repo, &opts, progress.as_ref())?;
         for w in fold_lines(report.warnings.iter().map(String::as_str)) {
             eprintln!("warning: {w}");
         }
@@ -199,8 +217,16 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
         summary(ctx, &report.restore, &target, Mode::Write);
         return Ok(finish(&report.restore));
     }
-    let spec = args.snapshot.as_deref().ok_or_else(|| Error::InvalidArgument("give a snapshot or --at TIME".into()))?;
-    let (id, snap) = repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &filter)?;
+    let (id, snap) = match &export {
+        Some(e) => (e.snapshot_id, e.snapshot.clone()),
+        None => {
+            let spec = args
+                .snapshot
+                .as_deref()
+                .ok_or_else(|| Error::InvalidArgument("give a snapshot or --at TIME".into()))?;
+            repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &filter)?
+        }
+    };
     let mode = match (args.dry_run, args.verify_only) {
         (true, _) => Mode::DryRun,
         (_, true) => Mode::VerifyOnly,
@@ -226,9 +252,9 @@ fn restore(ctx: &Context, args: RestoreArgs) -> Result<i32> {
         cancel,
     };
     if args.atomic {
-        return atomic(ctx, &repo, &id, &snap, &opts, progress.as_ref());
+        return atomic(ctx, repo, &id, &snap, &opts, progress.as_ref());
     }
-    let report = ops::restore(&repo, &id, &snap, &opts, progress.as_ref())?;
+    let report = ops::restore(repo, &id, &snap, &opts, progress.as_ref())?;
     for w in fold_lines(report.warnings.iter().map(String::as_str)) {
         eprintln!("warning: {w}");
     }

@@ -1,4 +1,4 @@
-//! `cairn snapshot create|list|show|diff` (and the `tag` subcommand, in `tag.rs`).
+//! `cairn snapshot create|list|show|diff` (`tag` in `tag.rs`, `export` and `import` in `export.rs`).
 
 use std::path::PathBuf;
 
@@ -36,6 +36,13 @@ pub enum SnapshotCommand {
     /// Add, remove or replace the tags of snapshots. Each changed snapshot gets a new id
     /// (printed as old -> new): snapshot ids name their content.
     Tag(super::tag::TagArgs),
+    /// Write one snapshot to FILE as a single self-verifying export (encrypted with the
+    /// repository's key when the repository is encrypted): to move a service's state between
+    /// machines or hand over a backup. Read back with `snapshot import` or `restore --from-export`.
+    Export(super::export::ExportArgs),
+    /// Verify an export file as a whole, then add its snapshot to this repository (--dry-run:
+    /// verify and list its files, add nothing). A damaged export adds nothing.
+    Import(super::export::ImportArgs),
     /// Show what changed between two snapshots.
     Diff {
         /// Older snapshot (id, prefix or `latest`).
@@ -222,6 +229,8 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
         SnapshotCommand::Show { snapshot, select } => show(ctx, &snapshot, &select),
         SnapshotCommand::Diff { a, b, select } => diff(ctx, &a, &b, &select),
         SnapshotCommand::Tag(args) => super::tag::run(ctx, args),
+        SnapshotCommand::Export(args) => super::export::export(ctx, args),
+        SnapshotCommand::Import(args) => super::export::import(ctx, args),
     }
 }
 

@@ -20,7 +20,9 @@ pub use backup::{
 };
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
-pub use copy::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
+pub use copy::{
+    copy, copy_with, export, import, CopiedSnapshot, CopyMode, CopyOptions, CopyReport, ExportOptions, ExportReport,
+};
 pub use forget::{forget, forget_ids, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{

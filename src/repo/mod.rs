@@ -5,6 +5,7 @@
 //! commit order of `docs/design.md`: packs durable → index entries → snapshot object last.
 
 mod config;
+pub mod export;
 mod index_sync;
 mod ingest;
 mod init;

@@ -17,9 +17,11 @@
 //! Either way, each snapshot's blobs are flushed before its object is written, so the
 //! destination never holds a snapshot with missing parts, and a rerun copies nothing twice.
 
+mod export;
 mod identity;
 mod rekey;
 mod run;
 mod same_ids;
 
+pub use export::{export, import, ExportOptions, ExportReport};
 pub use run::{copy, copy_with, CopiedSnapshot, CopyMode, CopyOptions, CopyReport};
