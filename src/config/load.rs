@@ -121,20 +121,24 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
-/// The dotted path of the deepest key whose key or value holds byte `offset`. The whole tree
-/// is searched: a table's span is its header only, so its keys need not lie inside it.
+/// The dotted path of the key written at byte `offset` (an unknown key), else of the deepest
+/// key whose value holds it (a wrong value, a table missing a key). The whole tree is
+/// searched: a table's span is its header only, so its keys need not lie inside it.
 fn key_at(table: &DeTable<'_>, offset: usize) -> Vec<String> {
-    let mut best = Vec::new();
+    let mut best = (false, Vec::new());
     search(table, offset, &mut Vec::new(), &mut best);
-    best
+    best.1
 }
 
-fn search(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>, best: &mut Vec<String>) {
+/// The best match so far: (matched a key itself, its path).
+type Best = (bool, Vec<String>);
+
+fn search(table: &DeTable<'_>, offset: usize, path: &mut Vec<String>, best: &mut Best) {
     for (key, value) in table {
         path.push(key.get_ref().to_string());
-        let here = key.span().contains(&offset) || value.span().contains(&offset);
-        if here && path.len() > best.len() {
-            *best = path.clone();
+        let on_key = key.span().contains(&offset);
+        if (on_key || value.span().contains(&offset)) && (on_key, path.len()) > (best.0, best.1.len()) {
+            *best = (on_key, path.clone());
         }
         match value.get_ref() {
             DeValue::Table(t) => search(t, offset, path, best),
