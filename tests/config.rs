@@ -404,3 +404,63 @@ fn every_example_in_contrib_config_parses_and_plans() {
     }
     assert!(seen >= 4, "the four service examples are there ({seen} found)");
 }
+
+/// SIGTERM during a source's `post` hook: the source's on-failure and finally run, then the
+/// repository's, then cairn exits 130 (the repository's `finally` is what resumes what its
+/// `pre` paused).
+#[test]
+fn sigterm_during_a_source_runs_its_finally_and_the_repositorys_then_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("hooks.log");
+    let slow_post = format!("\"echo 'a post' >> {}; sleep 3\"", log.display());
+    let source_hooks = logging(&log, "a").replace(
+        &format!("post = [\"echo 'a post' ${{CAIRN_STATUS:-}} >> {}\"]", log.display()),
+        &format!("post = [{slow_post}]"),
+    );
+    assert!(source_hooks.contains("sleep 3"), "{source_hooks}");
+    let config = format!(
+        "[repositories.main]\nlocation = \"repo\"\n[repositories.main.hooks]\n{}\n\
+         [sources.a]\npaths = [\"data/a\"]\n[sources.a.hooks]\n{source_hooks}\n",
+        logging(&log, "repo"),
+    );
+    let s = Setup::new(&config);
+    s.ok(&["init", "-q"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .env_remove("CAIRN_REPO")
+        .env("CAIRN_PASSWORD", common::TEST_PASSWORD)
+        .env("XDG_CONFIG_HOME", s.path("xdg"))
+        .current_dir(s.dir.path())
+        .arg("--config")
+        .arg(s.config())
+        .args(["run", "a"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("a post") {
+        assert!(std::time::Instant::now() < deadline, "the post hook never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(child.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = common::process::wait_within(&mut child, LIMIT).expect("cairn exits after SIGTERM");
+    assert_eq!(status.code(), Some(130));
+    let lines: Vec<String> = std::fs::read_to_string(&log).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "repo pre",
+            "a pre",
+            "a post",
+            "a on-failure interrupted",
+            "a finally interrupted",
+            "repo on-failure interrupted",
+            "repo finally interrupted",
+        ]
+    );
+}

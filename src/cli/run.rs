@@ -12,7 +12,9 @@ use cairn::hooks::{HookRun, Hooks};
 use cairn::ops::{self, CheckOptions, PruneOptions, Severity};
 use cairn::repo::Access;
 
-use super::hooks::{around, report as report_hooks, Outcome};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::hooks::{around, around_within, report as report_hooks, stop_flag, Outcome, Outer};
 use super::settings::Globals;
 use super::Context;
 
@@ -108,8 +110,12 @@ pub fn run(g: &Globals, args: RunArgs) -> Result<i32> {
         return super::run_plan::print(g, loaded, &plan);
     }
     let mut report = RunReport::default();
+    // A signal between steps stops the run there (the repository's hooks still run); one
+    // during a snapshot ends the process after the source's and the repository's on-failure
+    // and finally hooks (see `hooks::around_within`).
+    let stop = stop_flag();
     for group in &plan {
-        let (sources, repo) = run_repository(g, loaded, group, args.verbose);
+        let (sources, repo) = run_repository(g, loaded, group, args.verbose, &stop);
         report.sources.extend(sources);
         report.repositories.push(repo);
     }
@@ -125,6 +131,7 @@ fn run_repository(
     loaded: &Loaded,
     group: &RepositoryRun,
     verbose: bool,
+    stop: &AtomicBool,
 ) -> (Vec<SourceResult>, RepositoryResult) {
     let mut repo = RepositoryResult { repository: group.repository.clone(), ..Default::default() };
     let failed_all = |e: &Error| -> Vec<SourceResult> {
@@ -146,17 +153,22 @@ fn run_repository(
         ("CAIRN_SOURCES".to_string(), group.sources.join("\n")),
     ];
     let mut sources = Vec::new();
-    // Signals are left to each source's own hooks (their `finally` must run); see
-    // docs/config.md on what a signal during `run` does.
+    let outer = Outer { hooks: hooks.clone(), env: env.clone() };
+    let interrupted = Error::Interrupted { what: "cairn run".into(), detail: "stopped by a signal".into() };
     let (result, runs) = around(
         &hooks,
         env,
         false,
         || {
             for name in &group.sources {
-                sources.push(run_source(&ctx, loaded, &group.repository, name, verbose));
+                sources.push(match stop.load(Ordering::SeqCst) {
+                    true => failed(name, &group.repository, &interrupted, Vec::new()),
+                    false => run_source(&ctx, loaded, &group.repository, name, verbose, &outer),
+                });
             }
-            maintain(&ctx, group, &mut repo);
+            if !stop.load(Ordering::SeqCst) {
+                maintain(&ctx, group, &mut repo);
+            }
             Ok(sources.iter().map(|s| s.exit_code).fold(repo.exit_code, worse))
         },
         |code| Outcome {
@@ -188,7 +200,14 @@ fn failed(source: &str, repository: &str, e: &Error, hooks: Vec<HookRun>) -> Sou
 }
 
 /// One source: its hooks around its snapshot, then its retention.
-fn run_source(ctx: &Context, loaded: &Loaded, repository: &str, name: &str, verbose: bool) -> SourceResult {
+fn run_source(
+    ctx: &Context,
+    loaded: &Loaded,
+    repository: &str,
+    name: &str,
+    verbose: bool,
+    outer: &Outer,
+) -> SourceResult {
     let Some(source) = loaded.config.sources.get(name) else {
         return failed(name, repository, &Error::Internal(format!("source {name} left the plan")), Vec::new());
     };
@@ -204,10 +223,11 @@ fn run_source(ctx: &Context, loaded: &Loaded, repository: &str, name: &str, verb
         ("CAIRN_REPO".to_string(), ctx.location().map(|l| redact_urls(&l.to_string())).unwrap_or_default()),
         ("CAIRN_PATHS".to_string(), opts.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")),
     ];
-    let (report, runs) = around(
+    let (report, runs) = around_within(
         &hooks,
         env,
         true,
+        Some(outer),
         || {
             let repo = ctx.open(Access::Write)?;
             ops::backup(&repo, &opts, ctx.progress().as_ref())
