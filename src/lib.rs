@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! interface     cli (binary only)
+//! configuration config (the cairn.toml file: sources → operations' options)
 //! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
 //! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
 //! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks
@@ -18,6 +19,7 @@
 pub mod backend;
 pub mod chunker;
 pub mod codec;
+pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod fs;

@@ -16,6 +16,9 @@ fn layer(module: &str) -> Option<u8> {
         "chunker" | "pack" | "index" | "snapshot" | "fs" | "backend" | "progress" | "pg" | "hooks" => 3,
         "repo" => 4,
         "ops" => 5,
+        // The configuration file turns a source into operations' options; nothing below it
+        // knows it exists.
+        "config" => 6,
         _ => return None,
     })
 }

@@ -75,7 +75,29 @@ pub fn around<T>(
     command: impl FnOnce() -> Result<T>,
     outcome: impl Fn(&T) -> Outcome,
 ) -> (Result<T>, Vec<HookRun>) {
-    if hooks.is_empty() {
+    around_within(hooks, env, exit_on_signal, None, command, outcome)
+}
+
+/// Hooks that wrap a command run by [`around_within`] together with others (a repository's
+/// hooks around each source of `cairn run`): when a signal ends the process during the
+/// command, their `on-failure` and `finally` run too, after the command's own.
+#[derive(Clone)]
+pub struct Outer {
+    pub hooks: Hooks,
+    pub env: Vec<(String, String)>,
+}
+
+/// [`around`] inside `outer`'s hooks. With `exit_on_signal` and an `outer`, a signal is acted
+/// on even when `hooks` is empty, so the outer `finally` is never skipped.
+pub fn around_within<T>(
+    hooks: &Hooks,
+    env: Vec<(String, String)>,
+    exit_on_signal: bool,
+    outer: Option<&Outer>,
+    command: impl FnOnce() -> Result<T>,
+    outcome: impl Fn(&T) -> Outcome,
+) -> (Result<T>, Vec<HookRun>) {
+    if hooks.is_empty() && !(exit_on_signal && outer.is_some()) {
         return (command(), Vec::new());
     }
     let started = Instant::now();
@@ -83,8 +105,10 @@ pub fn around<T>(
     let armed = Arc::new(AtomicBool::new(false));
     // Signals are caught from before the first `pre` hook: one that comes while they run is
     // acted on once they succeeded (then `finally` must run), never lost in between.
-    let watcher =
-        exit_on_signal.then(|| watch_signals(hooks.clone(), env.clone(), finished.clone(), armed.clone(), started));
+    let watcher = exit_on_signal.then(|| {
+        let shared = Shared { finished: finished.clone(), armed: armed.clone(), started };
+        watch_signals(hooks.clone(), env.clone(), outer.cloned(), shared)
+    });
     let mut runs = hooks.run(Stage::Pre, &env);
     if let Some(failed) = runs.iter().find(|r| !r.ok()) {
         let err = Error::Hook(failed.failure());
@@ -156,13 +180,17 @@ fn with_status(env: &[(String, String)], status: &str, error: &str, started: Ins
 /// On SIGINT/SIGTERM once `armed` (every `pre` hook succeeded): `on-failure` and `finally`
 /// (unless the command's own path already ran them), then exit 130. Returns the flag that
 /// retires the watcher.
-fn watch_signals(
-    hooks: Hooks,
-    env: Vec<(String, String)>,
+/// What the command's path and the signal watcher share.
+struct Shared {
+    /// Set by whichever of the two runs the last stages first.
     finished: Arc<Mutex<bool>>,
+    /// Every `pre` hook succeeded.
     armed: Arc<AtomicBool>,
     started: Instant,
-) -> Arc<AtomicBool> {
+}
+
+fn watch_signals(hooks: Hooks, env: Vec<(String, String)>, outer: Option<Outer>, shared: Shared) -> Arc<AtomicBool> {
+    let Shared { finished, armed, started } = shared;
     use signal_hook::consts::{SIGINT, SIGTERM};
     let signalled = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
@@ -184,11 +212,28 @@ fn watch_signals(
                 let env = with_status(&env, "interrupted", "interrupted by a signal", started);
                 report(&hooks.run(Stage::OnFailure, &env));
                 report(&hooks.run(Stage::Finally, &env));
+                if let Some(o) = &outer {
+                    let env = with_status(&o.env, "interrupted", "interrupted by a signal", started);
+                    report(&o.hooks.run(Stage::OnFailure, &env));
+                    report(&o.hooks.run(Stage::Finally, &env));
+                }
                 std::process::exit(exit::INTERRUPTED);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     });
+    stop
+}
+
+/// A flag set by SIGINT or SIGTERM from now on, for a command that stops between its steps
+/// (`cairn run`). A second signal ends the process at once.
+pub fn stop_flag() -> Arc<AtomicBool> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [SIGINT, SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, exit::INTERRUPTED, stop.clone());
+        let _ = signal_hook::flag::register(sig, stop.clone());
+    }
     stop
 }
 

@@ -15,7 +15,7 @@ pub struct ForgetArgs {
     /// applying a retention policy. Cannot be combined with --keep-*, --host, --tag or --path.
     #[arg(value_name = "SNAPSHOT", conflicts_with_all = [
         "keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly",
-        "keep_within", "keep_wal_within", "host", "tag", "path",
+        "keep_within", "keep_wal_within", "stream", "host", "tag", "path",
     ])]
     snapshots: Vec<String>,
     /// Keep the N newest snapshots.
@@ -43,6 +43,9 @@ pub struct ForgetArgs {
     /// the snapshot before the window and the WAL after it; forgets WAL no kept snapshot can use.
     #[arg(long, value_name = "DURATION")]
     keep_wal_within: Option<String>,
+    /// With --keep-wal-within: decide only the WAL of this stream (default: every stream).
+    #[arg(long, value_name = "STREAM", requires = "keep_wal_within")]
+    stream: Option<String>,
     /// Only snapshots of this host.
     #[arg(long)]
     host: Option<String>,
@@ -89,6 +92,7 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
         tag: args.tag,
         path: args.path,
         keep_wal_within_ns: parse(&args.keep_wal_within)?,
+        wal_stream: args.stream,
         dry_run: args.dry_run,
         now_ns: None,
     };

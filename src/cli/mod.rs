@@ -21,7 +21,10 @@ mod progress;
 mod render;
 mod repo;
 mod restore;
+mod run;
+mod run_plan;
 mod select;
+mod settings;
 mod snapshot;
 mod stream;
 mod tag;
@@ -33,8 +36,8 @@ pub use render::is_closed_stdout;
 
 use clap::{Parser, Subcommand};
 
-use cairn::error::{Error, Result};
-use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Options};
+use cairn::error::{exit, Error, Result};
+use cairn::repo::{Access, Connect, RepoLocation, Repository, S3Options};
 
 #[derive(Parser)]
 #[command(
@@ -43,7 +46,8 @@ use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Option
     about = "Incremental, deduplicating snapshots of service data directories",
     long_about = "cairn keeps incremental, deduplicated snapshots of data directories (segment logs, \
                   WAL, embedded databases) in a repository, and restores them byte for byte.\n\n\
-                  The repository comes from --repo or the CAIRN_REPO environment variable.\n\
+                  The repository comes from --repo or the CAIRN_REPO environment variable, or from the \
+                  configuration file (--config, CAIRN_CONFIG, ~/.config/cairn/config.toml; see `cairn run`).\n\
                   Exit codes: 0 ok, 1 failed, 2 usage, 3 finished but some files were skipped, 4 damage found by repo check, \
                   10 no repository, 11 locked, 12 unsupported format version, 13 corrupt repository, \
                   14 write-only key.\n\
@@ -54,10 +58,15 @@ use cairn::repo::{Access, Connect, IndexKind, RepoLocation, Repository, S3Option
                   (least safe), or a prompt on the terminal. A wrong password exits 1."
 )]
 pub struct Cli {
-    /// Repository location: a local directory, or s3://BUCKET/PREFIX for S3-compatible object
+    /// Configuration file: named repositories and sources (see docs/config.md). Default:
+    /// $XDG_CONFIG_HOME/cairn/config.toml (~/.config/cairn/config.toml) when it exists.
+    #[arg(long, global = true, env = "CAIRN_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// A repository named in the configuration file (the default when it names exactly one),
+    /// or a location: a local directory, or s3://BUCKET/PREFIX for S3-compatible object
     /// storage (credentials, region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     /// AWS_REGION, AWS_ENDPOINT_URL, or the --s3-* options).
-    #[arg(long, short = 'r', global = true, env = "CAIRN_REPO", value_name = "PATH|URL")]
+    #[arg(long, short = 'r', global = true, env = "CAIRN_REPO", value_name = "NAME|PATH|URL")]
     repo: Option<String>,
     /// Where object-store repositories keep their local index cache.
     #[arg(long, global = true, env = "CAIRN_CACHE_DIR", value_name = "DIR")]
@@ -97,6 +106,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Snapshot the sources named in the configuration file, apply their retention, then
+    /// prune and check where configured (see docs/config.md).
+    Run(run::RunArgs),
     /// Create a new, empty repository.
     Init(repo::InitArgs),
     /// Create, list, show and compare snapshots.
@@ -155,7 +167,9 @@ impl Context {
     pub fn location(&self) -> Result<RepoLocation> {
         self.repo.as_deref().map(RepoLocation::parse).ok_or_else(|| {
             Error::InvalidArgument(
-                "no repository given: use --repo PATH|s3://BUCKET/PREFIX or set CAIRN_REPO".to_string(),
+                "no repository given: use --repo NAME|PATH|s3://BUCKET/PREFIX, set CAIRN_REPO, or configure \
+                 exactly one repository in the configuration file"
+                    .to_string(),
             )
         })
     }
@@ -220,18 +234,36 @@ fn s3_options(_cli: &Cli) -> S3Options {
     S3Options::default()
 }
 
+/// The global options and the configuration file; read only by commands that use them, so a
+/// broken file does not hide `completions` or `man`.
+fn globals(cli: Cli) -> Result<(settings::Globals, Command)> {
+    let globals = settings::Globals {
+        s3: s3_options(&cli),
+        repo: cli.repo,
+        cache_dir: cli.cache_dir,
+        password_file: cli.password_file,
+        password_command: cli.password_command,
+        json: cli.json,
+        quiet: cli.quiet,
+        lock_wait: cli.lock_wait,
+        config: cairn::config::Loaded::find(cli.config.as_deref())?,
+    };
+    Ok((globals, cli.command))
+}
+
 /// Runs the parsed command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let password = password::PasswordCache::new(cli.password_file.clone(), cli.password_command.clone());
-    let connect = Connect {
-        s3: s3_options(&cli),
-        cache_dir: cli.cache_dir.clone(),
-        kind: IndexKind::Persistent,
-        lock_wait: Some(std::time::Duration::from_secs(cli.lock_wait)),
-        keys: password.key_source(),
-    };
-    let ctx = Context { repo: cli.repo, connect, password, json: cli.json, quiet: cli.quiet };
     match cli.command {
+        Command::Completions(args) => return generate::completions(args),
+        Command::Man => return generate::man(),
+        _ => {}
+    }
+    let (globals, command) = globals(cli)?;
+    if let Command::Run(args) = command {
+        return run::run(&globals, args);
+    }
+    let ctx = globals.context()?;
+    match command {
         Command::Init(args) => repo::init(&ctx, args),
         Command::Snapshot(cmd) => snapshot::run(&ctx, cmd),
         Command::Ls(args) => browse::ls(&ctx, args),
@@ -244,10 +276,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
-        Command::Completions(args) => generate::completions(args),
-        Command::Man => generate::man(),
         Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(Box::new(args))),
         Command::Snapshots(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::List(args)),
         Command::Check(args) => repo::run(&ctx, repo::RepoCommand::Check(args)),
+        // Handled above, before a repository is chosen.
+        Command::Run(_) | Command::Completions(_) | Command::Man => Ok(exit::OK),
     }
 }

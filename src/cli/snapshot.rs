@@ -297,24 +297,7 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
     );
     report_hooks(&runs);
     let report = report?;
-    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
-        eprintln!("warning: skipped {line}");
-    }
-    for p in &report.changed_while_reading {
-        eprintln!("warning: {p} changed size while being read; stored as read");
-    }
-    if report.metadata_not_stored > 0 {
-        eprintln!(
-            "warning: {} entries have extended attributes or hard links that this format version 1 \
-             repository cannot store; `cairn repo copy` into a new repository keeps them from the next snapshot on",
-            count(report.metadata_not_stored)
-        );
-    }
-    if verbose {
-        for e in &report.excluded_paths {
-            eprintln!("excluded {} ({})", e.path, e.reason);
-        }
-    }
+    warn(&report, verbose);
     let s = &report.snapshot.summary;
     if ctx.json {
         json(&CreateOutput {
@@ -338,6 +321,29 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         }
     }
     Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
+}
+
+/// Names on stderr what a snapshot left out or stored as it changed (`snapshot create` and
+/// `run`).
+pub fn warn(report: &ops::BackupReport, verbose: bool) {
+    for line in fold_paths(report.skipped.iter().map(|s| (s.path.as_str(), s.reason.as_str()))) {
+        eprintln!("warning: skipped {line}");
+    }
+    for p in &report.changed_while_reading {
+        eprintln!("warning: {p} changed size while being read; stored as read");
+    }
+    if report.metadata_not_stored > 0 {
+        eprintln!(
+            "warning: {} entries have extended attributes or hard links that this format version 1 \
+             repository cannot store; `cairn repo copy` into a new repository keeps them from the next snapshot on",
+            count(report.metadata_not_stored)
+        );
+    }
+    if verbose {
+        for e in &report.excluded_paths {
+            eprintln!("excluded {} ({})", e.path, e.reason);
+        }
+    }
 }
 
 /// `snapshot create --dry-run`: needs no repository at all.

@@ -53,6 +53,9 @@ pub struct ForgetOptions {
     pub path: Option<String>,
     /// Point-in-time window to keep restorable, in nanoseconds before now.
     pub keep_wal_within_ns: Option<i64>,
+    /// Only WAL records of this stream are planned (kept or forgotten); `None`: every stream.
+    /// A source's window says nothing about another service's WAL.
+    pub wal_stream: Option<String>,
     pub dry_run: bool,
     /// "Now" for the WAL window (tests pin it).
     pub now_ns: Option<i64>,
@@ -135,7 +138,7 @@ pub fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
     let mut report = ForgetReport { dry_run: opts.dry_run, ..Default::default() };
     if let Some(window) = opts.keep_wal_within_ns {
         let now = opts.now_ns.unwrap_or_else(crate::time::now_ns);
-        plan_wal(repo, &snaps, &mut reasons, now - window, &mut report)?;
+        plan_wal(repo, &snaps, &mut reasons, now - window, opts.wal_stream.as_deref(), &mut report)?;
     }
     for ((id, s), why) in snaps.iter().zip(reasons) {
         report.snapshots.push(Decision::new(id, s, why));
@@ -225,6 +228,7 @@ fn plan_wal(
     snaps: &[(SnapshotId, Snapshot)],
     reasons: &mut [Vec<String>],
     window_start: i64,
+    stream: Option<&str>,
     report: &mut ForgetReport,
 ) -> Result<()> {
     if snaps.is_empty() {
@@ -240,7 +244,7 @@ fn plan_wal(
         .filter(|(_, r)| !r.is_empty())
         .map(|((_, s), _)| (s.time_ns, s.time_ns + s.summary.duration_ms as i64 * 1_000_000 + WAL_AFTER_SNAPSHOT_NS))
         .collect();
-    repo.for_each_wal(None, &mut |r| {
+    repo.for_each_wal(stream, &mut |r| {
         let t = r.archived_ns;
         if t >= base_time || spans.iter().any(|(a, b)| (*a..=*b).contains(&t)) {
             report.wal_kept += 1;
