@@ -24,10 +24,12 @@ pub enum Kind {
     KeyFile,
     /// A write-only session's data key (sealed to the repository public key).
     SessionKey,
+    /// A run record (`records/`).
+    RunRecord,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Config,
         Kind::Lock,
         Kind::PackTrailer,
@@ -38,6 +40,7 @@ impl Kind {
         Kind::WalRecord,
         Kind::KeyFile,
         Kind::SessionKey,
+        Kind::RunRecord,
     ];
 
     pub fn to_u8(self) -> u8 {
@@ -52,6 +55,7 @@ impl Kind {
             Kind::WalRecord => 8,
             Kind::KeyFile => 9,
             Kind::SessionKey => 10,
+            Kind::RunRecord => 11,
         }
     }
 
@@ -67,6 +71,7 @@ impl Kind {
             Kind::WalRecord => "WAL record",
             Kind::KeyFile => "key file",
             Kind::SessionKey => "session key",
+            Kind::RunRecord => "run record",
         }
     }
 

@@ -12,12 +12,14 @@
 mod deep;
 mod dry;
 mod exclude;
+mod failure;
 mod file;
 mod files_from;
 mod walk;
 
 pub use dry::{dry_run, DryRunReport};
 pub use exclude::{parse_size, read_pattern_file, TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
+pub use failure::failure_record;
 pub use files_from::{read_path_list, PathList};
 
 use std::io;
