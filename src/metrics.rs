@@ -230,5 +230,25 @@ cairn_snapshot_last_success_timestamp_seconds{repo=\"/b\",source=\"a\"} 17000000
         assert!(text.contains("cairn_snapshots{repo=\"a\",source=\"s\"} 3\n"), "{text}");
         std::fs::write(&path, "something else\n").unwrap();
         assert!(update_file(&path, &[]).is_err(), "a file cairn did not write is left alone");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "something else\n");
+    }
+
+    #[test]
+    fn writers_at_the_same_time_keep_each_others_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.prom");
+        std::thread::scope(|scope| {
+            for t in 0..8 {
+                let path = &path;
+                scope.spawn(move || {
+                    for i in 0..10 {
+                        let source = format!("s{t}-{i}");
+                        update_file(path, &[Sample::new("cairn_snapshots", &[("source", &source)], 1.0)]).unwrap();
+                    }
+                });
+            }
+        });
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().filter(|l| l.starts_with("cairn_snapshots{")).count(), 80, "{text}");
     }
 }

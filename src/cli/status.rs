@@ -9,7 +9,7 @@ use cairn::ops::{self};
 use cairn::repo::Access;
 
 use super::metrics::{repo_label, MetricsArgs};
-use super::render::{bytes, json};
+use super::render::{bytes, duration_ms, json, plural};
 use super::Context;
 
 #[derive(Args)]
@@ -43,11 +43,11 @@ fn print(r: &StatusReport) -> Result<()> {
         outln!("")?;
         outln!("source {}", s.source)?;
         outln!(
-            "  last snapshot   {} {} ({} ago), took {:.1} s, added {}",
+            "  last snapshot   {} {} ({} ago), took {}, added {}",
             &last.id[..8],
             last.finished.time,
             age(&last.finished),
-            last.duration_seconds,
+            duration_ms((last.duration_seconds * 1000.0) as u64),
             bytes(last.added_bytes)
         )?;
         match &s.last_failure {
@@ -74,7 +74,7 @@ fn print(r: &StatusReport) -> Result<()> {
         outln!("wal stream {}", w.stream)?;
         outln!("  newest archived {} (lag {})", w.newest_archived.time, age(&w.newest_archived))?;
         let from = w.recoverable_from.as_ref().map_or("(no snapshot before it)".to_string(), |f| f.time.clone());
-        outln!("  recoverable     {from} .. {} ({} files)", w.recoverable_to.time, w.files)?;
+        outln!("  recoverable     {from} .. {} ({})", w.recoverable_to.time, plural(w.files, "WAL file"))?;
     }
     Ok(())
 }

@@ -141,7 +141,10 @@ fn restore_and_verify(
         RestoreOptions { target: target.to_path_buf(), cancel: opts.cancel.clone(), ..Default::default() };
     let restored = match restore(repo, id, snap, &restore_opts, progress) {
         Ok(r) => r,
-        Err(e @ (Error::Interrupted { .. } | Error::InvalidArgument(_) | Error::WriteOnly { .. })) => return Err(e),
+        // Not a verdict on the snapshot: the test did not get to run.
+        Err(
+            e @ (Error::Interrupted { .. } | Error::InvalidArgument(_) | Error::WriteOnly { .. } | Error::Locked(_)),
+        ) => return Err(e),
         Err(e) => {
             report.detail = format!("restore failed: {e}");
             return Ok(());
