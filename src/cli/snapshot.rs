@@ -325,7 +325,7 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
 }
 
 /// Records a failed snapshot: in the repository when it can be reached (for `cairn status`),
-/// and in the metrics file. Neither failing changes the command's error.
+/// and in the metrics file. Neither failing changes the command's one-line error.
 fn record_failure(
     ctx: &Context,
     metrics: &MetricsArgs,
@@ -335,10 +335,9 @@ fn record_failure(
     e: &cairn::Error,
 ) {
     let record = ops::backup::failure_record(host, paths, started_ns, &redact_urls(&e.to_string()));
-    let stored = ctx.open(Access::Write).and_then(|repo| repo.save_run(&record));
-    if let Err(why) = stored {
-        eprintln!("warning: the failure was not recorded in the repository: {why}");
-    }
+    // Unreachable (missing, network down, locked): the error already says so, in one line;
+    // the failure then lives in the metrics file alone.
+    let _ = ctx.open(Access::Write).and_then(|repo| repo.save_run(&record));
     let source = cairn::snapshot::source_name(&record.host, &record.paths);
     let label = repo_label(ctx);
     let l = [("repo", label.as_str()), ("source", source.as_str())];
