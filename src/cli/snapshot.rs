@@ -277,6 +277,8 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
     report_hooks(&runs);
     let report = match report {
         Ok(r) => r,
+        // A key that may not do what was asked is a refusal, not a failed backup.
+        Err(e @ cairn::Error::WriteOnly { .. }) => return Err(e),
         Err(e) => {
             record_failure(ctx, &metrics, host.as_deref(), &paths, started_ns, &e);
             return Err(e);
