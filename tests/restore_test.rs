@@ -186,3 +186,15 @@ fn a_failed_snapshot_is_recorded_for_its_source() {
     assert!(source["last_failure"]["detail"].as_str().unwrap().contains("pre hook"), "{status}");
     assert_eq!(status["sources"].as_array().unwrap().len(), 1, "the failure joins its source: {status}");
 }
+
+#[test]
+fn records_are_bounded_per_source() {
+    let s = setup();
+    for _ in 0..22 {
+        ok(&s.repo, &["restore-test", "latest", "--verify", "true", "--quiet"]);
+    }
+    let kept = std::fs::read_dir(s.repo.join("records/restore-test")).unwrap().count();
+    assert_eq!(kept, cairn::repo::RUNS_KEPT_PER_SOURCE, "the oldest beyond the bound are deleted");
+    let status = json(&ok(&s.repo, &["status", "--json"]));
+    assert_eq!(status["sources"][0]["last_restore_test"]["success"], true, "{status}");
+}

@@ -13,7 +13,7 @@ use cairn::ops::{self, RestoreTestOptions, RestoreTestReport};
 use cairn::repo::{default_cache_dir, Access, SnapshotSpec};
 
 use super::metrics::{repo_label, MetricsArgs};
-use super::render::{bytes, duration_ms, json};
+use super::render::{bytes, duration_ms, json, plural};
 use super::select::SelectArgs;
 use super::Context;
 
@@ -105,8 +105,8 @@ fn print(ctx: &Context, r: &RestoreTestReport) {
     let place = if r.tmpfs { " on tmpfs" } else { "" };
     if r.success {
         ctx.say(format!(
-            "restore test passed: {what}: {} files, {} restored{place} and verified in {}",
-            r.files,
+            "restore test passed: {what}: {}, {} restored{place} and verified in {}",
+            plural(r.files, "file"),
             bytes(r.bytes),
             duration_ms(r.duration_ms)
         ));
