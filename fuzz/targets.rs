@@ -48,6 +48,12 @@ pub fn wal_record(data: &[u8]) {
     let _ = cairn::codec::from_bytes::<cairn::snapshot::WalRecord>(data, "fuzz");
 }
 
+/// A run record (restore test, check, failed snapshot).
+pub fn run_record(data: &[u8]) {
+    let _ = cairn::snapshot::RunRecord::decode(data, "fuzz");
+    let _ = cairn::codec::from_bytes::<cairn::snapshot::RunRecord>(data, "fuzz");
+}
+
 /// A lock record.
 pub fn lock(data: &[u8]) {
     let _ = cairn::repo::LockRecord::decode(data, "fuzz");
@@ -134,6 +140,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("snapshot", snapshot),
     ("index_value", index_value),
     ("wal_record", wal_record),
+    ("run_record", run_record),
     ("lock", lock),
     ("key_file", key_file),
     ("envelope", envelope),

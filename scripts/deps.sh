@@ -11,7 +11,8 @@ apt_install() {
   local sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  # shellcheck disable=SC2086 # APT_EXTRA holds separate options on purpose
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq ${APT_EXTRA:-} "${missing[@]}" >/dev/null
 }
 
 # librocksdb-sys compiles RocksDB from C++ source and needs libclang for its bindings.
@@ -31,6 +32,8 @@ ensure_test_deps() {
     apt_install postgresql
   fi
   command -v setpriv >/dev/null 2>&1 || apt_install util-linux
+  # promtool checks the --metrics-file output (tests/metrics.rs); ~19 MB download.
+  command -v promtool >/dev/null 2>&1 || APT_EXTRA=--no-install-recommends apt_install prometheus
   ensure_seaweedfs
 }
 

@@ -43,6 +43,8 @@ pub enum RecordKind {
     Lock = 4,
     Tree = 5,
     ChunkList = 6,
+    /// A run record (restore test, check, failed snapshot): `records/`.
+    Run = 7,
 }
 
 impl RecordKind {
@@ -54,6 +56,7 @@ impl RecordKind {
             RecordKind::Lock => "lock",
             RecordKind::Tree => "tree",
             RecordKind::ChunkList => "chunk list",
+            RecordKind::Run => "run record",
         }
     }
 }

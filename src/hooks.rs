@@ -31,6 +31,8 @@ pub enum Stage {
     OnFailure,
     /// Last, whenever every `pre` hook succeeded: even after a failure or an interruption.
     Finally,
+    /// `restore-test`'s verify command, run on the restored copy.
+    Verify,
 }
 
 impl Stage {
@@ -40,6 +42,7 @@ impl Stage {
             Stage::Post => "post",
             Stage::OnFailure => "on-failure",
             Stage::Finally => "finally",
+            Stage::Verify => "verify",
         }
     }
 }
@@ -74,6 +77,11 @@ impl Hook {
         } else {
             self.argv.join(" ")
         }
+    }
+
+    /// Runs this one command as `stage`, killed with its process group after `timeout`.
+    pub fn run(&self, stage: Stage, env: &[(String, String)], timeout: Duration) -> HookRun {
+        run_one(self, stage, env, timeout)
     }
 
     fn command(&self) -> Command {
@@ -113,6 +121,7 @@ impl Hooks {
             Stage::Post => &self.post,
             Stage::OnFailure => &self.on_failure,
             Stage::Finally => &self.finally,
+            Stage::Verify => &[],
         }
     }
 

@@ -12,7 +12,7 @@
 //! configuration config (the cairn.toml file: sources → operations' options)
 //! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
 //! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
-//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks
+//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks, metrics
 //! foundation    error, id, codec, crypto, io, time
 //! ```
 
@@ -27,6 +27,7 @@ pub mod hooks;
 pub mod id;
 pub mod index;
 pub mod io;
+pub mod metrics;
 pub mod ops;
 pub mod pack;
 pub mod pg;

@@ -62,6 +62,8 @@ fn well_formed_seeds_decode_ok() {
     ok("snapshot/payload", from_bytes::<Snapshot>(&seed("snapshot/payload"), "seed").is_ok());
     ok("wal_record/valid", WalRecord::decode(&seed("wal_record/valid"), "seed").is_ok());
     ok("wal_record/payload", from_bytes::<WalRecord>(&seed("wal_record/payload"), "seed").is_ok());
+    ok("run_record/valid", cairn::snapshot::RunRecord::decode(&seed("run_record/valid"), "seed").is_ok());
+    ok("run_record/payload", from_bytes::<cairn::snapshot::RunRecord>(&seed("run_record/payload"), "seed").is_ok());
     ok("lock/valid", LockRecord::decode(&seed("lock/valid"), "seed").is_ok());
     ok("lock/payload", from_bytes::<LockRecord>(&seed("lock/payload"), "seed").is_ok());
     ok("index_value/location", cairn::index::Location::decode(&seed("index_value/location")).is_ok());
@@ -196,6 +198,35 @@ fn write_seeds() {
     write("lock", "valid", &lock);
     write("lock", "payload", &payload(&lock));
     write("index_value", "pack", &cairn::index::PackInfo { size: 1 << 20, blobs: 7 }.encode());
+}
+
+/// Writes the run record seeds: `cargo test --release --test fuzz_replay -- --ignored
+/// write_run_record_seeds`.
+#[test]
+#[ignore]
+fn write_run_record_seeds() {
+    use cairn::snapshot::{RunKind, RunRecord};
+    let record = RunRecord {
+        kind: RunKind::RestoreTest,
+        success: false,
+        time_ns: 1_764_756_000_000_000_000,
+        duration_ms: 1234,
+        ran_on: "db1".into(),
+        host: "db1".into(),
+        paths: vec![b"/var/lib/redis".to_vec()],
+        snapshot: Some(cairn::SnapshotId(cairn::id::Digest([9; 32]))),
+        command: "redis-check-rdb $CAIRN_RESTORE_DIR/dump.rdb".into(),
+        exit_code: Some(1),
+        bytes: 4096,
+        detail: "verify hook exited with 1".into(),
+        tool: "cairn 0.1.0".into(),
+    }
+    .encode()
+    .unwrap();
+    let dir = seeds_dir("run_record");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("valid"), &record).unwrap();
+    fs::write(dir.join("payload"), &record[12..record.len() - 32]).unwrap();
 }
 
 /// Writes the pack seed whose trailer lays one blob over another (`repo check` reports such a

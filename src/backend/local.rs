@@ -271,7 +271,7 @@ impl Backend for LocalBackend {
 
     fn stray_temporaries(&self) -> Result<Vec<String>> {
         let mut found = Vec::new();
-        for top in ["packs", "snapshots", "wal", "locks", "sessions"] {
+        for top in ["packs", "snapshots", "wal", "locks", "sessions", "records"] {
             walk_files(&self.root.join(top), top, &mut |key, path, _| {
                 if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMP_PREFIX)) {
                     found.push(key);

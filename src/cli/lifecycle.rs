@@ -6,6 +6,9 @@ use cairn::error::{exit, Result};
 use cairn::ops::{self, ForgetOptions, KeepPolicy, PruneOptions};
 use cairn::repo::SnapshotSpec;
 
+use cairn::metrics::{seconds, Sample};
+
+use super::metrics::{repo_label, MetricsArgs};
 use super::render::{bytes, count, json, plural};
 use super::Context;
 
@@ -61,6 +64,8 @@ pub struct ForgetArgs {
     /// Run `prune` afterwards.
     #[arg(long)]
     prune: bool,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 #[derive(Args)]
@@ -71,6 +76,8 @@ pub struct PruneArgs {
     /// Repack a pack when more than this percentage of it is unused.
     #[arg(long, default_value_t = 10.0, value_name = "PERCENT")]
     max_unused: f64,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
@@ -99,6 +106,9 @@ pub fn forget(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     let repo = ctx.open_to_reclaim()?;
     let report = ops::forget(&repo, &opts)?;
     let prune = prune_after(ctx, &repo, args.prune && !args.dry_run)?;
+    if !args.dry_run {
+        args.metrics.write(&lifecycle_samples(ctx, Some(report.forgotten() as u64), prune.as_ref()));
+    }
     if ctx.json {
         json(&serde_json::json!({ "forget": report, "prune": prune }))?;
         return Ok(exit::OK);
@@ -142,6 +152,9 @@ fn forget_ids(ctx: &Context, args: ForgetArgs) -> Result<i32> {
     let repo = ctx.open_to_reclaim()?;
     let report = ops::forget_ids(&repo, &specs, args.dry_run)?;
     let prune = prune_after(ctx, &repo, args.prune && !args.dry_run)?;
+    if !args.dry_run {
+        args.metrics.write(&lifecycle_samples(ctx, Some(report.snapshots.len() as u64), prune.as_ref()));
+    }
     if ctx.json {
         json(&serde_json::json!({ "forget": report, "prune": prune }))?;
         return Ok(exit::OK);
@@ -161,12 +174,32 @@ pub fn prune(ctx: &Context, args: PruneArgs) -> Result<i32> {
     let repo = ctx.open_to_reclaim()?;
     let opts = PruneOptions { max_unused_percent: args.max_unused, dry_run: args.dry_run };
     let plan = ops::prune(&repo, &opts, ctx.progress().as_ref())?;
+    if !args.dry_run {
+        args.metrics.write(&lifecycle_samples(ctx, None, Some(&plan)));
+    }
     if ctx.json {
         json(&plan)?;
     } else {
         print_prune(ctx, &plan);
     }
     Ok(exit::OK)
+}
+
+/// The samples of a forget (`removed` snapshots) and of a prune, each when it ran.
+fn lifecycle_samples(ctx: &Context, removed: Option<u64>, prune: Option<&ops::PrunePlan>) -> Vec<Sample> {
+    let repo = repo_label(ctx);
+    let l = [("repo", repo.as_str())];
+    let now = seconds(cairn::time::now_ns());
+    let mut out = Vec::new();
+    if let Some(n) = removed {
+        out.push(Sample::new("cairn_forget_last_timestamp_seconds", &l, now));
+        out.push(Sample::new("cairn_forget_removed_snapshots", &l, n as f64));
+    }
+    if let Some(p) = prune {
+        out.push(Sample::new("cairn_prune_last_timestamp_seconds", &l, now));
+        out.push(Sample::new("cairn_prune_freed_bytes", &l, p.freed_bytes as f64));
+    }
+    out
 }
 
 fn print_prune(ctx: &Context, p: &ops::PrunePlan) {

@@ -16,6 +16,7 @@ mod hooks;
 mod inspect;
 mod key;
 mod lifecycle;
+mod metrics;
 mod password;
 mod progress;
 mod render;
@@ -23,10 +24,12 @@ mod repo;
 mod restore;
 mod run;
 mod run_plan;
+mod restore_test;
 mod select;
 mod settings;
 mod snapshot;
 mod stream;
+mod status;
 mod tag;
 mod wal;
 
@@ -126,6 +129,11 @@ enum Command {
     Stats(inspect::StatsArgs),
     /// Restore a snapshot, or the state at a point in time (--at), into a directory.
     Restore(restore::RestoreArgs),
+    /// Restore a snapshot into a scratch directory, run a validator on it, and record the
+    /// result in the repository.
+    RestoreTest(restore_test::RestoreTestArgs),
+    /// Per source: last snapshot and its age, failures, restore tests, WAL lag, last check.
+    Status(status::StatusArgs),
     /// Remove the snapshots named (forget ID...), or those a retention policy does not keep (and WAL).
     Forget(lifecycle::ForgetArgs),
     /// Delete data no snapshot or WAL record references.
@@ -271,6 +279,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Find(args) => inspect::find(&ctx, args),
         Command::Stats(args) => inspect::stats(&ctx, args),
         Command::Restore(args) => restore::run(&ctx, args),
+        Command::RestoreTest(args) => restore_test::run(&ctx, args),
+        Command::Status(args) => status::run(&ctx, args),
         Command::Forget(args) => lifecycle::forget(&ctx, args),
         Command::Prune(args) => lifecycle::prune(&ctx, args),
         Command::Wal(cmd) => wal::run(&ctx, cmd),

@@ -117,6 +117,8 @@ pub struct CheckArgs {
     /// on successive days cover every pack).
     #[arg(long, value_name = "SUBSET", conflicts_with = "read_data")]
     read_data_subset: Option<String>,
+    #[command(flatten)]
+    metrics: super::metrics::MetricsArgs,
 }
 
 #[derive(Subcommand)]
@@ -254,7 +256,10 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
     };
     let audit = ctx.connect().audit(&ctx.location()?)?;
     let progress = ctx.progress();
-    let report = ops::check(&audit, &CheckOptions { read_data }, progress.as_ref())?;
+    let started_ns = cairn::time::now_ns();
+    let opts = CheckOptions { read_data };
+    let report = ops::check(&audit, &opts, progress.as_ref())?;
+    record_check(ctx, &audit.repo, &report, &opts, started_ns, &args.metrics);
     if ctx.json {
         json(&report)?;
     } else {
@@ -307,6 +312,24 @@ fn check(ctx: &Context, args: CheckArgs) -> Result<i32> {
         });
     }
     Ok(if report.damage_found() { exit::DAMAGE_FOUND } else { exit::OK })
+}
+
+/// Stores the check's run record (for `cairn status`) and writes its metrics. A record that
+/// cannot be stored is a warning: the check's own verdict stands.
+fn record_check(
+    ctx: &Context,
+    repo: &cairn::Repository,
+    report: &ops::CheckReport,
+    opts: &CheckOptions,
+    started_ns: i64,
+    metrics: &super::metrics::MetricsArgs,
+) {
+    let record = ops::check::check_record(report, opts, started_ns);
+    if let Err(e) = repo.save_run(&record) {
+        eprintln!("warning: the check's result was not recorded in the repository: {e}");
+    }
+    let run = ops::status::LastRun::of(&record, cairn::time::now_ns());
+    metrics.write(&ops::status::check_samples(&super::metrics::repo_label(ctx), &run));
 }
 
 fn unlock(ctx: &Context, all: bool) -> Result<i32> {

@@ -132,7 +132,7 @@ impl From<OverwriteArg> for Overwrite {
 }
 
 /// A flag that SIGINT and SIGTERM set; a second signal ends the process at once.
-fn cancel_on_signals() -> Option<Arc<AtomicBool>> {
+pub fn cancel_on_signals() -> Option<Arc<AtomicBool>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let flag = Arc::new(AtomicBool::new(false));
     for sig in [SIGINT, SIGTERM] {

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use cairn::error::{exit, redact_urls, Result};
 use cairn::hooks::HookRun;
+use cairn::ops::status::LastRun;
 use cairn::ops::{self, BackupOptions, Change, Skipped};
 use cairn::repo::{Access, SnapshotSpec};
 use cairn::snapshot::{Snapshot, Summary};
@@ -14,6 +15,7 @@ use cairn::time::format_ns;
 use cairn::SnapshotId;
 
 use super::hooks::{around, report as report_hooks, HookArgs, Outcome};
+use super::metrics::{repo_label, MetricsArgs};
 use super::render::{bytes, count, duration_ms, fold_paths, json, plural};
 use super::select::SelectArgs;
 use super::Context;
@@ -133,6 +135,8 @@ pub struct CreateArgs {
     dry_run: bool,
     #[command(flatten)]
     hooks: HookArgs,
+    #[command(flatten)]
+    metrics: MetricsArgs,
 }
 
 /// What `snapshot create` leaves out (pattern rules in `cairn help snapshot create`).
@@ -234,6 +238,14 @@ pub fn run(ctx: &Context, cmd: SnapshotCommand) -> Result<i32> {
     }
 }
 
+/// `snapshot show --json`: the snapshot and its restore tests, oldest first.
+#[derive(Serialize)]
+struct ShowOutput {
+    #[serde(flatten)]
+    snapshot: SnapshotView,
+    restore_tests: Vec<LastRun>,
+}
+
 #[derive(Serialize)]
 struct CreateOutput {
     #[serde(flatten)]
@@ -275,6 +287,8 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
     }
     let hooks = args.hooks.hooks()?;
     let verbose = args.verbose;
+    let started_ns = cairn::time::now_ns();
+    let (metrics, host, paths) = (args.metrics.clone(), args.host.clone(), args.paths.clone());
     let env = vec![
         ("CAIRN_COMMAND".to_string(), "snapshot create".to_string()),
         ("CAIRN_REPO".to_string(), ctx.location().map(|l| redact_urls(&l.to_string())).unwrap_or_default()),
@@ -296,7 +310,16 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         },
     );
     report_hooks(&runs);
-    let report = report?;
+    let report = match report {
+        Ok(r) => r,
+        // A key that may not do what was asked is a refusal, not a failed backup.
+        Err(e @ cairn::Error::WriteOnly { .. }) => return Err(e),
+        Err(e) => {
+            record_failure(ctx, &metrics, host.as_deref(), &paths, started_ns, &e);
+            return Err(e);
+        }
+    };
+    metrics.write(&success_samples(ctx, &report.snapshot));
     warn(&report, verbose);
     let s = &report.snapshot.summary;
     if ctx.json {
@@ -344,6 +367,42 @@ pub fn warn(report: &ops::BackupReport, verbose: bool) {
             eprintln!("excluded {} ({})", e.path, e.reason);
         }
     }
+}
+
+/// Records a failed snapshot: in the repository when it can be reached (for `cairn status`),
+/// and in the metrics file. Neither failing changes the command's one-line error.
+fn record_failure(
+    ctx: &Context,
+    metrics: &MetricsArgs,
+    host: Option<&str>,
+    paths: &[PathBuf],
+    started_ns: i64,
+    e: &cairn::Error,
+) {
+    let record = ops::backup::failure_record(host, paths, started_ns, &redact_urls(&e.to_string()));
+    // Unreachable (missing, network down, locked): the error already says so, in one line;
+    // the failure then lives in the metrics file alone.
+    let _ = ctx.open(Access::Write).and_then(|repo| repo.save_run(&record));
+    let source = cairn::snapshot::source_name(&record.host, &record.paths);
+    let label = repo_label(ctx);
+    let l = [("repo", label.as_str()), ("source", source.as_str())];
+    let end = cairn::metrics::seconds(record.end_ns());
+    metrics.write(&[cairn::metrics::Sample::new("cairn_snapshot_last_failure_timestamp_seconds", &l, end)]);
+}
+
+/// What a successful snapshot tells the metrics: the same numbers `cairn status` computes
+/// from the snapshot record.
+fn success_samples(ctx: &Context, s: &Snapshot) -> Vec<cairn::metrics::Sample> {
+    use cairn::metrics::{seconds, Sample};
+    let (label, source) = (repo_label(ctx), s.source());
+    let l = [("repo", label.as_str()), ("source", source.as_str())];
+    let end = s.time_ns.saturating_add(s.summary.duration_ms as i64 * 1_000_000);
+    vec![
+        Sample::new("cairn_snapshot_last_success_timestamp_seconds", &l, seconds(end)),
+        Sample::new("cairn_snapshot_duration_seconds", &l, s.summary.duration_ms as f64 / 1000.0),
+        Sample::new("cairn_snapshot_added_bytes", &l, s.summary.bytes_added as f64),
+        Sample::new("cairn_snapshot_size_bytes", &l, s.summary.bytes as f64),
+    ]
 }
 
 /// `snapshot create --dry-run`: needs no repository at all.
@@ -512,8 +571,16 @@ fn list(ctx: &Context, args: ListArgs) -> Result<i32> {
 fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
     let repo = ctx.open_reading(Access::Read, "show snapshots")?;
     let (id, s) = repo.resolve_snapshot_matching(&spec.parse::<SnapshotSpec>()?, &select.filter())?;
+    let now = cairn::time::now_ns();
+    let tests: Vec<LastRun> = repo
+        .runs(cairn::snapshot::RunKind::RestoreTest)?
+        .records
+        .iter()
+        .filter(|r| r.snapshot == Some(id))
+        .map(|r| LastRun::of(r, now))
+        .collect();
     if ctx.json {
-        json(&view(&id, &s))?;
+        json(&ShowOutput { snapshot: view(&id, &s), restore_tests: tests })?;
         return Ok(exit::OK);
     }
     let sum = &s.summary;
@@ -532,6 +599,14 @@ fn show(ctx: &Context, spec: &str, select: &SelectArgs) -> Result<i32> {
     outln!("skipped      {}", count(sum.skipped))?;
     outln!("duration     {}", duration_ms(sum.duration_ms))?;
     outln!("written by   {}", s.tool)?;
+    if tests.is_empty() {
+        outln!("restore test never")?;
+    }
+    for t in &tests {
+        let verdict = if t.success { "passed" } else { "FAILED" };
+        let why = if t.success { String::new() } else { format!(": {}", t.detail) };
+        outln!("restore test {verdict} {} ({}){why}", t.finished.time, t.command)?;
+    }
     Ok(exit::OK)
 }
 

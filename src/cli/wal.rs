@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use cairn::error::{exit, Result};
+use cairn::metrics::{seconds, Sample};
 use cairn::ops::wal::{self, DEFAULT_STREAM};
 use cairn::repo::Access;
 
@@ -21,6 +22,8 @@ pub enum WalCommand {
         path: PathBuf,
         #[command(flatten)]
         stream: StreamArg,
+        #[command(flatten)]
+        metrics: super::metrics::MetricsArgs,
     },
     /// Restore an archived WAL file; usable as `restore_command = 'cairn --repo R wal fetch %f %p'`.
     /// Exits 1 without a message when NAME was never archived (PostgreSQL's end of archive).
@@ -55,15 +58,29 @@ pub struct StreamArg {
 
 pub fn run(ctx: &Context, cmd: WalCommand) -> Result<i32> {
     match cmd {
-        WalCommand::Push { path, stream } => push(ctx, &path, &stream.stream),
+        WalCommand::Push { path, stream, metrics } => push(ctx, &path, &stream.stream, &metrics),
         WalCommand::Fetch { name, dest, stream } => fetch(ctx, &name, &dest, &stream.stream),
         WalCommand::List { stream, since, until } => list(ctx, stream.as_deref(), since, until),
     }
 }
 
-fn push(ctx: &Context, path: &std::path::Path, stream: &str) -> Result<i32> {
+fn push(ctx: &Context, path: &std::path::Path, stream: &str, metrics: &super::metrics::MetricsArgs) -> Result<i32> {
     let repo = ctx.open(Access::Write)?;
     let report = wal::push(&repo, path, stream)?;
+    // A file archived before says nothing about how fresh the archive is.
+    if !report.already_archived {
+        let repo_label = super::metrics::repo_label(ctx);
+        let l = [("repo", repo_label.as_str()), ("stream", report.stream.as_str())];
+        let archived = seconds(report.archived_ns);
+        metrics.write(&[
+            Sample::new("cairn_wal_last_archive_timestamp_seconds", &l, archived),
+            Sample::new(
+                "cairn_wal_archive_lag_seconds",
+                &l,
+                seconds(cairn::time::now_ns().saturating_sub(report.archived_ns)),
+            ),
+        ]);
+    }
     if ctx.json {
         json(&report)?;
     } else if report.already_archived {

@@ -26,10 +26,12 @@ pub enum Kind {
     SessionKey,
     /// The contents of an export file's manifest (host, paths, file list).
     ExportManifest,
+    /// A run record (`records/`).
+    RunRecord,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 11] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Config,
         Kind::Lock,
         Kind::PackTrailer,
@@ -41,6 +43,7 @@ impl Kind {
         Kind::KeyFile,
         Kind::SessionKey,
         Kind::ExportManifest,
+        Kind::RunRecord,
     ];
 
     pub fn to_u8(self) -> u8 {
@@ -56,6 +59,7 @@ impl Kind {
             Kind::KeyFile => 9,
             Kind::SessionKey => 10,
             Kind::ExportManifest => 11,
+            Kind::RunRecord => 12,
         }
     }
 
@@ -72,6 +76,7 @@ impl Kind {
             Kind::KeyFile => "key file",
             Kind::SessionKey => "session key",
             Kind::ExportManifest => "export manifest",
+            Kind::RunRecord => "run record",
         }
     }
 

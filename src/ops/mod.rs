@@ -11,6 +11,7 @@ pub mod prune;
 pub mod restore;
 pub mod select;
 pub mod stats;
+pub mod status;
 pub mod tag;
 pub mod wal;
 
@@ -19,15 +20,17 @@ pub use backup::{
     BackupReport, DryRunReport, Excludes, LateFiles, PathList, StreamSource, TagFile,
 };
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
-pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};
+pub use check::{check, record_check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{
     copy, copy_with, export, import, CopiedSnapshot, CopyMode, CopyOptions, CopyReport, ExportOptions, ExportReport,
 };
 pub use forget::{forget, forget_ids, Decision, ForgetOptions, ForgetReport, KeepPolicy};
 pub use prune::{prune, PruneOptions, PrunePlan};
 pub use restore::{
-    restore, restore_at, restore_atomic, AtomicReport, PitrOptions, PitrReport, RestoreOptions, RestoreReport,
+    restore, restore_at, restore_atomic, restore_test, AtomicReport, PitrOptions, PitrReport, RestoreOptions,
+    RestoreReport, RestoreTestOptions, RestoreTestReport,
 };
+pub use status::{status, StatusReport};
 pub use tag::{tag, Retagged, TagChange};
 
 /// An entry an operation could not handle, and why; operations report these instead of failing.

@@ -25,6 +25,9 @@ pub struct PushReport {
     pub name: String,
     pub size: u64,
     pub archived_at: String,
+    /// The same, in nanoseconds since the epoch (for metrics).
+    #[serde(skip)]
+    pub archived_ns: i64,
     /// The same file was archived before; nothing was stored.
     pub already_archived: bool,
     pub added: SessionStats,
@@ -42,6 +45,7 @@ pub fn push(repo: &Repository, path: &Path, stream: &str) -> Result<PushReport> 
         name: r.name.clone(),
         size: r.size,
         archived_at: crate::time::format_ns(r.archived_ns),
+        archived_ns: r.archived_ns,
         already_archived: already,
         added,
     };
@@ -103,6 +107,7 @@ fn pushed_before(repo: &Repository, key: &str, path: &Path, stream: &str, name: 
             name: name.to_string(),
             size: p.size,
             archived_at: crate::time::format_ns(p.archived_ns),
+            archived_ns: p.archived_ns,
             already_archived: true,
             added: SessionStats::default(),
         }),

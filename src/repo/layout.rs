@@ -1,12 +1,15 @@
 //! Where each kind of object lives in the backend: the one place that spells object keys.
 
 use crate::id::{PackId, SnapshotId};
+use crate::snapshot::RunKind;
 
 pub const CONFIG_KEY: &str = "config";
 pub const PACKS_DIR: &str = "packs/";
 pub const SNAPSHOTS_DIR: &str = "snapshots/";
 pub const WAL_DIR: &str = "wal/";
 pub const LOCKS_DIR: &str = "locks/";
+/// Run records: restore tests, checks, failed snapshots (`docs/format.md` §14).
+pub const RECORDS_DIR: &str = "records/";
 /// Key files of an encrypted repository (`docs/format.md` §13.2).
 pub const KEYS_DIR: &str = "keys/";
 /// Write-only session headers (§13.6).
@@ -58,4 +61,14 @@ pub fn wal_prefix(stream: Option<&str>) -> String {
         Some(s) => format!("{WAL_DIR}{s}/"),
         None => WAL_DIR.to_string(),
     }
+}
+
+/// `records/<kind>/`: where the run records of one kind are.
+pub fn run_records_prefix(kind: RunKind) -> String {
+    format!("{RECORDS_DIR}{}/", kind.name())
+}
+
+/// `records/<kind>/<id hex>`: one run record.
+pub fn run_record_key(kind: RunKind, id_hex: &str) -> String {
+    format!("{}{id_hex}", run_records_prefix(kind))
 }

@@ -17,6 +17,7 @@ mod lock;
 mod open;
 mod own_cache;
 mod read;
+mod runs;
 mod session;
 mod snapshots;
 mod wal;
@@ -31,12 +32,13 @@ pub use keyring::{import_paper_key, KeyInfo};
 pub use keys::{key_files, key_owner, store_key_file, InitEncryption, KeySource, PasswordFn};
 pub use layout::{
     key_file_key, pack_id_from_key, pack_key, snapshot_key, wal_key, wal_prefix, CONFIG_KEY, KEYS_DIR, LOCKS_DIR,
-    PACKS_DIR, SNAPSHOTS_DIR, WAL_DIR,
+    PACKS_DIR, RECORDS_DIR, SNAPSHOTS_DIR, WAL_DIR,
 };
 pub use location::{default_cache_dir, Connect, RepoLocation, S3Options};
 pub use lock::{acquire_lock, list_locks, LockGuard, LockKind, LockRecord, EXPIRED_AFTER_SECS, HEARTBEAT_SECS};
 pub use open::{repair_index, repair_local_index, Access, AuditOpen, IndexKind, InitOptions, Repository};
 pub(crate) use own_cache::PushedWal;
+pub use runs::{Runs, RUNS_KEPT_PER_SOURCE};
 pub use session::{FileList, SessionStats, WriteSession};
 pub use snapshots::{SnapshotFilter, SnapshotSpec};
 pub use wal::check_wal_names;

@@ -57,7 +57,19 @@ impl Snapshot {
         codec::unseal(bytes, RecordKind::Snapshot, SNAPSHOT_VERSION, what)
     }
 
+    /// The source this snapshot belongs to, as `cairn status` and metrics name it:
+    /// `host:/path[,/path…]` (what `snapshot create` groups parents by).
+    pub fn source(&self) -> String {
+        source_name(&self.host, &self.paths)
+    }
+
     pub fn paths_lossy(&self) -> Vec<String> {
         self.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect()
     }
+}
+
+/// `host:/a,/b`: the name of the source of snapshots of `host` and `paths`.
+pub fn source_name(host: &str, paths: &[Vec<u8>]) -> String {
+    let paths: Vec<String> = paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    format!("{host}:{}", paths.join(","))
 }

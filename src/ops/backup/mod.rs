@@ -12,6 +12,7 @@
 mod deep;
 mod dry;
 mod exclude;
+mod failure;
 mod file;
 mod files_from;
 mod paged;
@@ -20,6 +21,7 @@ mod walk;
 
 pub use dry::{dry_run, DryRunReport};
 pub use exclude::{parse_size, read_pattern_file, TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
+pub use failure::failure_record;
 pub use files_from::{read_path_list, PathList};
 pub use stream::{backup_stream, StreamSource};
 

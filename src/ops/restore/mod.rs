@@ -27,10 +27,12 @@ mod links;
 mod live;
 mod pitr;
 mod special;
+mod trial;
 mod walker;
 
 pub use atomic::{restore_atomic, AtomicReport};
-pub use pitr::{restore_at, PitrOptions, PitrReport};
+pub use pitr::{restore_at, snapshot_before, PitrOptions, PitrReport};
+pub use trial::{restore_test, RestoreTestOptions, RestoreTestReport};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

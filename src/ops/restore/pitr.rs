@@ -54,7 +54,7 @@ pub struct PitrReport {
 
 pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress) -> Result<PitrReport> {
     repo.require_read("restore snapshots")?;
-    let (id, snap) = snapshot_before(repo, opts)?;
+    let (id, snap) = snapshot_before(repo, opts.at_ns, &opts.filter)?;
     if fs::read_dir(&opts.target).is_ok_and(|mut d| d.next().is_some()) {
         return Err(Error::InvalidArgument(format!(
             "{} is not empty: a point-in-time restore needs an empty or new directory",
@@ -116,25 +116,26 @@ pub fn restore_at(repo: &Repository, opts: &PitrOptions, progress: &dyn Progress
 }
 
 /// The newest snapshot (matching the filters) taken at or before the target time.
-fn snapshot_before(repo: &Repository, opts: &PitrOptions) -> Result<(SnapshotId, Snapshot)> {
+/// The newest snapshot `filter` matches taken at or before `at_ns`.
+pub fn snapshot_before(repo: &Repository, at_ns: i64, filter: &SnapshotFilter) -> Result<(SnapshotId, Snapshot)> {
     let mut best: Option<(SnapshotId, Snapshot)> = None;
     let mut oldest: Option<i64> = None;
     for id in repo.snapshot_ids()? {
         let Ok(snap) = repo.load_snapshot(&id) else {
             continue;
         };
-        if !opts.filter.matches(&snap) {
+        if !filter.matches(&snap) {
             continue;
         }
         oldest = Some(oldest.map_or(snap.time_ns, |o| o.min(snap.time_ns)));
-        if snap.time_ns <= opts.at_ns && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
+        if snap.time_ns <= at_ns && best.as_ref().is_none_or(|(_, b)| snap.time_ns > b.time_ns) {
             best = Some((id, snap));
         }
     }
     best.ok_or_else(|| match oldest {
         Some(o) => Error::InvalidArgument(format!(
             "no snapshot was taken at or before {}: the oldest is from {}",
-            format_ns(opts.at_ns),
+            format_ns(at_ns),
             format_ns(o)
         )),
         None => Error::not_found("snapshot to restore from (the repository has no matching snapshots)"),
