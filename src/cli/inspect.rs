@@ -56,7 +56,7 @@ pub fn dump(ctx: &Context, args: DumpArgs) -> Result<i32> {
     let (_, snap) = repo.resolve_snapshot_matching(&args.snapshot.parse::<SnapshotSpec>()?, &args.select.filter())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-    ops::dump::dump(&repo, &snap, &args.path, &mut |data| out.write_all(data).map_err(stdout_error))?;
+    ops::dump(&repo, &snap, &args.path, &mut |data| out.write_all(data).map_err(stdout_error))?;
     out.flush().map_err(stdout_error)?;
     Ok(exit::OK)
 }
@@ -71,12 +71,12 @@ struct FoundView<'a> {
 }
 
 pub fn find(ctx: &Context, args: FindArgs) -> Result<i32> {
-    let patterns = ops::find::find_patterns(&args.patterns)?;
+    let patterns = ops::find_patterns(&args.patterns)?;
     let repo = ctx.open_reading(Access::Read, "search snapshots")?;
     let (snapshots, damaged) = chosen(&repo, &args.snapshots, &args.select)?;
     let mut found = Vec::new();
     let mut hits = 0u64;
-    ops::find::find(&repo, &snapshots, &patterns, &mut |id, snap, entry| {
+    ops::find(&repo, &snapshots, &patterns, &mut |id, snap, entry| {
         hits += 1;
         if ctx.json {
             found.push(FoundView {

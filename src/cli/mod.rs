@@ -22,14 +22,14 @@ mod progress;
 mod render;
 mod repo;
 mod restore;
+mod restore_test;
 mod run;
 mod run_plan;
-mod restore_test;
 mod select;
 mod settings;
 mod snapshot;
-mod stream;
 mod status;
+mod stream;
 mod tag;
 mod wal;
 

@@ -1,9 +1,13 @@
-//! Looking inside snapshots without restoring: `ls` and `snapshot diff`.
+//! Looking inside snapshots without restoring: `ls`, `snapshot diff`, `find` (entries matching
+//! patterns across snapshots) and `dump` (one file's bytes, each chunk verified before it is
+//! handed on, so a pipe never receives bytes the repository did not prove).
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::ops::select::{children, find_node, root_node};
+use crate::id::SnapshotId;
+use crate::ops::select::{children, find_node, root_node, Includes};
 use crate::repo::Repository;
 use crate::snapshot::{Node, NodeContent, Snapshot};
 
@@ -242,4 +246,78 @@ fn report(x: Option<&Node>, y: Option<&Node>, p: &str, f: &mut dyn FnMut(DiffEnt
         }
         (None, None) => false,
     }
+}
+
+/// Chunks read in parallel at a time: enough to hide an object store's latency, few enough
+/// (at most 4 MiB of 128 KiB chunks) to keep memory flat.
+const BATCH: usize = 32;
+
+/// Hands the content of the regular file at `path` (absolute, or relative to the snapshot's
+/// path) to `out` in order, verified piece by piece; returns the bytes handed over. A
+/// directory, symlink or special file is an invalid argument naming what it is. An error from
+/// `out` (a closed pipe) stops the dump and is returned.
+pub fn dump(
+    repo: &Repository,
+    snapshot: &Snapshot,
+    path: &str,
+    out: &mut dyn FnMut(&[u8]) -> Result<()>,
+) -> Result<u64> {
+    repo.require_read("read a snapshot's files")?;
+    let (path, node) = resolve_path(repo, snapshot, path)?;
+    if !matches!(node.content, NodeContent::File { .. } | NodeContent::LargeFile { .. }) {
+        return Err(Error::InvalidArgument(format!(
+            "{path} is a {} in the snapshot, not a file: `cairn dump` writes one file's content (use `cairn restore --include` for more)",
+            node.kind_name()
+        )));
+    }
+    let chunks = repo.file_chunks(&node)?;
+    let mut written = 0u64;
+    for batch in chunks.chunks(BATCH) {
+        let data: Vec<Vec<u8>> = batch
+            .par_iter()
+            .map(|c| match c.is_zero_run() {
+                true => Ok(vec![0; c.len as usize]),
+                false => repo.read_blob(&c.id),
+            })
+            .collect::<Result<_>>()?;
+        for d in data {
+            out(&d)?;
+            written += d.len() as u64;
+        }
+    }
+    if written != node.size {
+        return Err(Error::corrupt(
+            format!("file {path}"),
+            format!("chunks hold {written} bytes, the entry says {}", node.size),
+        ));
+    }
+    Ok(written)
+}
+
+/// Patterns as `--include` takes them: without `/` a name anywhere (`*.conf`), with `/` an
+/// absolute path (`/etc/**/*.conf`). Bad patterns are invalid arguments naming them.
+pub fn find_patterns(patterns: &[String]) -> Result<Includes> {
+    Includes::for_origin(patterns, b"/", "find")
+}
+
+/// Walks each of `snapshots` in turn and calls `f` with every entry `patterns` match, depth
+/// first and sorted within a snapshot. An error from `f` (a closed stdout) stops the search.
+pub fn find(
+    repo: &Repository,
+    snapshots: &[(SnapshotId, Snapshot)],
+    patterns: &Includes,
+    f: &mut dyn FnMut(&SnapshotId, &Snapshot, LsEntry) -> Result<()>,
+) -> Result<()> {
+    repo.require_read("search snapshots")?;
+    for (id, snapshot) in snapshots {
+        ls(repo, snapshot, None, &mut |entry| {
+            let rel = entry.path.trim_start_matches('/');
+            let name = rel.rsplit('/').next().unwrap_or(rel);
+            match patterns.matches(rel, name) {
+                true => f(id, snapshot, entry),
+                false => Ok(()),
+            }
+        })?;
+    }
+    Ok(())
 }

@@ -4,8 +4,6 @@ pub mod backup;
 pub mod browse;
 pub mod check;
 pub mod copy;
-pub mod dump;
-pub mod find;
 pub mod forget;
 pub mod prune;
 pub mod restore;
@@ -19,7 +17,7 @@ pub use backup::{
     backup, backup_stream, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions,
     BackupReport, DryRunReport, Excludes, LateFiles, PathList, StreamSource, TagFile,
 };
-pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
+pub use browse::{diff, dump, find, find_patterns, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, record_check, CheckOptions, CheckReport, Finding, ReadData, Severity};
 pub use copy::{
     copy, copy_with, export, import, CopiedSnapshot, CopyMode, CopyOptions, CopyReport, ExportOptions, ExportReport,
