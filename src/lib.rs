@@ -11,7 +11,7 @@
 //! interface     cli (binary only)
 //! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
 //! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
-//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks
+//! blocks        chunker, pack, index, snapshot, fs, backend, pg, redis, progress, hooks
 //! foundation    error, id, codec, crypto, io, time
 //! ```
 
@@ -29,6 +29,7 @@ pub mod ops;
 pub mod pack;
 pub mod pg;
 pub mod progress;
+pub mod redis;
 pub mod repo;
 pub mod snapshot;
 pub mod time;

@@ -81,6 +81,27 @@ pub struct CreateArgs {
     /// `cairn wal push` for the snapshot to be restorable.
     #[arg(long, value_name = "CONNINFO")]
     postgres: Option<String>,
+    /// Consistent snapshot of a running Redis whose data directory (CONFIG GET dir) is PATH:
+    /// a fresh BGSAVE's dump.rdb, or with appendonly yes exactly the files the AOF manifest
+    /// names, retried when a rewrite moved them. URL: redis://[user:password@]host:port,
+    /// unix:///path/to.sock or a socket path. Temp files are never stored.
+    #[arg(long, value_name = "URL", conflicts_with = "postgres")]
+    redis: Option<String>,
+    /// Read the Redis AUTH password from FILE (first line) instead of the URL.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    redis_password_file: Option<PathBuf>,
+    /// How long to wait for a BGSAVE or a running AOF rewrite to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "redis")]
+    redis_timeout: u64,
+    /// Run CMD before reading the data and again after; if its standard output (a generation,
+    /// an offset) differs, the snapshot is discarded and taken again (see --attempts). Split
+    /// like the hooks (see --hook-shell), limited by --hook-timeout.
+    #[arg(long, value_name = "CMD")]
+    consistent_with: Option<String>,
+    /// How many times to take a snapshot whose data moved while it was read (--redis,
+    /// --consistent-with) before failing without one.
+    #[arg(long, value_name = "N", default_value_t = cairn::ops::DEFAULT_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
     /// Treat matching files (a name pattern like '*.log', or a path pattern with '/') as
     /// append-only: one that grew since the parent is read only from its last chunk on, after
     /// that chunk is re-hashed to prove the old content unchanged (repeatable). Only for files
@@ -100,7 +121,7 @@ pub struct CreateArgs {
     verbose: bool,
     /// Walk the paths with the exclusion rules and print what would be stored (files, bytes);
     /// read no file data, run no hooks, write nothing to the repository.
-    #[arg(long, short = 'n', conflicts_with = "postgres")]
+    #[arg(long, short = 'n', conflicts_with_all = ["postgres", "redis", "consistent_with"])]
     dry_run: bool,
     #[command(flatten)]
     hooks: HookArgs,
@@ -209,6 +230,17 @@ struct CreateOutput {
     snapshot: SnapshotView,
     skipped: Vec<Skipped>,
     changed_while_reading: Vec<String>,
+    /// How many files changed while being read (named in `changed_while_reading`).
+    changed: u64,
+    /// Entries gone between listing and reading: counted, not a failure.
+    vanished: u64,
+    /// With --verbose: each of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vanished_paths: Vec<String>,
+    /// What a service adapter or --consistent-with wants the operator to know.
+    warnings: Vec<String>,
+    /// How many times the snapshot was taken before its data was consistent (1 normally).
+    attempts: u32,
     hooks: Vec<HookRun>,
     special_files: u64,
     metadata_not_stored: u64,
@@ -266,7 +298,10 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         eprintln!("warning: skipped {line}");
     }
     for p in &report.changed_while_reading {
-        eprintln!("warning: {p} changed size while being read; stored as read");
+        eprintln!("warning: {p} changed while being read (its size or mtime differed afterwards); stored as read");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     if report.metadata_not_stored > 0 {
         eprintln!(
@@ -279,6 +314,9 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         for e in &report.excluded_paths {
             eprintln!("excluded {} ({})", e.path, e.reason);
         }
+        for p in &report.vanished {
+            eprintln!("vanished {p} (gone before it could be read; not a failure)");
+        }
     }
     let s = &report.snapshot.summary;
     if ctx.json {
@@ -286,6 +324,11 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
             snapshot: view(&report.id, &report.snapshot),
             skipped: report.skipped.clone(),
             changed_while_reading: report.changed_while_reading.clone(),
+            changed: report.changed_while_reading.len() as u64,
+            vanished: report.vanished.len() as u64,
+            vanished_paths: if verbose { report.vanished.clone() } else { Vec::new() },
+            warnings: report.warnings.clone(),
+            attempts: report.attempts,
             special_files: report.special_files,
             metadata_not_stored: report.metadata_not_stored,
             excluded: report.excluded,
@@ -296,8 +339,18 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
         ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
         ctx.say(summary_line(s));
+        if report.attempts > 1 {
+            ctx.say(format!("consistent on attempt {} (the data moved during the earlier ones)", report.attempts));
+        }
         if report.excluded > 0 {
             ctx.say(format!("excluded {}", plural(report.excluded, "entry")));
+        }
+        if !report.vanished.is_empty() {
+            let hint = if verbose { "" } else { " (--verbose names them)" };
+            ctx.say(format!("{} vanished before being read{hint}", plural(report.vanished.len() as u64, "entry")));
+        }
+        if !report.changed_while_reading.is_empty() {
+            ctx.say(format!("{} changed while being read", plural(report.changed_while_reading.len() as u64, "file")));
         }
     }
     Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
@@ -339,6 +392,18 @@ fn dry_run(ctx: &Context, args: CreateArgs) -> Result<i32> {
 fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport> {
     // Bad patterns and sizes are usage errors, found before the repository is opened.
     let excludes = args.excludes.excludes()?;
+    let consistent_with = match &args.consistent_with {
+        Some(line) => Some(ops::Gate { command: args.hooks.command(line)?, timeout: args.hooks.timeout() }),
+        None => None,
+    };
+    let redis = match args.redis {
+        Some(url) => Some(ops::RedisSource {
+            url,
+            password: args.redis_password_file.as_deref().map(read_password_file).transpose()?,
+            timeout: std::time::Duration::from_secs(args.redis_timeout),
+        }),
+        None => None,
+    };
     let repo = ctx.open(Access::Write)?;
     let opts = BackupOptions {
         excludes,
@@ -349,12 +414,21 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
         parent: args.parent.as_deref().map(str::parse).transpose()?,
         force_read: args.force,
         postgres: args.postgres,
+        redis,
+        consistent_with,
+        attempts: args.attempts,
         append_only: args.append_only,
         time_ns: args.time.as_deref().map(|t| snapshot_time(t, args.force)).transpose()?,
         ..Default::default()
     };
     let progress = ctx.progress();
     ops::backup(&repo, &opts, progress.as_ref())
+}
+
+/// The first line of a password file, without its line end.
+fn read_password_file(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| cairn::error::Error::io("cannot read", path, e))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
 /// How far ahead of this machine's clock `--time` may be without `--force` (clock skew).

@@ -12,8 +12,9 @@ pub mod tag;
 pub mod wal;
 
 pub use backup::{
-    backup, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions, BackupReport,
-    DryRunReport, Excludes, LateFiles, PathList, TagFile,
+    backup, backup_checked, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions,
+    BackupReport, Check, Draft, DryRunReport, Excludes, Gate, LateFiles, PathList, RedisSource, TagFile,
+    DEFAULT_ATTEMPTS, DEFAULT_REDIS_TIMEOUT,
 };
 pub use browse::{diff, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, CheckOptions, CheckReport, Finding, ReadData, Severity};

@@ -152,7 +152,7 @@ impl Archiver<'_> {
                     }
                     Ok(meta) => Some(Found { dir, path: child, name, meta }),
                     Err(e) => {
-                        self.log.skip(&child, e);
+                        self.log.unreadable(&child, &e);
                         None
                     }
                 }
@@ -188,7 +188,7 @@ impl Archiver<'_> {
                 Some(done)
             }
             Err(e) => {
-                self.log.skip(&f.path, e);
+                self.log.unreadable(&f.path, &e);
                 None
             }
         }
@@ -227,7 +227,7 @@ impl Archiver<'_> {
             EntryKind::Symlink => match f.dir.read_link(&f.name) {
                 Ok(target) => NodeContent::Symlink { target },
                 Err(e) => {
-                    self.log.skip(&f.path, e);
+                    self.log.unreadable(&f.path, &e);
                     return None;
                 }
             },
