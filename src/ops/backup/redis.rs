@@ -213,7 +213,11 @@ fn read_manifest(client: &mut Client, dir: &Path) -> Result<AofState> {
         Error::InvalidArgument("AOF mode needs Redis 7 or newer (multi-part AOF with appenddirname)".into())
     })?;
     let filename = client.config_get("appendfilename")?.unwrap_or_else(|| "appendonly.aof".into());
-    let aof_dir = dir.join(&dirname);
+    manifest_at(dir.join(&dirname), &filename)
+}
+
+/// The manifest of AOF `filename` in directory `aof_dir`, read now.
+fn manifest_at(aof_dir: PathBuf, filename: &str) -> Result<AofState> {
     let manifest_path = aof_dir.join(format!("{filename}.manifest"));
     let manifest_bytes = std::fs::read(&manifest_path).map_err(|e| Error::io("cannot read", &manifest_path, e))?;
     let manifest = Manifest::parse(&manifest_bytes, &format!("AOF manifest {}", manifest_path.display()))?;
@@ -260,3 +264,7 @@ fn verify_aof(state: &AofState, draft: &Draft<'_>, last: bool) -> Result<Vec<Str
         Tail::Malformed(why) => Ok(vec![format!("{} does not parse as an AOF incr file: {why}", path.display())]),
     }
 }
+
+#[cfg(test)]
+#[path = "redis_tests.rs"]
+mod tests;
