@@ -241,6 +241,8 @@ struct CreateOutput {
     warnings: Vec<String>,
     /// How many times the snapshot was taken before its data was consistent (1 normally).
     attempts: u32,
+    /// Why each earlier attempt was discarded.
+    discarded_attempts: Vec<String>,
     hooks: Vec<HookRun>,
     special_files: u64,
     metadata_not_stored: u64,
@@ -311,6 +313,9 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         );
     }
     if verbose {
+        for why in &report.discarded {
+            eprintln!("attempt discarded: {why}");
+        }
         for e in &report.excluded_paths {
             eprintln!("excluded {} ({})", e.path, e.reason);
         }
@@ -329,6 +334,7 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
             vanished_paths: if verbose { report.vanished.clone() } else { Vec::new() },
             warnings: report.warnings.clone(),
             attempts: report.attempts,
+            discarded_attempts: report.discarded.clone(),
             special_files: report.special_files,
             metadata_not_stored: report.metadata_not_stored,
             excluded: report.excluded,

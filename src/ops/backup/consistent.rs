@@ -82,7 +82,7 @@ pub(super) fn with_attempts(
 ) -> Result<BackupReport> {
     let max = if opts.attempts == 0 { DEFAULT_ATTEMPTS } else { opts.attempts };
     let mut backoff = FIRST_BACKOFF;
-    let mut why = String::new();
+    let mut discarded = Vec::new();
     for n in 1..=max {
         let before = opts.consistent_with.as_ref().map(|g| g.read("before", n, opts)).transpose()?;
         let gate = |_: &Draft<'_>| -> Result<Vec<String>> {
@@ -100,9 +100,10 @@ pub(super) fn with_attempts(
         match attempt(n, n == max, &[&gate]) {
             Ok(mut report) => {
                 report.attempts = n;
+                report.discarded = discarded;
                 return Ok(report);
             }
-            Err(Error::Inconsistent(reason)) => why = reason,
+            Err(Error::Inconsistent(reason)) => discarded.push(reason),
             Err(e) => return Err(e),
         }
         if n < max {
@@ -110,5 +111,6 @@ pub(super) fn with_attempts(
             backoff *= 2;
         }
     }
+    let why = discarded.pop().unwrap_or_default();
     Err(Error::Inconsistent(format!("{why}, in each of {max} attempts: no snapshot was written")))
 }

@@ -147,6 +147,8 @@ pub struct BackupReport {
     pub warnings: Vec<String>,
     /// The attempt that was consistent (1 unless the data moved while read; see `consistent.rs`).
     pub attempts: u32,
+    /// Why each earlier attempt was discarded, in order.
+    pub discarded: Vec<String>,
 }
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
@@ -317,6 +319,7 @@ pub fn backup_checked(
         excluded_paths,
         warnings,
         attempts: 1,
+        discarded: Vec::new(),
     })
 }
 
