@@ -25,12 +25,15 @@ ensure_build_deps() {
 }
 
 # What the test suite needs beyond the build: PostgreSQL (the point-in-time recovery test runs
-# a real server as the unprivileged `postgres` user) and setpriv (util-linux) to drop to it.
+# a real server as the unprivileged `postgres` user), setpriv (util-linux) to drop to it, and
+# redis-server (tests/redis.rs starts its own servers on loopback ports; the package's own
+# service is not used).
 ensure_test_deps() {
   ensure_build_deps
   if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
   fi
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
   command -v setpriv >/dev/null 2>&1 || apt_install util-linux
   # promtool checks the --metrics-file output (tests/metrics.rs); ~19 MB download.
   command -v promtool >/dev/null 2>&1 || APT_EXTRA=--no-install-recommends apt_install prometheus

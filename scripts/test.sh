@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_test_deps
+# Everything is installed now: a test that finds a service missing fails instead of skipping.
+export CAIRN_REQUIRE_SERVICES=1
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

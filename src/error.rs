@@ -85,6 +85,11 @@ pub enum Error {
     #[error("{0}")]
     Hook(String),
 
+    /// A service's data changed while it was read, in every attempt cairn made (an AOF
+    /// rewrite, a `--consistent-with` generation that moved): no snapshot was written.
+    #[error("{0}")]
+    Inconsistent(String),
+
     /// Input cairn cannot store within the format's bounds (for example a directory whose tree
     /// would be a larger blob than a pack may hold).
     #[error("{0}")]

@@ -99,6 +99,46 @@ impl Hook {
     }
 }
 
+/// The most standard output [`Hook::output`] keeps: a generation or an offset is short.
+pub const OUTPUT_LIMIT_BYTES: u64 = 64 << 10;
+
+impl Hook {
+    /// Runs the hook with `env` and returns its standard output (its standard error is passed
+    /// through as `hook LABEL: …`); a failure, a timeout or no exit status is an error naming
+    /// it as `LABEL`.
+    pub fn output(&self, label: &str, env: &[(String, String)], timeout: Duration) -> Result<Vec<u8>> {
+        let started = Instant::now();
+        let mut cmd = self.command();
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let fail = |why: String| Error::Hook(format!("{label} command `{}` {why}", self.display()));
+        let mut child = cmd.spawn().map_err(|e| fail(format!("cannot start: {e}")))?;
+        let stdout = child.stdout.take().map(|out| {
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                let _ = out.take(OUTPUT_LIMIT_BYTES).read_to_end(&mut kept);
+                kept
+            })
+        });
+        let stderr = child.stderr.take().map(|err| {
+            let label = label.to_string();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).split(b'\n').map_while(|l| l.ok()) {
+                    eprintln!("hook {label}: {}", String::from_utf8_lossy(&line));
+                }
+            })
+        });
+        let status = wait_with_deadline(&mut child, started + timeout)
+            .map_err(|e| fail(format!("cannot be waited for: {e}")))?;
+        let status = status.ok_or_else(|| fail("did not finish within its timeout and was killed".into()))?;
+        drop(stderr);
+        match status.code() {
+            Some(0) => Ok(stdout.and_then(|t| t.join().ok()).unwrap_or_default()),
+            Some(code) => Err(fail(format!("exited with {code}"))),
+            None => Err(fail("was killed by a signal".into())),
+        }
+    }
+}
+
 /// Hooks of every stage.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Hooks {
@@ -279,6 +319,16 @@ mod tests {
         let runs = hooks(vec![Hook::shell("sleep 30 | cat")], 300).run(Stage::Pre, &[]);
         assert!(runs[0].timed_out, "{runs:?}");
         assert!(started.elapsed() < Duration::from_secs(10), "the pipeline was killed, not waited for");
+    }
+
+    #[test]
+    fn output_is_the_standard_output_and_failures_are_named() {
+        let h = Hook::shell("echo gen-7; echo noise >&2");
+        assert_eq!(h.output("consistent-with", &[], Duration::from_secs(10)).unwrap(), b"gen-7\n");
+        let e = Hook::argv("false").unwrap().output("consistent-with", &[], Duration::from_secs(10)).unwrap_err();
+        assert_eq!(e.to_string(), "consistent-with command `false` exited with 1");
+        let slow = Hook::shell("sleep 30").output("consistent-with", &[], Duration::from_millis(200)).unwrap_err();
+        assert!(slow.to_string().contains("timeout"), "{slow}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! configuration config (the cairn.toml file: sources → operations' options)
 //! operations    ops::{backup, restore (+ pitr), browse, check, copy, forget, prune, wal, select}
 //! repository    repo (config, layout, init, index sync, write session, snapshots, WAL, locks)
-//! blocks        chunker, pack, index, snapshot, fs, backend, pg, progress, hooks, metrics
+//! blocks        chunker, pack, index, snapshot, fs, backend, pg, redis, progress, hooks, metrics
 //! foundation    error, id, codec, crypto, io, time
 //! ```
 
@@ -32,6 +32,7 @@ pub mod ops;
 pub mod pack;
 pub mod pg;
 pub mod progress;
+pub mod redis;
 pub mod repo;
 pub mod snapshot;
 pub mod time;

@@ -13,7 +13,8 @@ fn layer(module: &str) -> Option<u8> {
         "id" => 1,
         // crypto sits beside codec: it seals and opens bytes, knowing only errors.
         "codec" | "crypto" | "io" | "time" => 2,
-        "chunker" | "pack" | "index" | "snapshot" | "fs" | "backend" | "progress" | "pg" | "hooks" | "metrics" => 3,
+        "chunker" | "pack" | "index" | "snapshot" | "fs" | "backend" | "progress" | "pg" | "redis" | "hooks"
+        | "metrics" => 3,
         "repo" => 4,
         "ops" => 5,
         // The configuration file turns a source into operations' options; nothing below it

@@ -40,6 +40,19 @@ pub struct HookArgs {
 }
 
 impl HookArgs {
+    /// One command line as a hook, split into words or for `sh -c` as --hook-shell says.
+    pub fn command(&self, line: &str) -> Result<Hook> {
+        if self.hook_shell {
+            Ok(Hook::shell(line))
+        } else {
+            Hook::argv(line)
+        }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.hook_timeout)
+    }
+
     pub fn hooks(&self) -> Result<Hooks> {
         let make = |lines: &[String]| -> Result<Vec<Hook>> {
             lines.iter().map(|l| if self.hook_shell { Ok(Hook::shell(l)) } else { Hook::argv(l) }).collect()

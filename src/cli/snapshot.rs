@@ -68,11 +68,11 @@ pub struct CreateArgs {
     /// Store standard input as one file, /NAME (see --stdin-filename), instead of PATHs:
     /// `pg_dump app | cairn snapshot create --stdin --stdin-filename app.sql`. A pipe hides the
     /// dump's exit status from cairn: prefer --stdin-from-command.
-    #[arg(long, conflicts_with_all = ["stdin_from_command", "postgres", "dry_run", "files_from", "files_from_verbatim", "files_from_raw"])]
+    #[arg(long, conflicts_with_all = ["stdin_from_command", "postgres", "redis", "consistent_with", "dry_run", "files_from", "files_from_verbatim", "files_from_raw"])]
     stdin: bool,
     /// Run the command given as the PATH arguments (`-- pg_dump app`) and store its standard
     /// output as one file, /NAME; if the command fails (non-zero exit), no snapshot is saved.
-    #[arg(long, conflicts_with_all = ["postgres", "dry_run", "files_from", "files_from_verbatim", "files_from_raw"])]
+    #[arg(long, conflicts_with_all = ["postgres", "redis", "consistent_with", "dry_run", "files_from", "files_from_verbatim", "files_from_raw"])]
     stdin_from_command: bool,
     /// The file name standard input is stored under (one path component).
     #[arg(long, value_name = "NAME", default_value = "stdin")]
@@ -106,6 +106,27 @@ pub struct CreateArgs {
     /// `cairn wal push` for the snapshot to be restorable.
     #[arg(long, value_name = "CONNINFO")]
     postgres: Option<String>,
+    /// Consistent snapshot of a running Redis whose data directory (CONFIG GET dir) is PATH:
+    /// a fresh BGSAVE's dump.rdb, or with appendonly yes exactly the files the AOF manifest
+    /// names, retried when a rewrite moved them. URL: redis://[user:password@]host:port,
+    /// unix:///path/to.sock or a socket path. Temp files are never stored.
+    #[arg(long, value_name = "URL", conflicts_with = "postgres")]
+    redis: Option<String>,
+    /// Read the Redis AUTH password from FILE (first line) instead of the URL.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    redis_password_file: Option<PathBuf>,
+    /// How long to wait for a BGSAVE or a running AOF rewrite to finish.
+    #[arg(long, value_name = "SECS", default_value_t = 600, requires = "redis")]
+    redis_timeout: u64,
+    /// Run CMD before reading the data and again after; if its standard output (a generation,
+    /// an offset) differs, the snapshot is discarded and taken again (see --attempts). Split
+    /// like the hooks (see --hook-shell), limited by --hook-timeout.
+    #[arg(long, value_name = "CMD")]
+    consistent_with: Option<String>,
+    /// How many times to take a snapshot whose data moved while it was read (--redis,
+    /// --consistent-with) before failing without one.
+    #[arg(long, value_name = "N", default_value_t = cairn::ops::DEFAULT_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=100))]
+    attempts: u32,
     /// Treat matching files (a name pattern like '*.log', or a path pattern with '/') as
     /// append-only: one that grew since the parent is read only from its last chunk on, after
     /// that chunk is re-hashed to prove the old content unchanged (repeatable). Only for files
@@ -131,7 +152,7 @@ pub struct CreateArgs {
     verbose: bool,
     /// Walk the paths with the exclusion rules and print what would be stored (files, bytes);
     /// read no file data, run no hooks, write nothing to the repository.
-    #[arg(long, short = 'n', conflicts_with = "postgres")]
+    #[arg(long, short = 'n', conflicts_with_all = ["postgres", "redis", "consistent_with"])]
     dry_run: bool,
     #[command(flatten)]
     hooks: HookArgs,
@@ -252,6 +273,19 @@ struct CreateOutput {
     snapshot: SnapshotView,
     skipped: Vec<Skipped>,
     changed_while_reading: Vec<String>,
+    /// How many files changed while being read (named in `changed_while_reading`).
+    changed: u64,
+    /// Entries gone between listing and reading: counted, not a failure.
+    vanished: u64,
+    /// With --verbose: each of them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    vanished_paths: Vec<String>,
+    /// What a service adapter or --consistent-with wants the operator to know.
+    warnings: Vec<String>,
+    /// How many times the snapshot was taken before its data was consistent (1 normally).
+    attempts: u32,
+    /// Why each earlier attempt was discarded.
+    discarded_attempts: Vec<String>,
     hooks: Vec<HookRun>,
     /// Append-only files read from their last chunk on.
     appended_files: u64,
@@ -327,6 +361,12 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
             snapshot: view(&report.id, &report.snapshot),
             skipped: report.skipped.clone(),
             changed_while_reading: report.changed_while_reading.clone(),
+            changed: report.changed_while_reading.len() as u64,
+            vanished: report.vanished.len() as u64,
+            vanished_paths: if verbose { report.vanished.clone() } else { Vec::new() },
+            warnings: report.warnings.clone(),
+            attempts: report.attempts,
+            discarded_attempts: report.discarded.clone(),
             appended_files: report.appended_files,
             paged_files: report.paged_files,
             special_files: report.special_files,
@@ -339,8 +379,18 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         let parent = report.snapshot.parent.map(|p| format!(" (parent {})", p.short())).unwrap_or_default();
         ctx.say(format!("snapshot {} saved{parent}", report.id.short()));
         ctx.say(summary_line(s));
+        if report.attempts > 1 {
+            ctx.say(format!("consistent on attempt {} (the data moved during the earlier ones)", report.attempts));
+        }
         if report.excluded > 0 {
             ctx.say(format!("excluded {}", plural(report.excluded, "entry")));
+        }
+        if !report.vanished.is_empty() {
+            let hint = if verbose { "" } else { " (--verbose names them)" };
+            ctx.say(format!("{} vanished before being read{hint}", plural(report.vanished.len() as u64, "entry")));
+        }
+        if !report.changed_while_reading.is_empty() {
+            ctx.say(format!("{} changed while being read", plural(report.changed_while_reading.len() as u64, "file")));
         }
     }
     Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
@@ -353,7 +403,10 @@ pub fn warn(report: &ops::BackupReport, verbose: bool) {
         eprintln!("warning: skipped {line}");
     }
     for p in &report.changed_while_reading {
-        eprintln!("warning: {p} changed size while being read; stored as read");
+        eprintln!("warning: {p} changed while being read (its size or mtime differed afterwards); stored as read");
+    }
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
     }
     if report.metadata_not_stored > 0 {
         eprintln!(
@@ -363,8 +416,14 @@ pub fn warn(report: &ops::BackupReport, verbose: bool) {
         );
     }
     if verbose {
+        for why in &report.discarded {
+            eprintln!("attempt discarded: {why}");
+        }
         for e in &report.excluded_paths {
             eprintln!("excluded {} ({})", e.path, e.reason);
+        }
+        for p in &report.vanished {
+            eprintln!("vanished {p} (gone before it could be read; not a failure)");
         }
     }
 }
@@ -444,6 +503,18 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
     }
     // Bad patterns and sizes are usage errors, found before the repository is opened.
     let excludes = args.excludes.excludes()?;
+    let consistent_with = match &args.consistent_with {
+        Some(line) => Some(ops::Gate { command: args.hooks.command(line)?, timeout: args.hooks.timeout() }),
+        None => None,
+    };
+    let redis = match args.redis {
+        Some(url) => Some(ops::RedisSource {
+            url,
+            password: args.redis_password_file.as_deref().map(read_password_file).transpose()?,
+            timeout: std::time::Duration::from_secs(args.redis_timeout),
+        }),
+        None => None,
+    };
     let repo = ctx.open(Access::Write)?;
     let opts = BackupOptions {
         excludes,
@@ -454,6 +525,9 @@ fn create_snapshot(ctx: &Context, args: CreateArgs) -> Result<ops::BackupReport>
         parent: args.parent.as_deref().map(str::parse).transpose()?,
         force_read: args.force,
         postgres: args.postgres,
+        redis,
+        consistent_with,
+        attempts: args.attempts,
         append_only: args.append_only,
         paged: args.paged,
         time_ns: args.time.as_deref().map(|t| snapshot_time(t, args.force)).transpose()?,
@@ -485,6 +559,12 @@ fn create_from_stream(ctx: &Context, args: CreateArgs) -> Result<ops::BackupRepo
     let mut finished = || command.as_mut().map_or(Ok(()), |c| super::stream::wait(c, &argv));
     let source = ops::StreamSource { name: &args.stdin_filename, reader, finished: &mut finished };
     ops::backup_stream(&repo, &opts, source, progress.as_ref())
+}
+
+/// The first line of a password file, without its line end.
+fn read_password_file(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| cairn::error::Error::io("cannot read", path, e))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
 /// How far ahead of this machine's clock `--time` may be without `--force` (clock skew).

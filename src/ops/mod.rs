@@ -14,8 +14,9 @@ pub mod tag;
 pub mod wal;
 
 pub use backup::{
-    backup, backup_stream, backup_with, dry_run, parse_size, read_path_list, read_pattern_file, BackupOptions,
-    BackupReport, DryRunReport, Excludes, LateFiles, PathList, StreamSource, TagFile,
+    backup, backup_checked, backup_stream, backup_with, dry_run, parse_size, read_path_list, read_pattern_file,
+    BackupOptions, BackupReport, Check, Draft, DryRunReport, Excludes, Gate, LateFiles, PathList, RedisSource,
+    StreamSource, TagFile, DEFAULT_ATTEMPTS, DEFAULT_REDIS_TIMEOUT,
 };
 pub use browse::{diff, dump, find, find_patterns, ls, Change, DiffEntry, LsEntry};
 pub use check::{check, record_check, CheckOptions, CheckReport, Finding, ReadData, Severity};

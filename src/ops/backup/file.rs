@@ -59,10 +59,12 @@ impl Archiver<'_> {
         let (file, xattrs) = match opened {
             Ok(o) => o,
             Err(e) => {
-                self.log.skip(&f.path, e);
+                self.log.unreadable(&f.path, &e);
                 return Ok(None);
             }
         };
+        // A second handle to the same open file, to see whether it changed while read.
+        let probe = file.try_clone().ok();
         let grown_from = parent.filter(|p| self.appendable(&f.path, p, &meta));
         match self.read_file(&f.path, file, grown_from) {
             Ok((meta, chunks, read)) => {
@@ -72,7 +74,7 @@ impl Archiver<'_> {
                 let content = self.session.finish_list(chunks)?;
                 let mut node = self.node_from(f.name, &meta, content);
                 node.size = read;
-                if read != meta.size {
+                if read != meta.size || probe.is_some_and(|p| changed_since(&p, &meta)) {
                     self.log.with(|l| l.changed.push(f.path.display().to_string()));
                 }
                 let xattrs = xattrs.into_iter().map(|(name, value)| Xattr { name, value }).collect();
@@ -159,6 +161,18 @@ impl Archiver<'_> {
         }
         node.xattrs = xattrs;
         node
+    }
+}
+
+/// Whether open file `file` now has another size or mtime than `before` (taken when it was
+/// opened): it was written while being read, so what was stored may mix old and new data.
+fn changed_since(file: &File, before: &FileMeta) -> bool {
+    match file.metadata() {
+        Ok(m) => {
+            let now = FileMeta::from_metadata(&m);
+            now.size != before.size || now.mtime_ns != before.mtime_ns
+        }
+        Err(_) => false,
     }
 }
 

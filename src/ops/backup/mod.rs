@@ -9,6 +9,7 @@
 //! follows a symlink; below [`walk::PARALLEL_DEPTH`] levels it continues iteratively
 //! (`deep.rs`), so no directory depth can exhaust a thread's stack or `PATH_MAX`.
 
+mod consistent;
 mod deep;
 mod dry;
 mod exclude;
@@ -16,13 +17,16 @@ mod failure;
 mod file;
 mod files_from;
 mod paged;
+mod redis;
 mod stream;
 mod walk;
 
+pub use consistent::{Check, Draft, Gate, DEFAULT_ATTEMPTS};
 pub use dry::{dry_run, DryRunReport};
 pub use exclude::{parse_size, read_pattern_file, TagFile, CACHEDIR_SIGNATURE, CACHEDIR_TAG};
 pub use failure::failure_record;
 pub use files_from::{read_path_list, PathList};
+pub use redis::{RedisSource, DEFAULT_REDIS_TIMEOUT};
 pub use stream::{backup_stream, StreamSource};
 
 use std::io;
@@ -73,6 +77,14 @@ pub struct BackupOptions {
     /// Take an online base backup of the PostgreSQL cluster at this connection string: the
     /// single path must be its data directory (see `docs/pitr.md`).
     pub postgres: Option<String>,
+    /// Take a consistent snapshot of the Redis server's data directory (the single path): a
+    /// fresh RDB, or exactly the files its AOF manifest names (see `docs/services.md`).
+    pub redis: Option<RedisSource>,
+    /// Run this command before and after reading; its output must not change (see
+    /// `consistent.rs`).
+    pub consistent_with: Option<Gate>,
+    /// How many times to take a snapshot whose data moved while read; 0: [`DEFAULT_ATTEMPTS`].
+    pub attempts: u32,
 }
 
 /// What a snapshot leaves out. Paths are absolute and symlink-resolved.
@@ -120,8 +132,11 @@ pub struct BackupReport {
     pub id: SnapshotId,
     pub snapshot: Snapshot,
     pub skipped: Vec<Skipped>,
-    /// Files that changed size while being read (stored as read).
+    /// Files whose size or mtime differed after reading from before (stored as read), sorted.
     pub changed_while_reading: Vec<String>,
+    /// Entries listed in their directory but gone when cairn came to read them, sorted. Not a
+    /// failure: the snapshot holds the directory as it was after they went.
+    pub vanished: Vec<String>,
     /// With `record_reads`: every file whose data was read.
     pub read_paths: Vec<String>,
     /// Files read only from their last chunk on, as append-only files that grew.
@@ -139,13 +154,23 @@ pub struct BackupReport {
     pub excluded: u64,
     /// With `list_excluded`: each of them, sorted, with the rule that left it out.
     pub excluded_paths: Vec<Skipped>,
+    /// What a service adapter wants the operator to know (a torn AOF tail).
+    pub warnings: Vec<String>,
+    /// The attempt that was consistent (1 unless the data moved while read; see `consistent.rs`).
+    pub attempts: u32,
+    /// Why each earlier attempt was discarded, in order.
+    pub discarded: Vec<String>,
 }
 
 pub fn backup(repo: &Repository, opts: &BackupOptions, progress: &dyn Progress) -> Result<BackupReport> {
-    match &opts.postgres {
-        None => backup_with(repo, opts, None, progress),
-        Some(conninfo) => postgres_base_backup(repo, opts, conninfo, progress),
+    if opts.postgres.is_some() && opts.redis.is_some() {
+        return Err(Error::InvalidArgument("--postgres and --redis cannot be combined".into()));
     }
+    consistent::with_attempts(opts, |_, last, checks| match (&opts.postgres, &opts.redis) {
+        (Some(conninfo), _) => postgres_base_backup(repo, opts, conninfo, checks, progress),
+        (None, Some(source)) => redis::snapshot(repo, opts, source, checks, last, progress),
+        (None, None) => backup_checked(repo, opts, None, checks, progress),
+    })
 }
 
 /// A snapshot of a running PostgreSQL data directory between `pg_backup_start` and
@@ -155,6 +180,7 @@ fn postgres_base_backup(
     repo: &Repository,
     opts: &BackupOptions,
     conninfo: &str,
+    checks: &[Check<'_>],
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let [pgdata] = canonical_paths(&opts.paths)?.try_into().map_err(|_| {
@@ -185,7 +211,7 @@ fn postgres_base_backup(
         Ok(files)
     };
     let late = LateFiles { dir: pgdata, produce: &produce };
-    backup_with(repo, &opts, Some(&late), progress)
+    backup_checked(repo, &opts, Some(&late), checks, progress)
 }
 
 /// [`backup`] with files added late to one directory (see [`LateFiles`]).
@@ -193,6 +219,18 @@ pub fn backup_with(
     repo: &Repository,
     opts: &BackupOptions,
     late: Option<&LateFiles<'_>>,
+    progress: &dyn Progress,
+) -> Result<BackupReport> {
+    backup_checked(repo, opts, late, &[], progress)
+}
+
+/// [`backup_with`], running `checks` once every file is stored and before the snapshot record
+/// is written: a failing check leaves no snapshot.
+pub fn backup_checked(
+    repo: &Repository,
+    opts: &BackupOptions,
+    late: Option<&LateFiles<'_>>,
+    checks: &[Check<'_>],
     progress: &dyn Progress,
 ) -> Result<BackupReport> {
     let _lock = repo.lock(LockKind::Shared, "snapshot create")?;
@@ -235,6 +273,10 @@ pub fn backup_with(
     };
     let root = crate::fs::io_pool()?.install(|| archiver.synthetic_root(&paths, parent_root.as_ref()))?;
     session.flush()?;
+    let mut warnings = Vec::new();
+    for check in checks {
+        warnings.extend(check(&Draft { repo, root })?);
+    }
     let stats = session.stats();
     let c = &archiver.counters;
     let archiver_appended = c.appended.load(Ordering::Relaxed);
@@ -273,11 +315,15 @@ pub fn backup_with(
     read_paths.sort();
     let mut excluded_paths = log.excluded;
     excluded_paths.sort_by(|a, b| a.path.cmp(&b.path));
+    let (mut changed, mut vanished) = (log.changed, log.vanished);
+    changed.sort();
+    vanished.sort();
     Ok(BackupReport {
         id,
         snapshot,
         skipped: log.skipped,
-        changed_while_reading: log.changed,
+        changed_while_reading: changed,
+        vanished,
         read_paths,
         appended_files: archiver_appended,
         paged_files: c.paged.load(Ordering::Relaxed),
@@ -285,6 +331,9 @@ pub fn backup_with(
         metadata_not_stored,
         excluded,
         excluded_paths,
+        warnings,
+        attempts: 1,
+        discarded: Vec::new(),
     })
 }
 
@@ -296,6 +345,10 @@ impl BackupReport {
             snapshot,
             skipped: Vec::new(),
             changed_while_reading: Vec::new(),
+            vanished: Vec::new(),
+            warnings: Vec::new(),
+            attempts: 1,
+            discarded: Vec::new(),
             read_paths: Vec::new(),
             appended_files: 0,
             paged_files: 0,
@@ -353,6 +406,7 @@ struct Log(Mutex<LogInner>);
 #[derive(Default)]
 struct LogInner {
     skipped: Vec<Skipped>,
+    vanished: Vec<String>,
     changed: Vec<String>,
     read_paths: Vec<String>,
     excluded: Vec<Skipped>,
@@ -364,6 +418,15 @@ impl Log {
     }
     pub(crate) fn skip(&self, path: &Path, reason: impl std::fmt::Display) {
         self.with(|l| l.skipped.push(Skipped { path: path.display().to_string(), reason: reason.to_string() }));
+    }
+    /// An entry that could not be listed, opened or read: one that no longer exists vanished
+    /// between the listing and the read (a service's temp file, a deleted segment), which is
+    /// what a snapshot of a live directory must expect, so it is counted, not skipped.
+    pub(crate) fn unreadable(&self, path: &Path, e: &io::Error) {
+        match e.kind() {
+            io::ErrorKind::NotFound => self.with(|l| l.vanished.push(path.display().to_string())),
+            _ => self.skip(path, e),
+        }
     }
     fn into_inner(self) -> LogInner {
         self.0.into_inner().unwrap_or_else(|p| p.into_inner())

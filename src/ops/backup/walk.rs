@@ -154,7 +154,7 @@ impl Archiver<'_> {
                     }
                     Ok(meta) => Some(Found { dir, path: child, name, meta }),
                     Err(e) => {
-                        self.log.skip(&child, e);
+                        self.log.unreadable(&child, &e);
                         None
                     }
                 }
@@ -190,7 +190,7 @@ impl Archiver<'_> {
                 Some(done)
             }
             Err(e) => {
-                self.log.skip(&f.path, e);
+                self.log.unreadable(&f.path, &e);
                 None
             }
         }
@@ -229,7 +229,7 @@ impl Archiver<'_> {
             EntryKind::Symlink => match f.dir.read_link(&f.name) {
                 Ok(target) => NodeContent::Symlink { target },
                 Err(e) => {
-                    self.log.skip(&f.path, e);
+                    self.log.unreadable(&f.path, &e);
                     return None;
                 }
             },
