@@ -155,7 +155,7 @@ enum Command {
     /// (borg `create`) is `snapshot create`, `snapshots` (borg `list`) is `snapshot list`,
     /// `check` is `repo check`. Hidden from the command list.
     #[command(hide = true, alias = "create")]
-    Backup(snapshot::CreateArgs),
+    Backup(Box<snapshot::CreateArgs>),
     #[command(hide = true, alias = "list")]
     Snapshots(snapshot::ListArgs),
     #[command(hide = true)]
@@ -286,7 +286,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Wal(cmd) => wal::run(&ctx, cmd),
         Command::Key(cmd) => key::run(&ctx, cmd),
         Command::Repo(cmd) => repo::run(&ctx, cmd),
-        Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(Box::new(args))),
+        Command::Backup(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::Create(args)),
         Command::Snapshots(args) => snapshot::run(&ctx, snapshot::SnapshotCommand::List(args)),
         Command::Check(args) => repo::run(&ctx, repo::RepoCommand::Check(args)),
         // Handled above, before a repository is chosen.
