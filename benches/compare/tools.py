@@ -44,7 +44,7 @@ def drop_caches():
 class Tool:
     def __init__(self, name, repo):
         self.name, self.repo = name, repo
-        self.env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, BORG_PASSPHRASE="",
+        self.env = dict(os.environ, RESTIC_PASSWORD=PASSWORD, BORG_PASSPHRASE=PASSWORD,
                         BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes", BORG_RELOCATED_REPO_ACCESS_IS_OK="yes",
                         RUSTIC_PASSWORD=PASSWORD, CAIRN_PASSWORD=PASSWORD)
 
@@ -74,7 +74,10 @@ class Tool:
             }[op]
         if self.name == "borg":
             return {
-                "init": ["borg", "init", "--encryption=none", r],
+                # Encrypted like every other column but cairn-plain (borg's repokey mode, BLAKE2b ids and
+                # AES-CTR + HMAC as restic and rustic authenticate too), so its column pays its
+                # own KDF and crypto; runs before session 10 used --encryption=none.
+                "init": ["borg", "init", "--encryption=repokey-blake2", r],
                 "backup": ["borg", "create", "--compression", "zstd,3", r + "::{now:%Y%m%d%H%M%S%f}", data],
                 "restore": ["sh", "-c", f"mkdir -p '{target}' && cd '{target}' && borg extract \"{r}::$(borg list --last 1 --short '{r}')\""],
                 # The archives check is borg's structural check (archives, items, chunk
