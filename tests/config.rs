@@ -464,3 +464,24 @@ fn sigterm_during_a_source_runs_its_finally_and_the_repositorys_then_exits_130()
         ]
     );
 }
+
+/// A source's `redis` key takes the snapshot through the Redis adapter: with no server at the
+/// socket, `run` fails that source with the adapter's named error (and writes no snapshot);
+/// `paged` reaches the snapshot as `--paged` does.
+#[test]
+fn redis_and_paged_keys_reach_the_snapshot() {
+    let s = Setup::new(&TWO_SOURCES.replace(
+        "[sources.b]\npaths = [\"data/b\"]",
+        "[sources.b]\npaths = [\"data/b\"]\nredis = \"unix:///nonexistent/cairn-test.sock\"",
+    ));
+    s.ok(&["init", "-q"]);
+    let out = s.cairn(&["run", "b"]);
+    assert_eq!(out.code, 1, "{}", out.show());
+    assert!(out.stderr.contains("Redis"), "the adapter's error: {}", out.show());
+    assert!(s.snapshots_by_source(&[]).is_empty(), "no snapshot: {}", out.show());
+    s.write(
+        &TWO_SOURCES.replace("[sources.a]\npaths = [\"data/a\"]", "[sources.a]\npaths = [\"data/a\"]\npaged = [\"*\"]"),
+    );
+    let out = s.cairn(&["run", "a", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.show());
+}

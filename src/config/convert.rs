@@ -77,9 +77,27 @@ impl SourceConfig {
             host: self.host.clone(),
             excludes: self.excludes()?,
             append_only: self.append_only.clone(),
+            paged: self.paged.clone(),
             postgres: self.postgres.clone(),
+            redis: self.redis_source()?,
             ..Default::default()
         })
+    }
+}
+
+impl SourceConfig {
+    /// The Redis server to snapshot through, its password read from `redis-password-file`.
+    fn redis_source(&self) -> Result<Option<ops::RedisSource>> {
+        let Some(url) = &self.redis else { return Ok(None) };
+        let password = match &self.redis_password_file {
+            Some(file) => {
+                let text =
+                    std::fs::read_to_string(file).map_err(|e| crate::error::Error::io("cannot read", file, e))?;
+                Some(text.lines().next().unwrap_or_default().to_string())
+            }
+            None => None,
+        };
+        Ok(Some(ops::RedisSource { url: url.clone(), password, timeout: ops::DEFAULT_REDIS_TIMEOUT }))
     }
 }
 

@@ -95,6 +95,7 @@ fn relative_to(config: &mut Config, dir: &Path) {
     for source in config.sources.values_mut() {
         source.paths.iter_mut().for_each(fix);
         source.exclude_file.iter_mut().for_each(fix);
+        source.redis_password_file.iter_mut().for_each(fix);
     }
 }
 

@@ -73,6 +73,13 @@ pub struct SourceConfig {
     pub append_only: Vec<String>,
     /// `snapshot create --postgres CONNINFO`.
     pub postgres: Option<String>,
+    /// `snapshot create --redis URL` (RDB or AOF mode, `docs/services.md`).
+    pub redis: Option<String>,
+    /// `snapshot create --redis-password-file FILE`.
+    pub redis_password_file: Option<PathBuf>,
+    /// `snapshot create --paged PATTERN`: page-store files cut into aligned blocks.
+    #[serde(default)]
+    pub paged: Vec<String>,
     #[serde(default)]
     pub hooks: HooksConfig,
     #[serde(default)]
