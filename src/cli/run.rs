@@ -232,14 +232,7 @@ fn run_source(
             let repo = ctx.open(Access::Write)?;
             ops::backup(&repo, &opts, ctx.progress().as_ref())
         },
-        |r| Outcome {
-            success: true,
-            env: vec![
-                ("CAIRN_SNAPSHOT_ID".into(), r.id.to_hex()),
-                ("CAIRN_BYTES_ADDED".into(), r.snapshot.summary.bytes_added.to_string()),
-                ("CAIRN_FILES".into(), r.snapshot.summary.files.to_string()),
-            ],
-        },
+        super::snapshot::snapshot_outcome,
     );
     report_hooks(&runs);
     let report = match report {

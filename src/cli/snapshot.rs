@@ -328,21 +328,7 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         ("CAIRN_REPO".to_string(), ctx.location().map(|l| redact_urls(&l.to_string())).unwrap_or_default()),
         ("CAIRN_PATHS".to_string(), args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")),
     ];
-    let (report, runs) = around(
-        &hooks,
-        env,
-        true,
-        || create_snapshot(ctx, args),
-        |r| Outcome {
-            // A snapshot written without some unreadable files (exit 3) is still a snapshot.
-            success: true,
-            env: vec![
-                ("CAIRN_SNAPSHOT_ID".into(), r.id.to_hex()),
-                ("CAIRN_BYTES_ADDED".into(), r.snapshot.summary.bytes_added.to_string()),
-                ("CAIRN_FILES".into(), r.snapshot.summary.files.to_string()),
-            ],
-        },
-    );
+    let (report, runs) = around(&hooks, env, true, || create_snapshot(ctx, args), snapshot_outcome);
     report_hooks(&runs);
     let report = match report {
         Ok(r) => r,
@@ -394,6 +380,19 @@ fn create(ctx: &Context, mut args: CreateArgs) -> Result<i32> {
         }
     }
     Ok(if report.skipped.is_empty() { exit::OK } else { exit::PARTIAL })
+}
+
+/// What the post and finally hooks of a snapshot hear (`snapshot create` and `run`). A
+/// snapshot written without some unreadable files (exit 3) is still a snapshot.
+pub fn snapshot_outcome(r: &ops::BackupReport) -> Outcome {
+    Outcome {
+        success: true,
+        env: vec![
+            ("CAIRN_SNAPSHOT_ID".into(), r.id.to_hex()),
+            ("CAIRN_BYTES_ADDED".into(), r.snapshot.summary.bytes_added.to_string()),
+            ("CAIRN_FILES".into(), r.snapshot.summary.files.to_string()),
+        ],
+    }
 }
 
 /// Names on stderr what a snapshot left out or stored as it changed (`snapshot create` and
